@@ -1,0 +1,76 @@
+"""Time importing a whole published training round (about 1,800 logs) into a fresh store.
+
+The synthetic round is the published v1.0 fixture logs (135 real logs, 26 MB) repeated under
+renamed organisations (`NVIDIA_c2`, ...) until it holds `--logs` result files, so the importer
+sees real, messy logs at the size of a real round. Files are hard-linked when the file system
+allows (copied otherwise). Prints one line per measurement:
+
+    .venv/bin/python bench/bench_import.py              # 1,800 logs, SQLite in a temp folder
+    .venv/bin/python bench/bench_import.py --logs 540 --db postgresql://...
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+FIXTURES = Path(__file__).resolve().parents[1] / ".." / "shared" / "fixtures" / "training_v1.0"
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def make_round(dest: Path, logs: int) -> int:
+    """A training_v1.0-style tree of at least `logs` result files; returns how many."""
+    orgs = sorted(p for p in FIXTURES.iterdir() if p.is_dir())
+    per_copy = sum(1 for _ in FIXTURES.glob("*/results/*/*/result_*.txt"))
+    copies = max(1, -(-logs // per_copy))
+    for copy in range(copies):
+        for org in orgs:
+            name = org.name if copy == 0 else f"{org.name}_c{copy}"
+            shutil.copytree(org, dest / name, copy_function=_link_or_copy)
+    return copies * per_copy
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--logs", type=int, default=1800, help="result files in the synthetic round")
+    parser.add_argument("--db", help="SQLAlchemy URL (default: a fresh SQLite file in a temp folder)")
+    args = parser.parse_args()
+    if not FIXTURES.is_dir():
+        print(f"fixtures not found at {FIXTURES}", file=sys.stderr)
+        return 2
+
+    from mlpace.results.importers import import_trees
+    from mlpace.results.store import open_store
+
+    with tempfile.TemporaryDirectory(prefix="mlpace-bench-") as tmp:
+        tree = Path(tmp) / "training_v1.0"
+        files = make_round(tree, args.logs)
+        size = sum(p.stat().st_size for p in tree.glob("*/results/*/*/result_*.txt"))
+        store = open_store(args.db or Path(tmp) / "bench.sqlite")
+        print(f"round: {files} result logs, {size / 2**20:.0f} MB, {os.cpu_count()} CPUs, "
+              f"store {store.url}")
+        for label in ("import (fresh store)", "re-import (nothing new)"):
+            start = time.perf_counter()
+            report = import_trees(store, [tree])
+            seconds = time.perf_counter() - start
+            print(f"{label}: {seconds:.2f} s  ({report.added} results added, {report.unchanged} "
+                  f"unchanged, {report.runs} runs, {files / seconds:.0f} logs/s)")
+            if report.failures:
+                print("failures:", *report.failures, sep="\n  ", file=sys.stderr)
+                return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,53 @@
+"""The registry of benchmark implementations.
+
+Every MLPerf Training benchmark has a spec in `mlpace.rules.benchmarks`; the ones mlpace can
+run have a package here, `mlpace.benchmarks.<name>`, whose `__init__` is light (no torch) and
+defines:
+
+    SCALES = ("mini", "reference")          # the scales it implements
+    def make_workload(scale, overrides):    # -> mlpace.harness.workload.Workload
+
+`mlpace list` reads SCALES without importing torch; `make_workload` imports the heavy parts.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from typing import Any
+
+from mlpace.errors import MlpaceError
+from mlpace.rules.benchmarks import BENCHMARKS, get_spec
+
+SCALE_NAMES = ("mini", "reference")
+
+
+def _package(name: str):
+    module = f"mlpace.benchmarks.{name}"
+    if importlib.util.find_spec(module) is None:
+        return None
+    return importlib.import_module(module)
+
+
+def implemented_scales(name: str) -> tuple[str, ...]:
+    package = _package(name)
+    return tuple(getattr(package, "SCALES", ())) if package else ()
+
+
+def list_benchmarks() -> list[dict[str, Any]]:
+    """One row per MLPerf Training benchmark: spec facts and implemented scales."""
+    rows = []
+    for name, spec in BENCHMARKS.items():
+        rows.append({"name": name, "spec": spec, "scales": implemented_scales(name)})
+    return rows
+
+
+def make_workload(name: str, scale: str, overrides: dict[str, Any] | None = None):
+    spec = get_spec(name)
+    if scale not in SCALE_NAMES:
+        raise MlpaceError(f"unknown scale {scale!r}; use one of {', '.join(SCALE_NAMES)}")
+    scales = implemented_scales(name)
+    if scale not in scales:
+        have = f"implemented scales: {', '.join(scales)}" if scales else "not implemented yet"
+        raise MlpaceError(f"benchmark {spec.name!r} has no {scale} implementation ({have})")
+    return _package(name).make_workload(scale, overrides or {})

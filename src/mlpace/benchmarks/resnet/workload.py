@@ -1,0 +1,206 @@
+"""Image classification workload: configs for both scales and the train/eval functions.
+
+Reference: MLPerf Training v1.1 closed ResNet-50 v1.5 with SGD + momentum, polynomial
+(power 2) learning-rate decay after a linear warm-up, label smoothing 0.1, target 75.90 % top-1.
+Mini: the same recipe on ResNet-mini and the generated shapes data set (data.py).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+
+from mlpace.benchmarks.resnet import data as image_data
+from mlpace.benchmarks.resnet.model import mlperf_tensor_names, resnet50, resnet_mini
+from mlpace.harness.config import apply_overrides
+from mlpace.harness.datasets import cached_dataset, require_dir
+from mlpace.harness.mlperf_log import constants
+from mlpace.harness.workload import RunContext, Workload
+from mlpace.rules.benchmarks import get_spec
+
+
+@dataclass(frozen=True)
+class ResnetConfig:
+    model: str = "resnet_mini"           # resnet_mini | resnet50
+    data_path: str = ""                  # ImageNet root (reference); empty = generated mini data
+    image_size: int = 32
+    num_classes: int = 10
+    batch_size: int = 128                # global batch size
+    eval_batch_size: int = 500
+    base_lr: float = 0.4
+    end_lr: float = 0.0001
+    warmup_epochs: float = 1.0
+    decay_epochs: float = 12.0           # polynomial decay reaches end_lr here
+    poly_power: float = 2.0
+    momentum: float = 0.9
+    weight_decay: float = 5e-5
+    label_smoothing: float = 0.1
+    num_workers: int = 0                 # data-loader processes (reference scale)
+    train_per_class: int = 600           # mini data set size
+    val_per_class: int = 100
+    threads: int = 0                     # torch CPU threads (0 = torch's default)
+
+
+CONFIGS = {
+    "mini": ResnetConfig(),
+    # MLPerf v1.1 closed recipe (SGD variant, the choice of reference implementations at 1-8 GPUs).
+    "reference": ResnetConfig(model="resnet50", image_size=224, num_classes=1000, batch_size=1024,
+                              eval_batch_size=250, base_lr=2.048, end_lr=0.0001,
+                              warmup_epochs=5.0, decay_epochs=37.0, poly_power=2.0,
+                              momentum=0.9, weight_decay=5e-5, label_smoothing=0.1,
+                              num_workers=8),
+}
+
+
+class ResnetWorkload(Workload):
+    def prepare_data(self, data_dir: Path) -> None:
+        cfg = self.config
+        if cfg.data_path:
+            self.root = require_dir(Path(cfg.data_path), "ImageNet-layout data set")
+        elif self.scale == "mini":
+            self.root = cached_dataset(
+                data_dir, f"resnet-mini-{cfg.train_per_class}x{cfg.val_per_class}", image_data.MINI_VERSION,
+                lambda d: image_data.generate_mini(d, cfg.train_per_class, cfg.val_per_class))
+        else:
+            raise_missing_reference()
+
+    def setup(self, ctx: RunContext) -> None:
+        cfg = self.config
+        self.ctx = ctx
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        torch.manual_seed(ctx.seed)
+        self.generator = torch.Generator().manual_seed(ctx.seed)
+        self.in_memory = cfg.model == "resnet_mini"
+        if self.in_memory:
+            self.train_x, self.train_y, classes = image_data.load_into_memory(self.root, "train")
+            self.val_x, self.val_y, _ = image_data.load_into_memory(self.root, "val")
+            self.n_train, self.n_val = len(self.train_y), len(self.val_y)
+            self.model = resnet_mini(len(classes))
+        else:
+            train = image_data.ImageFolder(self.root, "train", train=True, size=cfg.image_size, seed=ctx.seed)
+            val = image_data.ImageFolder(self.root, "val", train=False, size=cfg.image_size)
+            self.train_loader = torch.utils.data.DataLoader(
+                train, batch_size=cfg.batch_size // ctx.world_size, shuffle=True, drop_last=True,
+                num_workers=cfg.num_workers, generator=self.generator, pin_memory=ctx.is_cuda)
+            self.val_loader = torch.utils.data.DataLoader(
+                val, batch_size=cfg.eval_batch_size, num_workers=cfg.num_workers)
+            self.n_train, self.n_val = len(train), len(val)
+            self.model = resnet50(len(train.classes))
+        self.model = self.model.to(ctx.device, memory_format=torch.channels_last)
+        decay, no_decay = [], []
+        for name, p in self.model.named_parameters():   # no weight decay on BN and biases
+            (no_decay if p.ndim <= 1 else decay).append(p)
+        self.optimizer = torch.optim.SGD(
+            [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=cfg.base_lr, momentum=cfg.momentum)
+        self.steps_per_epoch = self.n_train // cfg.batch_size
+        self.step = 0
+
+    def hyperparameters(self) -> dict:
+        cfg = self.config
+        return {
+            constants.GLOBAL_BATCH_SIZE: cfg.batch_size,
+            constants.GRADIENT_ACCUMULATION_STEPS: 1,
+            constants.OPT_NAME: constants.SGD,
+            "sgd_opt_base_learning_rate": cfg.base_lr,
+            "sgd_opt_end_learning_rate": cfg.end_lr,
+            "sgd_opt_learning_rate_decay_poly_power": cfg.poly_power,
+            "sgd_opt_learning_rate_decay_steps": int(cfg.decay_epochs * self.steps_per_epoch),
+            "sgd_opt_weight_decay": cfg.weight_decay,
+            "sgd_opt_momentum": cfg.momentum,
+            constants.OPT_LR_WARMUP_EPOCHS: cfg.warmup_epochs,
+            "model_bn_span": cfg.batch_size // self.ctx.world_size,
+            "label_smoothing": cfg.label_smoothing,
+        }
+
+    def initialized_tensors(self) -> list[str]:
+        return mlperf_tensor_names(self.model)
+
+    def train_samples(self) -> int:
+        return self.n_train
+
+    def eval_samples(self) -> int:
+        return self.n_val
+
+    def learning_rate(self, step: int) -> float:
+        """Linear warm-up, then polynomial decay to end_lr (MLPerf's SGD schedule)."""
+        cfg = self.config
+        warmup = cfg.warmup_epochs * self.steps_per_epoch
+        if step < warmup:
+            return cfg.base_lr * (step + 1) / warmup
+        decay_steps = max(1.0, cfg.decay_epochs * self.steps_per_epoch - warmup)
+        progress = min(1.0, (step - warmup) / decay_steps)
+        return (cfg.base_lr - cfg.end_lr) * (1 - progress) ** cfg.poly_power + cfg.end_lr
+
+    def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.learning_rate(self.step)
+        with self.ctx.autocast():
+            loss = F.cross_entropy(self.model(x), y, label_smoothing=self.config.label_smoothing)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.step += 1
+
+    def _mini_batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalise, random-translate (pad 4, crop) and flip a batch held in memory."""
+        x = self.train_x[idx].float().div_(255).sub_(0.5).div_(0.25)
+        n, _, h, w = x.shape
+        x = F.pad(x, (4, 4, 4, 4), mode="reflect")
+        dx = torch.randint(0, 9, (n,), generator=self.generator)
+        dy = torch.randint(0, 9, (n,), generator=self.generator)
+        rows = (dy[:, None] + torch.arange(h))[:, None, :, None]
+        cols = (dx[:, None] + torch.arange(w))[:, None, None, :]
+        x = x[torch.arange(n)[:, None, None, None], torch.arange(3)[None, :, None, None], rows, cols]
+        return x, self.train_y[idx]
+
+    def train_epoch(self, epoch: int) -> Iterator[int]:
+        self.model.train()
+        dev = self.ctx.device
+        if self.in_memory:
+            order = torch.randperm(self.n_train, generator=self.generator)
+            bs = self.config.batch_size
+            for i in range(self.steps_per_epoch):
+                x, y = self._mini_batch(order[i * bs:(i + 1) * bs])
+                self._train_step(x.to(dev).contiguous(memory_format=torch.channels_last), y.to(dev))
+                yield len(y)
+        else:
+            for x, y in self.train_loader:
+                self._train_step(x.to(dev, non_blocking=True).contiguous(memory_format=torch.channels_last),
+                                 y.to(dev, non_blocking=True))
+                yield len(y) * self.ctx.world_size
+
+    @torch.no_grad()
+    def evaluate(self, epoch: int) -> float:
+        self.model.eval()
+        correct, total = 0, 0
+        if self.in_memory:
+            bs = self.config.eval_batch_size
+            batches = ((self.val_x[i:i + bs].float().div_(255).sub_(0.5).div_(0.25), self.val_y[i:i + bs])
+                       for i in range(0, self.n_val, bs))
+        else:
+            batches = iter(self.val_loader)
+        for x, y in batches:
+            x = x.to(self.ctx.device).contiguous(memory_format=torch.channels_last)
+            with self.ctx.autocast():
+                pred = self.model(x).argmax(1)
+            correct += int((pred.cpu() == y).sum())
+            total += len(y)
+        return correct / max(total, 1)
+
+
+def raise_missing_reference():
+    from mlpace.errors import MlpaceError
+    raise MlpaceError("the reference resnet needs ImageNet in class-folder layout: "
+                      "pass --set data_path=/path/to/imagenet (with train/ and val/)")
+
+
+def make(scale: str, overrides: dict) -> ResnetWorkload:
+    config = apply_overrides(CONFIGS[scale], overrides)
+    return ResnetWorkload(get_spec("resnet"), scale, config)

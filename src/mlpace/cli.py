@@ -1,0 +1,59 @@
+"""Thin command-line front end: parse arguments, call a library function, print.
+
+Each area of mlpace adds its verbs from its own module under `mlpace.commands`; every verb
+is a plain function in the library, so the CLI holds no logic of its own. Command modules
+import nothing heavy at module level, so `mlpace --help` and the file-reading verbs start
+fast on a machine without torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from mlpace import __version__
+from mlpace.errors import MlpaceError
+
+# One explicit list: the modules that contribute sub-commands, in help order.
+COMMAND_MODULES = [
+    "mlpace.commands.train",       # list, train, suite
+    "mlpace.commands.infer",       # infer
+    "mlpace.commands.submission",  # sysinfo, package, check, summarize
+    "mlpace.commands.store",       # import, results, report, compare
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mlpace",
+        description="MLPerf-style benchmarks: train to a quality target, serve under LoadGen, "
+        "package, check, score and compare results.",
+    )
+    parser.add_argument("--version", action="version", version=f"mlpace {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.handler(args) or 0)
+    except MlpaceError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `mlpace summarize ... | head`
+        return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

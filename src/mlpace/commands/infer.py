@@ -1,0 +1,106 @@
+"""`mlpace infer`: MLPerf Inference benchmarks on the official LoadGen (mlpace.inference)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from mlpace.errors import MlpaceError
+
+SCENARIO_CHOICES = ["SingleStream", "MultiStream", "Server", "Offline"]
+
+
+def register(subparsers) -> None:
+    """Add the `infer` verb."""
+    p = subparsers.add_parser(
+        "infer", help="serve a model under LoadGen (scenarios, performance/accuracy modes)",
+        description="Run MLPerf Inference v1.1 benchmarks through the official LoadGen and write "
+                    "the results in the official inference layout.")
+    p.add_argument("benchmark", nargs="?", help="resnet50, ssd-mobilenet, ssd-resnet34, bert, dlrm, 3d-unet, rnnt")
+    p.add_argument("--all", action="store_true", help="every available benchmark")
+    p.add_argument("--scenario", action="append", choices=SCENARIO_CHOICES,
+                   help="repeatable; default: every v1.1 scenario of the benchmark")
+    p.add_argument("--mode", choices=["performance", "accuracy", "both"], default="performance")
+    p.add_argument("--quick", action="store_true",
+                   help="short runs (seconds); results are marked not valid for submission")
+    p.add_argument("--find-peak", action="store_true",
+                   help="search the highest Server QPS (and Offline expected QPS) that stays valid")
+    p.add_argument("--scale", choices=["mini", "reference"], default="mini")
+    p.add_argument("--data-dir", type=Path, help="data root (default: mlpace's data cache)")
+    p.add_argument("--checkpoint", type=Path, help="model weights (state_dict); required at reference scale")
+    p.add_argument("--backend", choices=["torch", "torch-compile", "onnxruntime"], default="torch")
+    p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32",
+                   help="bf16/fp16 autocast (CUDA only)")
+    p.add_argument("--threads", type=int, default=0, help="torch/ORT threads (default: all cores)")
+    p.add_argument("--workers", type=int, help="SUT worker threads (default: one per two cores)")
+    p.add_argument("--max-batch", type=int, help="largest dynamic batch (default: per benchmark)")
+    p.add_argument("--target-qps", type=float, help="user.conf target_qps (Server, Offline)")
+    p.add_argument("--target-latency", type=float, help="user.conf target_latency in ms (SingleStream, MultiStream)")
+    p.add_argument("--accuracy-target", choices=["99", "99.9"], default="99",
+                   help="percent of the FP32 score (99.9 exists for bert, dlrm, 3d-unet)")
+    p.add_argument("--limit", type=int, help="use only the first N samples of the data set")
+    p.add_argument("--timeout", type=float, help="watchdog: seconds before a run is ended as ERROR")
+    p.add_argument("--out", type=Path, default=Path("mlpace-results"), help="output root")
+    p.add_argument("--division", choices=["open", "closed"], default="open")
+    p.add_argument("--org", default="mlpace")
+    p.add_argument("--system", help="system name (default: derived from this machine)")
+    p.add_argument("--json", action="store_true", help="print the records as JSON instead of a table")
+    p.set_defaults(handler=run_infer)
+
+
+def _request(args: argparse.Namespace):
+    import os
+
+    from mlpace.inference.models import INFERENCE_BENCHMARKS, BuildOptions, available
+    from mlpace.inference.runner import RunOptions
+    from mlpace.inference.suite import InferRequest
+    from mlpace.submission.sysinfo import default_system_name
+
+    if args.all == bool(args.benchmark):
+        raise MlpaceError("name one benchmark, or pass --all")
+    names = [n for n in INFERENCE_BENCHMARKS if available(n)] if args.all else [args.benchmark]
+    if not names:
+        raise MlpaceError("no inference benchmark is available in this mlpace")
+    if args.limit is not None and args.limit < 1:
+        raise MlpaceError("--limit must be at least 1")
+    user = {}
+    if args.target_qps is not None:
+        user["target_qps"] = args.target_qps
+    if args.target_latency is not None:
+        user["target_latency"] = args.target_latency
+    threads = args.threads or os.cpu_count() or 1
+    return InferRequest(
+        benchmarks=names, scenarios=args.scenario,
+        modes=["performance", "accuracy"] if args.mode == "both" else [args.mode],
+        build=BuildOptions(scale=args.scale, data_dir=args.data_dir, checkpoint=args.checkpoint,
+                           backend=args.backend, device=args.device, precision=args.precision,
+                           threads=threads, limit=args.limit),
+        run=RunOptions(out=args.out, division=args.division, org=args.org,
+                       system=args.system or default_system_name(), quick=args.quick,
+                       workers=args.workers, max_batch=args.max_batch, timeout_s=args.timeout,
+                       user_settings=user),
+        find_peak=args.find_peak, target_fraction=float(args.accuracy_target) / 100)
+
+
+def run_infer(args: argparse.Namespace) -> int:
+    import json
+
+    from mlpace.inference.suite import TABLE_HEADER, infer, table_rows
+
+    request = _request(args)
+    records = infer(request, log=lambda line: None if args.json else print(line, flush=True))
+    if args.json:
+        print(json.dumps(records, indent=2, default=str))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+        table = Table(*TABLE_HEADER, title="mlpace infer")
+        for row in table_rows(records):
+            table.add_row(*row)
+        Console().print(table)
+        if args.quick:
+            print("* quick run: shortened durations, not valid for submission")
+        print(f"results: {request.run.out}")
+    bad = [r for r in records if r.get("result") in ("ERROR", "FAIL")]
+    return 1 if bad else 0

@@ -1,0 +1,139 @@
+"""Sub-commands of the results store (see mlpace.cli.COMMAND_MODULES): import, results,
+report, compare. Light at import time: the store and SQLAlchemy load inside the handlers."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+
+DB_HELP = ("results store: a SQLAlchemy URL (sqlite:///file.db, postgresql://...) or a file path; "
+           "default $MLPACE_DB, else results.sqlite in the user data folder")
+
+
+def register(subparsers) -> None:
+    """Add this area's verbs to the CLI."""
+    p = subparsers.add_parser("import", help="load submission trees (yours or published) into the results store")
+    p.add_argument("paths", nargs="+", metavar="PATH",
+                   help="folders holding <org>/results + <org>/systems (a round, a division, or one org)")
+    p.add_argument("--round", dest="round_name", metavar="NAME",
+                   help="round to file the results under (default: from a folder such as "
+                        "training_v1.0, else 'training local' / 'inference local')")
+    p.add_argument("--db", help=DB_HELP)
+    p.set_defaults(handler=run_import)
+
+    p = subparsers.add_parser("results", help="query the results store")
+    p.add_argument("--kind", choices=["training", "inference"], default="training")
+    for name in ("round", "division", "availability", "benchmark", "system", "submitter",
+                 "accelerator", "scenario"):
+        p.add_argument(f"--{name}", help=f"keep only this {name}" +
+                       (" (substring)" if name in ("system", "submitter", "accelerator") else ""))
+    p.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    p.add_argument("--db", help=DB_HELP)
+    p.set_defaults(handler=run_results)
+
+    p = subparsers.add_parser("report", help="write the static HTML report site (works offline)")
+    p.add_argument("--out", required=True, help="folder to write the site into")
+    p.add_argument("--compare", metavar="SYSTEM", help="system to compare with all others on compare.html")
+    p.add_argument("--db", help=DB_HELP)
+    p.set_defaults(handler=run_report)
+
+    p = subparsers.add_parser("compare", help="speedup of a system over others, per training benchmark")
+    p.add_argument("system")
+    p.add_argument("--against", nargs="+", required=True, metavar="SYSTEM")
+    p.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    p.add_argument("--db", help=DB_HELP)
+    p.set_defaults(handler=run_compare)
+
+
+def format_rows(rows: list[dict], columns: list[str], fmt: str) -> str:
+    """Rows as an aligned text table, CSV or JSON (only `columns`, in that order)."""
+    rows = [{c: row.get(c) for c in columns} for row in rows]
+    if fmt == "json":
+        return json.dumps(rows, indent=2, default=str)
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        return out.getvalue().rstrip("\n")
+    text = [[c for c in columns]] + [[_cell(row[c]) for c in columns] for row in rows]
+    widths = [max(len(line[i]) for line in text) for i in range(len(columns))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip()
+                     for line in text)
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return str(value)
+
+
+def run_import(args) -> int:
+    from mlpace.results.importers import import_trees
+    from mlpace.results.store import open_store
+
+    store = open_store(args.db)
+
+    def progress(sub, outcome):
+        if isinstance(outcome, Exception):
+            print(f"error: {sub.submitter} ({sub.round_name}) not imported: {outcome}", file=sys.stderr)
+        else:
+            print(f"{sub.submitter} ({sub.round_name}, {sub.root}): {outcome['added']} added, "
+                  f"{outcome['replaced']} replaced, {outcome['unchanged']} unchanged")
+
+    report = import_trees(store, args.paths, args.round_name, on_submission=progress)
+    for problem in report.problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    print(f"{report.submissions} submission(s) imported into {store.url}: {report.added} results "
+          f"added, {report.replaced} replaced, {report.unchanged} unchanged ({report.runs} runs)")
+    return 2 if report.failures else 0
+
+
+TRAINING_COLUMNS = ["round", "division", "availability", "submitter", "system", "accelerator",
+                    "accelerator_count", "benchmark", "minutes", "runs_counted", "runs_failed"]
+INFERENCE_COLUMNS = ["round", "division", "availability", "submitter", "system", "accelerator",
+                     "accelerator_count", "benchmark", "scenario", "metric", "value", "valid",
+                     "accuracy", "notes"]
+
+
+def run_results(args) -> int:
+    from mlpace.results import queries
+    from mlpace.results.store import open_store
+
+    filters = queries.Filters(**{name: getattr(args, name) for name in (
+        "round", "division", "availability", "benchmark", "system", "submitter", "accelerator",
+        "scenario")})
+    with open_store(args.db).read() as conn:
+        if args.kind == "training":
+            rows, columns = queries.training_results(conn, filters), TRAINING_COLUMNS
+        else:
+            rows, columns = queries.inference_results(conn, filters), INFERENCE_COLUMNS
+    if not rows and args.format == "table":
+        print("no results match (import some with `mlpace import PATH`)", file=sys.stderr)
+        return 0
+    print(format_rows(rows, columns, args.format))
+    return 0
+
+
+def run_report(args) -> int:
+    from mlpace.report.site import build_site
+    from mlpace.results.store import open_store
+
+    index = build_site(open_store(args.db), args.out, compare_system=args.compare)
+    print(f"report written: {index}")
+    return 0
+
+
+def run_compare(args) -> int:
+    from mlpace.results import queries
+    from mlpace.results.store import open_store
+
+    with open_store(args.db).read() as conn:
+        rows = queries.compare(conn, args.system, args.against)
+    print(format_rows(rows, ["benchmark", "system", "minutes", "against", "against_minutes",
+                             "speedup"], args.format))
+    return 0

@@ -1,0 +1,135 @@
+"""`mlpace list`, `mlpace train`, `mlpace suite`: the training side of the CLI."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import datetime
+from pathlib import Path
+
+from mlpace.errors import MlpaceError
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("list", help="the eight MLPerf Training benchmarks and their targets")
+    p.set_defaults(handler=cmd_list)
+
+    p = subparsers.add_parser("train", help="train one benchmark to its quality target")
+    p.add_argument("benchmark", help="resnet, ssd, maskrcnn, bert, dlrm, minigo, rnnt or unet3d")
+    _add_run_options(p)
+    p.add_argument("--runs", type=int, default=1,
+                   help="seeded runs (a complete MLPerf result: 5, 10 or 40 by benchmark)")
+    p.set_defaults(handler=cmd_train)
+
+    p = subparsers.add_parser("suite", help="every implemented benchmark, one run each")
+    _add_run_options(p)
+    p.set_defaults(handler=cmd_suite)
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scale", choices=["mini", "reference"], default="mini")
+    p.add_argument("--out", type=Path, default=None,
+                   help="results folder (default: mlpace-results/<date-time>)")
+    p.add_argument("--org", default="mlpace", help="submitter name (submission_org)")
+    p.add_argument("--system", default=None, help="system name (default: host_accelerator_pytorch)")
+    p.add_argument("--system-desc", default=None, metavar="JSON",
+                   help="file of system-description fields overriding the detected ones")
+    p.add_argument("--seed", type=int, default=None, help="base seed (default: random, printed)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
+    p.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE",
+                   help="override a config key (repeatable)")
+    p.add_argument("--config", default=None, metavar="FILE", help="JSON/YAML file of config overrides")
+    p.add_argument("--data-dir", type=Path, default=None,
+                   help="where data sets live (default: $MLPACE_DATA or the user cache folder)")
+    p.add_argument("--division", choices=["open", "closed"], default=None)
+    p.add_argument("--availability", choices=["onprem", "cloud", "preview", "research"], default="onprem")
+    p.add_argument("--max-epochs", type=int, default=None, help="abort after this many epochs")
+    p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
+                   help="abort when the timed region has run this long")
+    p.add_argument("--overwrite", action="store_true", help="replace existing results in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _resolve_device(name: str) -> str:
+    import torch
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise MlpaceError(f"--device {name}: no CUDA device is available on this machine")
+    if name != "cpu" and not name.startswith("cuda"):
+        raise MlpaceError(f"--device must be cpu, cuda, cuda:N or auto, not {name!r}")
+    return name
+
+
+def _request(args, benchmark: str, runs: int):
+    from mlpace.harness.config import load_config_file, parse_set_options
+    from mlpace.harness.runs import TrainRequest
+    from mlpace.submission.sysinfo import load_overrides
+    if runs < 1:
+        raise MlpaceError("--runs must be at least 1")
+    overrides = {**load_config_file(args.config), **parse_set_options(args.overrides)}
+    out = args.out or Path("mlpace-results") / datetime.now().strftime("%Y%m%d-%H%M%S")
+    return TrainRequest(
+        benchmark=benchmark, scale=args.scale, runs=runs, out=out, org=args.org,
+        system=args.system, seed=args.seed, device=_resolve_device(args.device),
+        overrides=overrides, data_dir=args.data_dir,
+        system_overrides=load_overrides(args.system_desc), division=args.division,
+        availability=args.availability, overwrite=args.overwrite,
+        max_epochs=args.max_epochs, time_budget_s=args.time_budget)
+
+
+def _progress_factory(args, console, label=""):
+    if args.quiet:
+        return None
+    from mlpace.harness.progress import RichProgress
+    return lambda i: RichProgress(console, label=f"{label}run {i} | ")
+
+
+def cmd_list(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+    from mlpace.benchmarks import list_benchmarks
+    from mlpace.harness.progress import format_quality
+    table = Table(title="MLPerf Training v1.0/v1.1 benchmarks")
+    for col in ("benchmark", "area", "metric", "reference: model / target", "mini: target (untrained)",
+                "runs", "drop", "implemented"):
+        table.add_column(col)
+    for row in list_benchmarks():
+        spec = row["spec"]
+        mini = spec.mini
+        table.add_row(
+            spec.name, spec.area, f"{spec.metric} ({'higher' if spec.direction == 'max' else 'lower'} is better)",
+            f"{spec.reference.model} / {format_quality(spec.reference.target)}",
+            f"{format_quality(mini.target)} ({format_quality(mini.untrained_quality)})",
+            str(spec.runs), str(spec.olympic_drop), ", ".join(row["scales"]) or "-")
+    Console().print(table)
+    return 0
+
+
+def cmd_train(args) -> int:
+    from rich.console import Console
+    from mlpace.harness.runs import train_result
+    from mlpace.harness.report import print_result
+    console = Console()
+    req = _request(args, args.benchmark, args.runs)
+    result = train_result(req, _progress_factory(args, Console(stderr=True)))
+    print_result(console, result)
+    return 0 if any(o.converged for o in result.outcomes) else 1
+
+
+def cmd_suite(args) -> int:
+    from rich.console import Console
+    from mlpace.benchmarks import list_benchmarks
+    from mlpace.harness.report import print_suite
+    from mlpace.harness.runs import train_result
+    console = Console()
+    names = [r["name"] for r in list_benchmarks() if args.scale in r["scales"]]
+    if not names:
+        raise MlpaceError(f"no benchmark implements the {args.scale} scale yet")
+    out = args.out or Path("mlpace-results") / datetime.now().strftime("%Y%m%d-%H%M%S")
+    args.out = out
+    results = []
+    for name in names:
+        req = _request(args, name, 1)
+        results.append(train_result(req, _progress_factory(args, Console(stderr=True), f"{name} ")))
+    print_suite(console, results)
+    return 0 if all(r.outcomes[0].converged for r in results) else 1

@@ -1,0 +1,55 @@
+"""The progress display of training runs (rich), kept apart from the timed loop's logic."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress as RichBar, TextColumn, TimeElapsedColumn
+
+from mlpace.harness.timed_run import Progress, RunOutcome
+from mlpace.harness.workload import Workload
+from mlpace.rules.benchmarks import Quality
+
+
+def format_quality(q: Quality | None) -> str:
+    if q is None:
+        return "-"
+    if isinstance(q, dict):
+        return " ".join(f"{k}={v:.4f}" for k, v in q.items())
+    return f"{q:.4f}"
+
+
+class RichProgress(Progress):
+    """A bar over epochs; the description shows the step count and the last quality."""
+
+    def __init__(self, console: Console | None = None, label: str = ""):
+        self.console = console or Console(stderr=True)
+        self.label = label
+        self.bar: RichBar | None = None
+
+    def start(self, workload: Workload, seed: int) -> None:
+        self.workload = workload
+        self.last = "-"
+        self.bar = RichBar(TextColumn("{task.description}"), BarColumn(), TextColumn("epoch {task.completed:.0f}/{task.total:.0f}"),
+                           TimeElapsedColumn(), console=self.console, transient=False)
+        self.bar.start()
+        target = format_quality(workload.scale_spec.target)
+        self.task = self.bar.add_task(self._describe(0), total=workload.scale_spec.max_epochs)
+        self.target = target
+        self.seed = seed
+
+    def _describe(self, samples: int) -> str:
+        return f"{self.label}{self.workload.spec.name} {self.workload.scale} | {samples} samples | quality {getattr(self, 'last', '-')}"
+
+    def step(self, epoch: int, samples: int) -> None:
+        if self.bar:
+            self.bar.update(self.task, completed=epoch - 1, description=self._describe(samples))
+
+    def evaluated(self, epoch: int, quality: Quality) -> None:
+        self.last = f"{format_quality(quality)} (target {self.target})"
+        if self.bar:
+            self.bar.update(self.task, completed=epoch)
+
+    def finish(self, outcome: RunOutcome) -> None:
+        if self.bar:
+            self.bar.stop()
+            self.bar = None

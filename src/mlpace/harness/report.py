@@ -1,0 +1,50 @@
+"""Terminal tables of training results (per run and the olympic score)."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from mlpace.harness.progress import format_quality
+from mlpace.harness.runs import ResultSet
+
+
+def minutes_seconds(seconds: float) -> str:
+    m, s = divmod(seconds, 60)
+    return f"{int(m)}m {s:04.1f}s"
+
+
+def print_result(console: Console, result: ResultSet) -> None:
+    spec = result.spec
+    table = Table(title=f"{spec.name} ({result.scale}): {spec.metric}, target "
+                        f"{format_quality(spec.scale(result.scale).target)}")
+    for col in ("run", "seed", "status", "epochs", "quality", "time to train"):
+        table.add_column(col, justify="right" if col in ("run", "epochs", "time to train") else "left")
+    for i, (seed, o) in enumerate(zip(result.seeds, result.outcomes)):
+        table.add_row(str(i), str(seed), o.status if o.converged else f"{o.status} ({o.reason})",
+                      str(o.epochs), format_quality(o.quality), minutes_seconds(o.seconds))
+    console.print(table)
+    if result.score and result.score.minutes is not None:
+        console.print(f"score (olympic mean of {result.score.counted} runs): "
+                      f"[bold]{result.score.minutes:.3f} minutes[/bold] "
+                      f"({minutes_seconds(result.score.minutes * 60)})")
+    elif result.score:
+        console.print(f"no score: {result.score.reason}")
+    else:
+        console.print(f"{len(result.outcomes)} of {spec.runs} runs: a complete result needs "
+                      f"--runs {spec.runs}")
+    console.print(f"results: {result.result_dir}")
+
+
+def print_suite(console: Console, results: list[ResultSet]) -> None:
+    table = Table(title="mlpace suite")
+    for col in ("benchmark", "scale", "status", "epochs", "quality", "target", "time to train"):
+        table.add_column(col)
+    for r in results:
+        o = r.outcomes[0]
+        table.add_row(r.spec.name, r.scale, o.status if o.converged else f"{o.status} ({o.reason})",
+                      str(o.epochs), format_quality(o.quality),
+                      format_quality(r.spec.scale(r.scale).target), minutes_seconds(o.seconds))
+    console.print(table)
+    if results:
+        console.print(f"results: {results[0].result_dir.parent.parent}")

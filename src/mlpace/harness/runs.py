@@ -1,0 +1,167 @@
+"""A complete training result: N seeded runs in the official layout, and their score.
+
+    <out>/<org>/systems/<system>.json                      system description (official fields)
+    <out>/<org>/results/<system>/<benchmark>/result_<i>.txt  one MLPerf log per run
+    <out>/<org>/results/<system>/<benchmark>/score.json      mlpace's summary of the runs
+    <out>/<org>/results/<system>/<benchmark>/mlpace_config.json  the resolved config
+
+A log is written under a hidden temporary name and renamed to `result_<i>.txt` once the run
+has ended (successfully or aborted), so a result folder never holds a half-written result
+file, and existing results are never touched unless the user asks for `overwrite`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from mlpace.benchmarks import make_workload
+from mlpace.errors import MlpaceError
+from mlpace.harness.config import config_dict
+from mlpace.harness.timed_run import Progress, RunOutcome, StopRequest, Submission, run_once
+from mlpace.harness.workload import RunContext
+from mlpace.rules.benchmarks import BenchmarkSpec
+from mlpace.submission.scoring import Score, olympic_score
+from mlpace.submission.sysinfo import capture_system_description
+
+
+class RunInterrupted(MlpaceError):
+    exit_code = 130
+
+
+@dataclass
+class TrainRequest:
+    benchmark: str
+    scale: str = "mini"
+    runs: int = 1
+    out: Path = Path("mlpace-results")
+    org: str = "mlpace"
+    system: str | None = None
+    seed: int | None = None                 # base seed; None draws one at random
+    device: str = "cpu"
+    overrides: dict[str, Any] = field(default_factory=dict)
+    data_dir: Path | None = None
+    system_overrides: dict[str, Any] = field(default_factory=dict)
+    division: str | None = None             # default: open for mini, closed for reference
+    availability: str = "onprem"            # onprem | cloud | preview | research
+    overwrite: bool = False
+    max_epochs: int | None = None
+    time_budget_s: float | None = None
+
+
+@dataclass
+class ResultSet:
+    spec: BenchmarkSpec
+    scale: str
+    result_dir: Path
+    system_file: Path
+    seeds: list[int]
+    outcomes: list[RunOutcome]
+    score: Score | None                     # None unless the run count makes a complete result
+
+    @property
+    def complete(self) -> bool:
+        return len(self.outcomes) == self.spec.runs
+
+
+def run_seeds(base: int, n: int) -> list[int]:
+    """n well-spread 31-bit seeds derived from one base seed (reproducible)."""
+    return [int(s) for s in np.random.SeedSequence(base).generate_state(n) % (2**31 - 1)]
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _prepare_dirs(req: TrainRequest, system: str) -> tuple[Path, Path]:
+    result_dir = Path(req.out) / req.org / "results" / system / req.benchmark
+    systems_dir = Path(req.out) / req.org / "systems"
+    try:
+        result_dir.mkdir(parents=True, exist_ok=True)
+        systems_dir.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=result_dir, prefix=".probe-")
+        probe.close()
+    except OSError as err:
+        raise MlpaceError(f"cannot write results under {req.out}: {err.strerror or err}") from None
+    existing = sorted(result_dir.glob("result_*.txt"))
+    if existing and not req.overwrite:
+        raise MlpaceError(f"{result_dir} already holds {len(existing)} result file(s); "
+                          "choose another --out or pass --overwrite")
+    return result_dir, systems_dir / f"{system}.json"
+
+
+def _score_record(req: TrainRequest, spec: BenchmarkSpec, seeds: list[int],
+                  outcomes: list[RunOutcome], score: Score | None) -> dict:
+    return {
+        "benchmark": spec.name, "scale": req.scale, "metric": spec.metric,
+        "target": spec.scale(req.scale).target, "required_runs": spec.runs,
+        "runs": [{"index": i, "seed": s, "status": o.status, "reason": o.reason,
+                  "seconds": o.seconds, "epochs": o.epochs, "samples": o.samples,
+                  "quality": o.quality, "log": o.log_path.name if o.log_path else None}
+                 for i, (s, o) in enumerate(zip(seeds, outcomes))],
+        "score_minutes": score.minutes if score else None,
+        "score_note": (score.reason if score else
+                       f"{len(outcomes)} of {spec.runs} runs: not a complete result"),
+    }
+
+
+def train_result(req: TrainRequest,
+                 progress_for: Callable[[int], Progress] | None = None) -> ResultSet:
+    """Run `req.runs` seeded runs of one benchmark and write the result (see module doc)."""
+    workloads = [make_workload(req.benchmark, req.scale, req.overrides)]  # validates early
+    spec = workloads[0].spec
+    description = capture_system_description(
+        req.system, submitter=req.org,
+        division=req.division or ("open" if req.scale == "mini" else "closed"),
+        status=req.availability)
+    description.update(req.system_overrides)
+    system = description["system_name"]
+    result_dir, system_file = _prepare_dirs(req, system)
+    atomic_write_text(system_file, json.dumps(description, indent=4) + "\n")
+    atomic_write_text(result_dir / "mlpace_config.json",
+                      json.dumps(config_dict(workloads[0].config), indent=2) + "\n")
+    base = req.seed if req.seed is not None else random.SystemRandom().randrange(2**31)
+    seeds = run_seeds(base, req.runs)
+    submission = Submission(org=req.org, platform=system,
+                            division=description["division"], status=req.availability)
+    outcomes: list[RunOutcome] = []
+    score: Score | None = None
+    with StopRequest() as stop:
+        for i, seed in enumerate(seeds):
+            workload = workloads.pop() if workloads else make_workload(req.benchmark, req.scale, req.overrides)
+            final = result_dir / f"result_{i}.txt"
+            partial = result_dir / f".result_{i}.txt.partial"
+            ctx = RunContext(device=req.device, seed=seed, data_dir=_data_dir(req))
+            outcome = run_once(workload, ctx, partial, submission,
+                               progress=progress_for(i) if progress_for else None,
+                               time_budget_s=req.time_budget_s, max_epochs=req.max_epochs, stop=stop)
+            os.replace(partial, final)
+            outcome.log_path = final
+            outcomes.append(outcome)
+            if len(outcomes) == spec.runs:
+                score = olympic_score([o.seconds / 60 if o.converged else None for o in outcomes],
+                                      spec.olympic_drop)
+            atomic_write_text(result_dir / "score.json",
+                              json.dumps(_score_record(req, spec, seeds, outcomes, score), indent=2) + "\n")
+            if stop.requested:
+                raise RunInterrupted(f"interrupted: {len(outcomes)} run(s) finished, logs in {result_dir}")
+    return ResultSet(spec, req.scale, result_dir, system_file, seeds, outcomes, score)
+
+
+def _data_dir(req: TrainRequest) -> Path:
+    from mlpace.harness.datasets import data_root
+    return data_root(req.data_dir)

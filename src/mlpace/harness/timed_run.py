@@ -1,0 +1,183 @@
+"""One timed MLPerf training run.
+
+    ┌ untimed ─ init_start ─ data, model, optimizer, logged hyperparameters ─ init_stop ┐
+    └ timed ── run_start ─ [block: epochs ... eval] ... ─ run_stop(success | aborted) ──┘
+
+The run stops with `status: success` at the first evaluation that reaches the target, and
+with `status: aborted` when the epochs or the time budget are spent, or when the user asks
+(Ctrl-C or SIGTERM: the step in progress finishes, `run_stop` is logged, the file is valid).
+The timed region is the `while` loop in `run_once`; nothing else is in it.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from mlpace.harness.mlperf_log import MLPerfLog, constants
+from mlpace.harness.workload import RunContext, Workload
+from mlpace.rules.benchmarks import Quality
+
+
+@dataclass(frozen=True)
+class Submission:
+    """Who ran it, as the `submission_*` log keys record it."""
+    org: str = "mlpace"
+    platform: str = "cpu"
+    division: str = "open"
+    status: str = "onprem"          # onprem | cloud | preview | research (ruleset 1.1.0 values)
+
+
+@dataclass
+class RunOutcome:
+    status: str                     # "success" or "aborted"
+    reason: str                     # target reached | max epochs | time budget | interrupted
+    seconds: float                  # run_stop - run_start, as logged
+    epochs: int
+    samples: int
+    evals: list[tuple[int, float, Quality]] = field(default_factory=list)  # (epoch, s, quality)
+    log_path: Path | None = None
+
+    @property
+    def converged(self) -> bool:
+        return self.status == constants.SUCCESS
+
+    @property
+    def quality(self) -> Quality | None:
+        return self.evals[-1][2] if self.evals else None
+
+
+class StopRequest:
+    """Turns Ctrl-C and SIGTERM into a flag the loop checks between steps."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> "StopRequest":
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C means: stop now
+        self.requested = True
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+class Progress:
+    """Callbacks for a progress display; the default shows nothing."""
+    def start(self, workload: Workload, seed: int) -> None: ...
+    def step(self, epoch: int, samples: int) -> None: ...
+    def evaluated(self, epoch: int, quality: Quality) -> None: ...
+    def finish(self, outcome: RunOutcome) -> None: ...
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _log_submission(log: MLPerfLog, workload: Workload, sub: Submission) -> None:
+    log.event(constants.SUBMISSION_BENCHMARK, workload.spec.name)
+    log.event(constants.SUBMISSION_ORG, sub.org)
+    log.event(constants.SUBMISSION_DIVISION, sub.division)
+    log.event(constants.SUBMISSION_STATUS, sub.status)
+    log.event(constants.SUBMISSION_PLATFORM, sub.platform)
+
+
+def run_once(workload: Workload, ctx: RunContext, log_path: Path | None,
+             submission: Submission = Submission(), progress: Progress | None = None,
+             time_budget_s: float | None = None, max_epochs: int | None = None,
+             stop: StopRequest | None = None,
+             after_init: Callable[[], None] | None = None) -> RunOutcome:
+    """Initialise (untimed), then train and evaluate to the target (timed); log everything."""
+    progress = progress or Progress()
+    scale = workload.scale_spec
+    target = scale.target
+    budget = time_budget_s if time_budget_s is not None else scale.time_budget_s
+    max_epochs = max_epochs if max_epochs is not None else scale.max_epochs
+    eval_every = max(1, scale.eval_every)
+    log = MLPerfLog(log_path, enabled=ctx.rank == 0)
+    stop = stop or StopRequest()
+    running = False  # between run_start and run_stop: a crash there still logs run_stop
+    try:
+        # ---------------- untimed: initialisation ----------------
+        log.event(constants.CACHE_CLEAR, False)  # mlpace does not drop the OS page cache
+        log.start(constants.INIT_START)
+        _log_submission(log, workload, submission)
+        log.event(constants.SEED, ctx.seed)
+        workload.prepare_data(ctx.data_dir)
+        workload.setup(ctx)
+        for key, value in workload.hyperparameters().items():
+            log.event(key, value)
+        log.event(constants.TRAIN_SAMPLES, workload.train_samples())
+        log.event(constants.EVAL_SAMPLES, workload.eval_samples())
+        for name in workload.initialized_tensors():
+            log.event(constants.WEIGHTS_INITIALIZATION, tensor=name)
+        if after_init:
+            after_init()  # e.g. a distributed barrier, so that every rank starts together
+        log.end(constants.INIT_STOP)
+        progress.start(workload, ctx.seed)
+
+        # ---------------- timed: run_start ... run_stop ----------------
+        start_ms = _now_ms()
+        log.start(constants.RUN_START, time_ms=start_ms)
+        running = True
+        deadline = time.monotonic() + budget
+        epoch, samples, evals = 0, 0, []
+        status, reason = constants.ABORTED, "max epochs"
+        while epoch < max_epochs:
+            first = epoch + 1
+            count = min(eval_every, max_epochs - epoch)
+            log.start(constants.BLOCK_START, first_epoch_num=first, epoch_count=count)
+            for epoch in range(first, first + count):
+                log.start(constants.EPOCH_START, epoch_num=epoch)
+                for n in workload.train_epoch(epoch):
+                    samples += n
+                    progress.step(epoch, samples)
+                    if stop.requested or time.monotonic() > deadline:
+                        break
+                else:
+                    log.end(constants.EPOCH_STOP, epoch_num=epoch)
+                    continue
+                break  # interrupted or out of time inside the epoch
+            if stop.requested:
+                reason = "interrupted"
+                break
+            if time.monotonic() > deadline:
+                reason = "time budget"
+                break
+            log.start(constants.EVAL_START, epoch_num=epoch)
+            quality = workload.evaluate(epoch)
+            log.event(constants.EVAL_ACCURACY, quality, epoch_num=epoch)
+            log.end(constants.EVAL_STOP, epoch_num=epoch)
+            log.end(constants.BLOCK_STOP, first_epoch_num=first)
+            evals.append((epoch, (_now_ms() - start_ms) / 1000, quality))
+            progress.evaluated(epoch, quality)
+            if workload.spec.reached(quality, target):
+                status, reason = constants.SUCCESS, "target reached"
+                break
+            if stop.requested:
+                reason = "interrupted"
+                break
+        stop_ms = _now_ms()
+        log.end(constants.RUN_STOP, time_ms=stop_ms, status=status)
+        running = False
+        outcome = RunOutcome(status, reason, (stop_ms - start_ms) / 1000, epoch, samples, evals, log_path)
+        progress.finish(outcome)
+        return outcome
+    except BaseException:
+        if running:  # an error or a second Ctrl-C: the log still ends as an aborted run
+            log.end(constants.RUN_STOP, status=constants.ABORTED)
+        raise
+    finally:
+        log.close()

@@ -1,0 +1,99 @@
+"""What a benchmark implementation provides to the harness.
+
+A `Workload` is one benchmark at one scale, written as plain methods that the harness calls
+in a fixed order (see `mlpace.harness.timed_run`):
+
+    untimed (between init_start and init_stop)
+        prepare_data()            generate the cached mini data set, or check the real one
+        setup(ctx)                build model, optimizer and loaders on ctx.device
+        hyperparameters()         the MLPerf keys to log (global_batch_size, opt_* ...)
+        initialized_tensors()     names for `weights_initialization` (closed rules ask for them)
+    timed (between run_start and run_stop)
+        train_epoch(epoch)        a generator: one optimizer step per next(), yields the
+                                  number of samples that step trained on
+        evaluate(epoch)           the quality metric (float, or dict for several metrics)
+
+The harness owns the loop, the clock, the log and the stop conditions, so that a benchmark's
+own code is only the ML, and so that the same methods drive a bare loop in bench/.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from mlpace.rules.benchmarks import BenchmarkSpec, Quality, ScaleSpec
+
+
+@dataclass
+class RunContext:
+    """Everything a run needs to know about where and how it runs."""
+    device: str = "cpu"              # "cpu" or "cuda[:N]"
+    seed: int = 0
+    data_dir: Path = Path(".")
+    rank: int = 0                    # torch.distributed rank (0 when not distributed)
+    world_size: int = 1
+    local_rank: int = 0
+    bf16: bool = True                # autocast to bfloat16 on CUDA
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_cuda(self) -> bool:
+        return self.device.startswith("cuda")
+
+    def autocast(self):
+        """bf16 autocast on CUDA (the usual mixed precision of MLPerf GPU submissions); fp32 on CPU."""
+        if self.is_cuda and self.bf16:
+            import torch
+            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+
+class Workload:
+    """Base class of a benchmark at one scale; subclasses fill in the methods below."""
+
+    spec: BenchmarkSpec
+    scale: str
+    config: Any                       # the resolved flat config dataclass
+
+    def __init__(self, spec: BenchmarkSpec, scale: str, config: Any):
+        self.spec, self.scale, self.config = spec, scale, config
+
+    @property
+    def scale_spec(self) -> ScaleSpec:
+        return self.spec.scale(self.scale)
+
+    # --- untimed -------------------------------------------------------------------------
+    def prepare_data(self, data_dir: Path) -> None:
+        raise NotImplementedError
+
+    def setup(self, ctx: RunContext) -> None:
+        raise NotImplementedError
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """MLPerf keys and values logged once before run_start (global_batch_size first)."""
+        raise NotImplementedError
+
+    def initialized_tensors(self) -> list[str]:
+        """Tensor names for the closed-division `weights_initialization` lines (may be empty)."""
+        return []
+
+    def train_samples(self) -> int:
+        raise NotImplementedError
+
+    def eval_samples(self) -> int:
+        raise NotImplementedError
+
+    # --- timed ---------------------------------------------------------------------------
+    def train_epoch(self, epoch: int) -> Iterator[int]:
+        raise NotImplementedError
+
+    def evaluate(self, epoch: int) -> Quality:
+        raise NotImplementedError
+
+    # --- after the run -------------------------------------------------------------------
+    def trained_model(self):
+        """The trained torch module (inference reuses it)."""
+        return getattr(self, "model", None)

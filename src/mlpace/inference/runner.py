@@ -1,0 +1,243 @@
+"""One LoadGen test (a model, a scenario, a mode) with a watchdog, in the official layout.
+
+    <out>/<division>/<org>/results/<system>/<benchmark>/<scenario>/performance/run_1/
+    <out>/<division>/<org>/results/<system>/<benchmark>/<scenario>/accuracy/
+    <out>/<division>/<org>/measurements/<system>/<benchmark>/<scenario>/{mlperf.conf,user.conf}
+    <out>/<division>/<org>/systems/<system>.json
+
+LoadGen's own files land in the run folder; mlpace adds `mlpace_summary.json` (the parsed
+summary plus what mlpace knows: quick or not, errors, accuracy) and, in accuracy mode,
+`accuracy.txt` in the format of the reference accuracy scripts plus the target and pass/fail.
+
+The watchdog: LoadGen blocks until every query it issued is answered, so a hung or very slow
+SUT would hang it. The test runs in a thread; past its deadline the SUT is aborted (all
+outstanding queries answered empty), LoadGen finishes and writes its logs, and the result
+says ERROR with the reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mlpace.errors import MlpaceError
+from mlpace.inference import settings as conf
+from mlpace.inference.sut import BatchingSUT, SampleLibrary, policy_for
+from mlpace.inference.task import InferenceTask
+from mlpace.submission.output import write_atomic
+
+
+@dataclass
+class RunOptions:
+    out: Path
+    division: str = "open"
+    org: str = "mlpace"
+    system: str = "local"
+    quick: bool = False
+    target_fraction: float = 0.99
+    workers: int | None = None
+    max_batch: int | None = None
+    timeout_s: float | None = None        # watchdog deadline; None: from the settings
+    user_settings: dict | None = None     # user.conf keys (target_qps, target_latency, ...)
+
+
+def run_dir(options: RunOptions, benchmark: str, scenario: str, mode: str) -> Path:
+    base = (options.out / options.division / options.org / "results" / options.system
+            / benchmark / scenario)
+    return base / ("performance/run_1" if mode == "performance" else "accuracy")
+
+
+def measurements_dir(options: RunOptions, benchmark: str, scenario: str) -> Path:
+    return (options.out / options.division / options.org / "measurements" / options.system
+            / benchmark / scenario)
+
+
+def write_json(path: Path, data) -> None:
+    """Write JSON atomically (the project's one atomic writer)."""
+    write_atomic(path, json.dumps(data, indent=2, default=str) + "\n")
+
+
+def user_values(task: InferenceTask, scenario: str, options: RunOptions) -> dict:
+    """The user.conf keys for this run: the user's, plus what quick mode and the data set need."""
+    values = dict(options.user_settings or {})
+    # A mini data set is smaller than the official performance sample count.
+    values.setdefault("performance_sample_count_override", task.total)
+    if options.quick:
+        for key, value in conf.QUICK_OVERRIDES.items():
+            values.setdefault(key, value)
+        if scenario == "MultiStream":
+            values["min_query_count"] = min(int(values["min_query_count"]), conf.QUICK_MULTISTREAM_QUERIES)
+    return values
+
+
+def _decode_accuracy_log(path: Path, dtype: str) -> dict[int, np.ndarray]:
+    try:
+        entries = json.loads(path.read_text() or "[]")
+    except (OSError, ValueError) as err:
+        raise MlpaceError(f"cannot read LoadGen accuracy log {path}: {err}") from None
+    return {int(e["qsl_idx"]): np.frombuffer(bytes.fromhex(e["data"]), dtype=dtype) for e in entries}
+
+
+# The headline each reference accuracy script prints, and its unit (percent for most): the
+# submission checker and parsers of published results read these exact forms.
+HEADLINES = {
+    "accuracy": ("accuracy={:.3f}%", 100.0),
+    "mAP": ("mAP={:.3f}%", 100.0),
+    "AUC": ("AUC={:.3f}", 100.0),
+    "f1": ('{{"f1": {:.3f}}}', 100.0),
+    "WER": ("Word Error Rate: {:.4f}%", 100.0),
+    "DICE": ("Accuracy: mean = {:.5f}", 1.0),
+}
+
+
+def score_accuracy(task: InferenceTask, folder: Path, fraction: float) -> dict:
+    """Decode `mlperf_log_accuracy.json`, score it, write `accuracy.txt`; return the figures."""
+    log_path = folder / "mlperf_log_accuracy.json"
+    outputs = _decode_accuracy_log(log_path, task.output_dtype)
+    missing = task.total - len(outputs)
+    score = float(task.score(outputs)) if outputs else float("nan")
+    target = task.target_value(fraction)
+    passed = bool(outputs) and missing == 0 and task.passes(score, fraction)
+    form, unit = HEADLINES[task.metric]
+    lines = [form.format(score * unit) + f", samples={len(outputs)}, total={task.total}",
+             f"fp32_reference={task.reference_score * unit:.5f}, target={target * unit:.5f} "
+             f"({fraction * 100:g}% of fp32), result={'PASS' if passed else 'FAIL'}",
+             f"hash={hashlib.sha256(log_path.read_bytes()).hexdigest()}"]
+    (folder / "accuracy.txt").write_text("\n".join(lines) + "\n")
+    return {"metric": task.metric, "score": score, "samples": len(outputs), "target": target,
+            "fraction": fraction, "reference_score": task.reference_score, "passed": passed}
+
+
+def run_test(task: InferenceTask, scenario: str, mode: str, options: RunOptions) -> dict:
+    """Run one LoadGen test; return (and write) mlpace's summary of it."""
+    import mlperf_loadgen as lg
+    from mlpace.submission.loadgen_log import parse_summary_file
+
+    benchmark = task.result_name(options.target_fraction)
+    folder = run_dir(options, benchmark, scenario, mode)
+    folder.mkdir(parents=True, exist_ok=True)
+    measure = measurements_dir(options, benchmark, scenario)
+    measure.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(conf.rules_path(), measure / "mlperf.conf")
+    values = user_values(task, scenario, options)
+    conf.write_user_conf(measure / "user.conf", task.loadgen_model, scenario, values)
+    resolved = conf.resolve(task.loadgen_model, scenario,
+                            conf.parse_conf((measure / "user.conf").read_text(), "user.conf"))
+    test_settings = conf.to_test_settings(resolved, mode)
+
+    log_settings = lg.LogSettings()
+    log_settings.log_output.outdir = str(folder)
+    log_settings.log_output.copy_summary_to_stdout = False
+    log_settings.enable_trace = False
+
+    policy = policy_for(scenario, options.max_batch or task.max_batch, options.workers)
+    qsl = SampleLibrary(task.total, int(values["performance_sample_count_override"]) or task.total,
+                        task.load)
+    sut = BatchingSUT(qsl, task.predict, policy)
+    deadline = options.timeout_s or 2.0 * conf.expected_duration_s(resolved, mode, task.total) + 60.0
+
+    sut_handle = sut.start()
+    qsl_handle = qsl.construct()
+    failure: list[BaseException] = []
+
+    def loadgen() -> None:
+        try:
+            # A missing audit.config path: an audit.config in the user's cwd must not leak in.
+            lg.StartTestWithLogSettings(sut_handle, qsl_handle, test_settings, log_settings,
+                                        str(folder / "audit.config"))
+        except BaseException as err:  # noqa: BLE001 - reported below
+            failure.append(err)
+
+    started = time.monotonic()
+    thread = threading.Thread(target=loadgen, name="mlpace-loadgen", daemon=True)
+    thread.start()
+    try:
+        thread.join(deadline)
+    except KeyboardInterrupt:
+        # Ctrl-C: end the test the same way, so LoadGen closes its logs, then stop.
+        sut.abort("interrupted")
+        thread.join(60.0)
+        sut.stop()
+        raise
+    if thread.is_alive():
+        sut.abort(f"watchdog: no result after {deadline:.0f} s (SUT hung or far slower than "
+                  "the requested rate)")
+        thread.join(60.0)
+    elapsed = time.monotonic() - started
+    sut.stop()
+    if thread.is_alive():
+        raise MlpaceError(f"LoadGen did not finish after the watchdog fired; partial logs in {folder}")
+    lg.DestroySUT(sut_handle)
+    lg.DestroyQSL(qsl_handle)
+    if failure:
+        sut.error = sut.error or f"LoadGen raised {failure[0]!r}"
+
+    summary_path = folder / "mlperf_log_summary.txt"
+    loadgen_summary = parse_summary_file(summary_path) if summary_path.exists() else {}
+    record = {
+        "benchmark": benchmark, "model": task.loadgen_model, "scenario": scenario, "mode": mode,
+        "quick": options.quick, "wall_s": round(elapsed, 3), "folder": str(folder),
+        "error": sut.error, "batch": policy.max_batch, "workers": policy.workers,
+        "settings": resolved.values,
+    }
+    if mode == "performance":
+        valid = bool(loadgen_summary.get("valid")) and sut.error is None
+        record.update({
+            "result": "ERROR" if sut.error else loadgen_summary.get("result"),
+            "valid": valid,
+            "valid_for_submission": valid and not options.quick,
+            "metric": loadgen_summary.get("metric"), "value": loadgen_summary.get("value"),
+            "performance_constraints_satisfied": loadgen_summary.get("performance_constraints_satisfied"),
+            "latency_percentiles_ns": loadgen_summary.get("latency_percentiles_ns", {}),
+            "stats": loadgen_summary.get("stats", {}),
+        })
+    else:
+        record["accuracy"] = score_accuracy(task, folder, options.target_fraction)
+        record["result"] = "ERROR" if sut.error else ("PASS" if record["accuracy"]["passed"] else "FAIL")
+        record["valid_for_submission"] = sut.error is None and not options.quick
+    write_json(folder / "mlpace_summary.json", record)
+    return record
+
+
+@dataclass
+class Calibration:
+    single_latency_s: float      # one sample, batch of one
+    batch_rate: float            # samples/s at the task's max batch
+
+
+def calibrate(task: InferenceTask, max_batch: int | None = None, repeats: int = 3) -> Calibration:
+    """Time the backend briefly (untimed by LoadGen) to choose defaults a user would otherwise guess."""
+    batch = min(max_batch or task.max_batch, task.total)
+    samples = [task.load(i % task.total) for i in range(batch)]
+    task.predict(samples[:1])                      # warm-up (lazy init, compilation)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        task.predict(samples[:1])
+    single = (time.perf_counter() - start) / repeats
+    start = time.perf_counter()
+    for _ in range(repeats):
+        task.predict(samples)
+    rate = batch * repeats / max(time.perf_counter() - start, 1e-9)
+    return Calibration(single_latency_s=max(single, 1e-6), batch_rate=max(rate, 1e-3))
+
+
+def default_user_settings(scenario: str, calibration: Calibration) -> dict:
+    """What a submitter would put in user.conf after a first look at the system."""
+    if scenario == "Offline":
+        # Over- rather than under-estimate: LoadGen sizes the one Offline query from this,
+        # and too small a query ends before min_duration (INVALID).
+        return {"target_qps": round(1.25 * calibration.batch_rate, 2)}
+    if scenario == "Server":
+        return {"target_qps": round(0.5 * calibration.batch_rate, 2)}
+    # Latency scenarios: LoadGen pre-generates min_duration / expected latency queries; an
+    # expected latency below the real one makes enough of them (too few ends the run early).
+    if scenario == "MultiStream":
+        return {"target_latency": round(max(0.5 * 8 / calibration.batch_rate, 1e-3) * 1000, 3)}
+    return {"target_latency": round(max(0.5 * calibration.single_latency_s, 1e-6) * 1000, 3)}

@@ -1,0 +1,187 @@
+"""The query sample library (QSL) and the system under test (SUT) that LoadGen drives.
+
+`SampleLibrary` keeps the samples LoadGen asks for in memory (load/unload callbacks).
+`BatchingSUT` answers LoadGen's queries with a pool of worker threads fed by one queue:
+a worker takes the first waiting sample, then gathers more for up to `batch_timeout_s` or
+until `max_batch` (dynamic batching; Offline fills batches at once, SingleStream uses a batch
+of one and no wait). Threads suit PyTorch and ONNX Runtime, which release the GIL inside ops.
+
+Faults never hang LoadGen: when the backend raises, or `abort()` is called (by the watchdog),
+every outstanding and every later sample is completed at once with an empty response, so
+LoadGen finishes and writes its logs; the first error is kept for the caller to report.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+
+# A backend turns a list of loaded samples into one numpy array (the response) per sample.
+Predict = Callable[[Sequence[object]], Sequence[np.ndarray]]
+
+
+class SampleLibrary:
+    """LoadGen's QSL over `load(index) -> sample`; keeps loaded samples in a dict."""
+
+    def __init__(self, total: int, performance_count: int, load: Callable[[int], object]):
+        self.total = int(total)
+        self.performance_count = int(min(performance_count, total))
+        self._load = load
+        self.loaded: dict[int, object] = {}
+
+    def load_samples(self, indices: list[int]) -> None:
+        for index in indices:
+            if index not in self.loaded:
+                self.loaded[index] = self._load(index)
+
+    def unload_samples(self, indices: list[int]) -> None:
+        for index in indices:
+            self.loaded.pop(index, None)
+
+    def get(self, index: int) -> object:
+        # LoadGen only issues loaded samples; load on a miss rather than fail mid-run.
+        if index not in self.loaded:
+            self.loaded[index] = self._load(index)
+        return self.loaded[index]
+
+    def construct(self):
+        import mlperf_loadgen as lg
+        return lg.ConstructQSL(self.total, self.performance_count, self.load_samples, self.unload_samples)
+
+
+def default_workers() -> int:
+    """Worker threads for this machine: one per two cores, at least one, at most four."""
+    return max(1, min(4, (os.cpu_count() or 1) // 2))
+
+
+@dataclass
+class BatchPolicy:
+    max_batch: int = 1
+    batch_timeout_s: float = 0.0
+    workers: int = 1
+
+
+def policy_for(scenario: str, max_batch: int, workers: int | None = None,
+               server_timeout_s: float = 0.002) -> BatchPolicy:
+    """Batching by scenario: none for SingleStream, up to max_batch elsewhere."""
+    workers = workers or default_workers()
+    if scenario == "SingleStream":
+        return BatchPolicy(1, 0.0, 1)
+    if scenario == "Server":
+        return BatchPolicy(max_batch, server_timeout_s, workers)
+    return BatchPolicy(max_batch, 0.0, workers)   # Offline, MultiStream: all samples arrive at once
+
+
+class BatchingSUT:
+    """A LoadGen SUT: queue + dynamic batching + worker pool over a `predict` function."""
+
+    def __init__(self, qsl: SampleLibrary, predict: Predict, policy: BatchPolicy):
+        self.qsl = qsl
+        self.predict = predict
+        self.policy = policy
+        self.pending: queue.Queue = queue.Queue()
+        self.error: str | None = None
+        self.completed = 0
+        self._outstanding: dict[int, int] = {}   # LoadGen response id -> sample index
+        self._lock = threading.Lock()
+        self._aborted = threading.Event()
+        self._stop = threading.Event()
+        self._workers = [threading.Thread(target=self._work, name=f"mlpace-sut-{i}", daemon=True)
+                         for i in range(policy.workers)]
+
+    # --- LoadGen callbacks -------------------------------------------------------------
+    def issue_queries(self, query_samples) -> None:
+        with self._lock:
+            for sample in query_samples:
+                self._outstanding[sample.id] = sample.index
+        if self._aborted.is_set():
+            self._complete_empty([s.id for s in query_samples])
+            return
+        for sample in query_samples:
+            self.pending.put((sample.id, sample.index))
+
+    def flush_queries(self) -> None:
+        pass   # workers never hold samples back longer than batch_timeout_s
+
+    # --- life cycle ----------------------------------------------------------------------
+    def start(self):
+        import mlperf_loadgen as lg
+        for worker in self._workers:
+            worker.start()
+        return lg.ConstructSUT(self.issue_queries, self.flush_queries)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for worker in self._workers:
+            worker.join(timeout=1.0)
+
+    def abort(self, reason: str) -> None:
+        """Answer everything outstanding (and everything later) with an empty response."""
+        if self.error is None:
+            self.error = reason
+        self._aborted.set()
+        while True:
+            try:
+                self.pending.get_nowait()
+            except queue.Empty:
+                break
+        with self._lock:
+            ids = list(self._outstanding)
+        self._complete_empty(ids)
+
+    # --- workers -------------------------------------------------------------------------
+    def _next_batch(self) -> list[tuple[int, int]]:
+        try:
+            batch = [self.pending.get(timeout=0.05)]
+        except queue.Empty:
+            return []
+        deadline = time.monotonic() + self.policy.batch_timeout_s
+        while len(batch) < self.policy.max_batch:
+            wait = deadline - time.monotonic()
+            try:
+                batch.append(self.pending.get(timeout=wait) if wait > 0 else self.pending.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            batch = self._next_batch()
+            if not batch or self._aborted.is_set():
+                continue
+            ids = [response_id for response_id, _ in batch]
+            try:
+                outputs = self.predict([self.qsl.get(index) for _, index in batch])
+                if len(outputs) != len(batch):
+                    raise RuntimeError(f"backend returned {len(outputs)} outputs for {len(batch)} samples")
+            except Exception as err:  # noqa: BLE001 - any backend failure ends the run cleanly
+                self.abort(f"SUT raised {type(err).__name__}: {err}")
+                continue
+            self._complete(ids, [np.ascontiguousarray(out) for out in outputs])
+
+    def _claim(self, ids: list[int]) -> list[int]:
+        """Remove ids from the outstanding set; only the first completion of an id counts."""
+        with self._lock:
+            return [i for i in ids if self._outstanding.pop(i, None) is not None]
+
+    def _complete(self, ids: list[int], outputs: list[np.ndarray]) -> None:
+        import mlperf_loadgen as lg
+        claimed = set(self._claim(ids))
+        responses = [lg.QuerySampleResponse(i, out.ctypes.data, out.nbytes)
+                     for i, out in zip(ids, outputs) if i in claimed]
+        if responses:
+            lg.QuerySamplesComplete(responses)   # LoadGen copies the bytes before returning
+            with self._lock:
+                self.completed += len(responses)
+
+    def _complete_empty(self, ids: list[int]) -> None:
+        import mlperf_loadgen as lg
+        claimed = self._claim(ids)
+        if claimed:
+            lg.QuerySamplesComplete([lg.QuerySampleResponse(i, 0, 0) for i in claimed])

@@ -1,0 +1,58 @@
+"""What a benchmark hands to the inference runner: samples, a model and its accuracy script.
+
+Each benchmark's inference binding (`mlpace.inference.models.<name>`) builds one
+`InferenceTask`; the runner, the SUT and LoadGen need nothing else from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+from mlpace.inference.sut import Predict
+
+
+@dataclass
+class InferenceTask:
+    name: str                       # mlpace's benchmark name, e.g. "resnet50"
+    loadgen_model: str              # the model name in mlperf.conf, e.g. "resnet50"
+    total: int                      # samples in the data set
+    load: Callable[[int], object]   # sample i, preprocessed, as the QSL keeps it in memory
+    predict: Predict                # a list of samples -> one numpy array per sample
+    output_dtype: str               # dtype of those arrays (decodes mlperf_log_accuracy.json)
+    score: Callable[[dict[int, np.ndarray]], float]   # the accuracy script: outputs by index
+    metric: str                     # e.g. "top-1 accuracy"
+    reference_score: float          # the FP32 model's own score on the same data
+    direction: str = "max"          # "min" for WER: the 99 % rule applies to 1 - WER
+    targets: Sequence[float] = (0.99,)   # fractions of the FP32 score MLPerf asks for
+    max_batch: int = 32
+    notes: dict = field(default_factory=dict)
+
+    def target_value(self, fraction: float) -> float:
+        """The score needed for `fraction` (0.99 or 0.999) of the FP32 model's quality."""
+        if self.direction == "min":
+            return 1.0 - fraction * (1.0 - self.reference_score)
+        return fraction * self.reference_score
+
+    def passes(self, score: float, fraction: float) -> bool:
+        target = self.target_value(fraction)
+        return score <= target if self.direction == "min" else score >= target
+
+    def result_name(self, fraction: float) -> str:
+        """The folder name MLPerf uses: `bert-99`, `dlrm-99.9`; plain for one-target models."""
+        if len(self.targets) == 1:
+            return self.name
+        return f"{self.name}-{fraction * 100:g}"
+
+
+def score_directly(task: InferenceTask, batch: int | None = None) -> float:
+    """The task's score from a plain batched loop over every sample (no LoadGen)."""
+    batch = batch or task.max_batch
+    outputs: dict[int, np.ndarray] = {}
+    for start in range(0, task.total, batch):
+        indices = list(range(start, min(start + batch, task.total)))
+        for index, out in zip(indices, task.predict([task.load(i) for i in indices])):
+            outputs[index] = np.asarray(out, dtype=task.output_dtype).ravel()
+    return float(task.score(outputs))

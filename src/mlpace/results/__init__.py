@@ -1,0 +1,1 @@
+"""Results store: every run and every published MLPerf result in one database (SQLAlchemy)."""

@@ -1,0 +1,126 @@
+"""The eight MLPerf Training benchmarks (rounds v1.0/v1.1) as data.
+
+A `BenchmarkSpec` says what a benchmark is and how it is judged; it holds no code. Each
+benchmark has two scales (see DESIGN.md): `reference` is the real closed-division recipe and
+target; `mini` is a scaled-down member of the same model family on data mlpace generates, with
+a target that needs real learning (`untrained_quality` says where an untrained model stands).
+Which scales are *implemented* is the business of `mlpace.benchmarks`, not of this file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Union
+
+Quality = Union[float, dict[str, float]]   # maskrcnn has two metrics (BBOX and SEGM)
+
+
+@dataclass(frozen=True)
+class ScaleSpec:
+    model: str
+    dataset: str
+    target: Quality
+    eval_every: int              # epochs between evaluations
+    max_epochs: int              # the run is aborted after this many epochs
+    time_budget_s: float         # ... or when the timed region has taken this long
+    untrained_quality: Quality | None = None
+
+
+@dataclass(frozen=True)
+class BenchmarkSpec:
+    name: str
+    area: str
+    metric: str
+    direction: str               # "max": higher is better; "min": lower (WER)
+    runs: int                    # runs in a complete result
+    olympic_drop: int            # runs dropped at each end of the olympic mean
+    reference: ScaleSpec
+    mini: ScaleSpec
+
+    def scale(self, name: str) -> ScaleSpec:
+        return {"reference": self.reference, "mini": self.mini}[name]
+
+    def reached(self, quality: Quality, target: Quality) -> bool:
+        """True when `quality` meets `target` (every metric, for multi-metric benchmarks)."""
+        if isinstance(target, dict):
+            if not isinstance(quality, dict):
+                return False
+            return all(k in quality and self._meets(quality[k], t) for k, t in target.items())
+        return self._meets(float(quality), target)
+
+    def _meets(self, value: float, target: float) -> bool:
+        return value >= target if self.direction == "max" else value <= target
+
+
+DAY = 24 * 3600.0
+
+BENCHMARKS: dict[str, BenchmarkSpec] = {spec.name: spec for spec in [
+    BenchmarkSpec(
+        name="resnet", area="image classification", metric="top-1 accuracy", direction="max",
+        runs=5, olympic_drop=1,
+        reference=ScaleSpec("ResNet-50 v1.5", "ImageNet 2012 (class folders of JPEGs)",
+                            target=0.759, eval_every=4, max_epochs=88, time_budget_s=7 * DAY),
+        mini=ScaleSpec("ResNet-mini (bottleneck blocks, 3 stages)", "generated shapes, 10 classes, 32x32 JPEGs",
+                       target=0.85, eval_every=1, max_epochs=15, time_budget_s=600,
+                       untrained_quality=0.10)),
+    BenchmarkSpec(
+        name="ssd", area="object detection (light weight)", metric="COCO mAP", direction="max",
+        runs=5, olympic_drop=1,
+        reference=ScaleSpec("SSD-ResNet34 300x300", "COCO 2017", target=0.23,
+                            eval_every=5, max_epochs=80, time_budget_s=7 * DAY),
+        mini=ScaleSpec("SSD-mini", "generated scenes in COCO format", target=0.20,
+                       eval_every=1, max_epochs=30, time_budget_s=900, untrained_quality=0.0)),
+    BenchmarkSpec(
+        name="maskrcnn", area="object detection (heavy weight)", metric="COCO box and mask mAP",
+        direction="max", runs=5, olympic_drop=1,
+        reference=ScaleSpec("Mask R-CNN ResNet-50-FPN", "COCO 2017",
+                            target={"BBOX": 0.377, "SEGM": 0.339}, eval_every=1, max_epochs=14,
+                            time_budget_s=7 * DAY),
+        mini=ScaleSpec("Mask R-CNN-mini", "generated scenes with masks in COCO format",
+                       target={"BBOX": 0.20, "SEGM": 0.20}, eval_every=1, max_epochs=30,
+                       time_budget_s=900, untrained_quality={"BBOX": 0.0, "SEGM": 0.0})),
+    BenchmarkSpec(
+        name="bert", area="natural language processing", metric="masked-LM accuracy",
+        direction="max", runs=10, olympic_drop=1,
+        reference=ScaleSpec("BERT-large (phase 2, LAMB)", "Wikipedia 2020/01/01 HDF5 shards",
+                            target=0.720, eval_every=1, max_epochs=40, time_budget_s=7 * DAY),
+        mini=ScaleSpec("BERT-mini", "generated/real text, WordPiece, HDF5 shards", target=0.50,
+                       eval_every=1, max_epochs=40, time_budget_s=600, untrained_quality=0.0)),
+    BenchmarkSpec(
+        name="dlrm", area="recommendation", metric="ROC AUC", direction="max",
+        runs=5, olympic_drop=1,
+        reference=ScaleSpec("DLRM (13 dense + 26 categorical)", "Criteo 1TB click logs (day_N TSV)",
+                            target=0.8025, eval_every=1, max_epochs=1, time_budget_s=7 * DAY),
+        mini=ScaleSpec("DLRM-mini", "Criteo-format TSV from a hidden click model", target=0.78,
+                       eval_every=1, max_epochs=20, time_budget_s=600, untrained_quality=0.5)),
+    BenchmarkSpec(
+        name="minigo", area="reinforcement learning", metric="win rate vs. reference",
+        direction="max", runs=10, olympic_drop=1,
+        reference=ScaleSpec("MiniGo 9x9", "self-play", target=0.50, eval_every=1,
+                            max_epochs=200, time_budget_s=7 * DAY),
+        mini=ScaleSpec("MiniGo-mini (small board)", "self-play", target=0.50, eval_every=1,
+                       max_epochs=60, time_budget_s=900, untrained_quality=0.0)),
+    BenchmarkSpec(
+        name="rnnt", area="speech recognition", metric="word error rate", direction="min",
+        runs=10, olympic_drop=1,
+        reference=ScaleSpec("RNN-T", "LibriSpeech (flac + trans.txt)", target=0.058,
+                            eval_every=1, max_epochs=100, time_budget_s=7 * DAY),
+        mini=ScaleSpec("RNN-T-mini", "generated speech-like audio in LibriSpeech layout",
+                       target=0.20, eval_every=1, max_epochs=60, time_budget_s=600,
+                       untrained_quality=1.0)),
+    BenchmarkSpec(
+        name="unet3d", area="medical imaging", metric="mean DICE", direction="max",
+        runs=40, olympic_drop=4,
+        reference=ScaleSpec("3D U-Net", "KiTS19 (NIfTI volumes)", target=0.908, eval_every=20,
+                            max_epochs=10000, time_budget_s=7 * DAY),
+        mini=ScaleSpec("3D U-Net-mini", "generated CT-like volumes in KiTS19 layout", target=0.80,
+                       eval_every=1, max_epochs=60, time_budget_s=600, untrained_quality=0.0)),
+]}
+
+
+def get_spec(name: str) -> BenchmarkSpec:
+    from mlpace.errors import MlpaceError
+    try:
+        return BENCHMARKS[name]
+    except KeyError:
+        raise MlpaceError(f"unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)}") from None

@@ -1,0 +1,417 @@
+"""Check a submission tree: every rule, one report in plain words, an exit code for CI.
+
+Training results go through the official `mlperf_logging` checkers, run in-process (and in
+parallel across files): the compliance checker with the round's ruleset (it picks the
+division's rules from the log), the seed checker and the RCP checker (closed division, as the
+official package checker runs them), and the system-description checker. mlpace adds what
+the official package checker does per folder (file names, run counts, olympic failures) and,
+for inference, its own LoadGen checks (validity, duration, query count, scenario, accuracy
+against the v1.1 targets).
+
+Drift: the current `mlperf-logging` turns ruleset 1.1.0's weights_initialization checks into
+errors that were warnings when v1.1 was published; `check` reports them as warnings and says
+why (the round's own rules win).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import re
+import warnings
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mlpace.submission.inference_rules import MIN_DURATION_MS, accuracy_target
+from mlpace.submission.loadgen_log import (canonical_scenario, parse_accuracy_file,
+                                           parse_summary_file, read_json_limited)
+from mlpace.submission.rounds import Round
+from mlpace.submission.summarize import Summary, TrainingResult, summarize
+from mlpace.submission.sysinfo import REQUIRED_FIELDS
+from mlpace.submission.tree import SafeTree, find_org_folders
+
+PASS, WARN, FAIL = "pass", "warn", "fail"
+# Compliance checking costs ~70 ms a file; below this many files one process is faster.
+PARALLEL_MIN_FILES = 16
+
+
+@dataclass
+class Finding:
+    path: str          # relative to the checked root
+    rule: str
+    level: str         # pass | warn | fail
+    reason: str
+
+
+@dataclass
+class CheckReport:
+    root: str
+    round: Round | None
+    findings: list[Finding] = field(default_factory=list)
+
+    def add(self, path, rule, level, reason="") -> None:
+        self.findings.append(Finding(str(path), rule, level, reason))
+
+    def count(self, level: str) -> int:
+        return sum(1 for f in self.findings if f.level == level)
+
+    @property
+    def ok(self) -> bool:
+        return self.count(FAIL) == 0
+
+    def to_json(self) -> dict:
+        return {"root": self.root, "ruleset": self.round.ruleset if self.round else None,
+                "passed": self.ok, "counts": {lvl: self.count(lvl) for lvl in (PASS, WARN, FAIL)},
+                "findings": [vars(f) for f in self.findings]}
+
+
+# --- the official compliance checker, in words -------------------------------------------
+
+def _short(text: str, limit: int = 110) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def plain_compliance_message(message: str) -> str:
+    """One line in plain words for one (often multi-line) compliance checker message."""
+    first = message.strip().splitlines()[0] if message.strip() else "unknown problem"
+    failed_test = next((line[len("failed test: "):] for line in message.splitlines()
+                        if line.startswith("failed test: ")), "")
+    if "initialized_tensors" in message:
+        return "the weights_initialization lines do not name the reference model's tensors"
+    if m := re.match(r"Required (\w+) occurrence of (.+?)(?: but found (\d+))?$", first):
+        need = {"AT_LEAST_ONE": "at least one", "EXACTLY_ONE": "exactly one"}.get(m.group(1), m.group(1))
+        found = f"; it has {m.group(3)}" if m.group(3) else ""
+        return f"the log needs {need} {m.group(2)} line{found}"
+    if m := re.match(r"Failed checks for (\w+) : (.*)", first):
+        hint = " (the run did not reach the quality target)" if m.group(1) == "eval_accuracy" else ""
+        return f"'{m.group(1)}' breaks the rule `{_short(m.group(2))}`{hint}"
+    if m := re.match(r"CHECK for '([^']+)' failed in line (\d+)", first):
+        return f"line {m.group(2)} ('{m.group(1)}') breaks the rule `{_short(failed_test)}`"
+    if first.startswith("failed test:"):
+        return f"end-of-log rule broken: `{_short(failed_test or first)}`"
+    if first.startswith("Could not find config file"):
+        return "no official rules for this benchmark and division in this ruleset"
+    if first.startswith("Log lines had parsing errors"):
+        return "some MLLOG lines are not valid JSON (cut or corrupt lines)"
+    return _short(first)
+
+
+def _is_known_drift(ruleset: str, message: str) -> bool:
+    return ruleset == "1.1.0" and ("weights_initialization" in message or "initialized_tensors" in message)
+
+
+def _compliance(args: tuple[str, str]) -> tuple[bool, list[str], list[str]]:
+    """(valid, error messages, warning messages) of the official checker on one file."""
+    path, ruleset = args
+    from mlperf_logging.compliance_checker import mlp_compliance
+    logging.disable(logging.CRITICAL)
+    try:
+        checker = mlp_compliance.make_checker("training", ruleset, quiet=False, werror=False)
+        with contextlib.redirect_stdout(io.StringIO()):
+            valid = checker.check_file(path, f"training_{ruleset}/common.yaml")
+        errors = [*checker.overwritable.values(), *checker.not_overwritable]
+        return bool(valid), errors, list(checker.warnings.values())
+    except Exception as err:  # noqa: BLE001 - a checker crash is a finding, not a crash of mlpace
+        return False, [f"the official compliance checker crashed: {err}"], []
+    finally:
+        logging.disable(logging.NOTSET)
+
+
+def _run_compliance(paths: list[str], ruleset: str, workers: int | None) -> list[tuple]:
+    workers = workers if workers is not None else min(4, os.cpu_count() or 1)
+    jobs = [(p, ruleset) for p in paths]
+    if workers <= 1 or len(jobs) < PARALLEL_MIN_FILES:
+        return [_compliance(job) for job in jobs]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(_compliance, jobs, chunksize=max(1, len(jobs) // (workers * 4))))
+
+
+# --- training ------------------------------------------------------------------------------
+
+class _Capture(logging.Handler):
+    """Collects the official checkers' logged errors (they report through `logging`)."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage().strip())
+
+
+@contextlib.contextmanager
+def _captured_logging():
+    handler = _Capture()
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield handler
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old_level)
+
+
+def _division(result: TrainingResult) -> str:
+    divisions = {r.division for r in result.runs if r.division}
+    return divisions.pop() if len(divisions) == 1 else ""
+
+
+def _check_training_result(report: CheckReport, tree: SafeTree, result: TrainingResult,
+                           round_: Round) -> None:
+    folder = Path(result.runs[0].path).parent if result.runs else Path(result.org_folder)
+    where = tree.relative(folder)
+    need = result.required_runs
+    have = len(result.runs)
+    if need and have < need:
+        report.add(where, "run count", FAIL, f"{have} result files; {result.benchmark} needs {need}")
+    elif need and have > need:
+        report.add(where, "run count", WARN, f"{have} result files; {result.benchmark} needs {need} "
+                                             "(extra runs are scored too)")
+    elif need:
+        report.add(where, "run count", PASS, f"{have} runs")
+    else:
+        report.add(where, "run count", WARN, f"{result.benchmark!r} is not a benchmark of round "
+                                             f"v{round_.version}")
+    unknown = [p.name for p in tree.files(folder)
+               if not re.match(r"^result_\d+\.txt$", p.name) and p.name != "scaling.json"]
+    if unknown:
+        report.add(where, "file names", WARN, f"files the official layout does not know: {', '.join(unknown[:5])}"
+                   + (" ..." if len(unknown) > 5 else ""))
+    score = result.score
+    if score and score.minutes is None:
+        report.add(where, "olympic scoring", FAIL, score.reason)
+    elif score:
+        extra = f"; {score.failed} non-converged run(s) dropped" if score.failed else ""
+        report.add(where, "olympic scoring", PASS, f"score {result.minutes:.4f} min{extra}")
+    division = _division(result)
+    if division == "closed" and _version(round_.ruleset) >= (1, 0, 0):
+        _official_seed_and_rcp(report, where, folder, result, round_)
+
+
+def _version(ruleset: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in ruleset.split("."))
+
+
+def _official_seed_and_rcp(report, where, folder: Path, result: TrainingResult, round_: Round):
+    from mlperf_logging.package_checker.seed_checker import SeedChecker
+    from mlperf_logging.rcp_checker import rcp_checker
+    files = [r.path for r in result.runs]
+    with _captured_logging() as capture:
+        try:
+            seeds_ok = SeedChecker(round_.ruleset).check_seeds(files, False)
+        except Exception as err:  # noqa: BLE001
+            seeds_ok, capture.messages = False, [f"seed checker crashed: {err}"]
+    # The checker names files by full path; the folder is already in the report line.
+    said = " ".join(capture.messages).replace(str(folder) + os.sep, "")
+    # Repeated seeds break the rules; a seed that is not logged was bypassable in review.
+    level = PASS if seeds_ok else (FAIL if "same seed" in said or "crashed" in said else WARN)
+    report.add(where, "seeds (official)", level,
+               "" if seeds_ok else _short(said or "seeds repeat or are missing", 300))
+    if result.benchmark == "minigo":
+        return
+    with _captured_logging():
+        try:
+            passed, message, _ = rcp_checker.check_directory(
+                str(folder), "training", round_.ruleset, False, False,
+                rcp_pass="pruned_rcps", set_scaling=False)
+        except KeyError as err:
+            report.add(where, "RCP (official)", WARN,
+                       f"mlperf-logging has no RCP data for {err} in ruleset {round_.ruleset}")
+            return
+        except Exception as err:  # noqa: BLE001
+            report.add(where, "RCP (official)", WARN, f"the RCP checker could not run: {err}")
+            return
+    report.add(where, "RCP (official)", PASS if passed else FAIL,
+               message if passed else f"{message}: converges in fewer epochs than the reference "
+               "allows (only the review committee can accept it, with rcp_bypass)")
+
+
+def _check_system_descriptions(report: CheckReport, tree: SafeTree, org: Path, training: bool,
+                               ruleset: str | None) -> None:
+    systems = org / "systems"
+    used = {p.name for p in tree.folders(org / "results")}
+    described = {p.stem: p for p in tree.files(systems) if p.suffix == ".json"}
+    for name in sorted(used - set(described)):
+        report.add(tree.relative(systems / f"{name}.json"), "system description", FAIL,
+                   f"missing: results/{name} has no systems/{name}.json")
+    for name, path in sorted(described.items()):
+        where = tree.relative(path)
+        try:
+            desc = read_json_limited(path)
+        except Exception as err:  # noqa: BLE001 - MlpaceError from a malformed file
+            report.add(where, "system description", FAIL, str(err))
+            continue
+        if not isinstance(desc, dict):
+            report.add(where, "system description", FAIL, "not a JSON object")
+            continue
+        missing = [f for f in REQUIRED_FIELDS if f not in desc]
+        # Inference v1.1 checked fewer fields than training does: a gap there is a warning.
+        level = PASS if not missing else (FAIL if training else WARN)
+        report.add(where, "system description fields", level,
+                   f"missing field(s): {', '.join(missing)}" if missing else "")
+        if training and ruleset:
+            _official_system_desc(report, where, path, ruleset)
+
+
+def _official_system_desc(report, where, path: Path, ruleset: str) -> None:
+    from mlperf_logging.system_desc_checker.system_desc_checker import check_system_desc
+    with _captured_logging() as capture:
+        try:
+            valid = check_system_desc(str(path), "training", ruleset)[0]
+        except Exception as err:  # noqa: BLE001
+            valid, capture.messages = False, [f"checker crashed: {err}"]
+    reason = _short("; ".join(m for m in capture.messages if m), 200)
+    report.add(where, "system description (official)", PASS if valid else FAIL,
+               "" if valid else reason or "rejected")
+
+
+# --- inference -----------------------------------------------------------------------------
+
+def _check_scenario(report: CheckReport, tree: SafeTree, folder: Path, division: str) -> None:
+    where = tree.relative(folder)
+    scenario = canonical_scenario(folder.name)
+    benchmark = folder.parent.name
+    perf_folder = folder / "performance" / "run_1"
+    perf = perf_folder / "mlperf_log_summary.txt"
+    if not perf_folder.is_dir() or perf not in tree.files(perf_folder):
+        report.add(where, "LoadGen performance run", FAIL, "no performance/run_1/mlperf_log_summary.txt")
+    else:
+        summary = parse_summary_file(perf)
+        rel = tree.relative(perf)
+        if summary["scenario"] is None or summary["result"] is None:
+            report.add(rel, "LoadGen summary", FAIL, "not a LoadGen performance summary (no scenario or result line)")
+        else:
+            if summary["scenario"] != scenario:
+                report.add(rel, "scenario", FAIL, f"the folder says {scenario} but LoadGen ran {summary['scenario']}")
+            report.add(rel, "LoadGen validity", PASS if summary["valid"] else FAIL,
+                       f"{summary['metric']}: {summary['value']}" if summary["valid"]
+                       else f"LoadGen says {summary['result']}")
+            for key, words in (("min_duration_satisfied", "minimum duration"),
+                               ("min_queries_satisfied", "minimum query count"),
+                               ("performance_constraints_satisfied", "latency constraint"),
+                               ("early_stopping_satisfied", "early stopping")):
+                if summary[key] is False:
+                    report.add(rel, words, FAIL, f"LoadGen reports the {words} was not met")
+            duration = summary["settings"].get("min_duration (ms)")
+            if isinstance(duration, int) and duration < MIN_DURATION_MS:
+                level = FAIL if division == "closed" else WARN
+                report.add(rel, "duration setting", level,
+                           f"min_duration is {duration / 1000:g} s; v1.1 requires {MIN_DURATION_MS / 1000:g} s")
+            if summary["errors"]:
+                report.add(rel, "LoadGen errors", FAIL, "LoadGen logged errors during the test")
+    _check_accuracy(report, tree, folder, benchmark, division)
+
+
+def _check_accuracy(report, tree, folder: Path, benchmark: str, division: str) -> None:
+    acc_folder = folder / "accuracy"
+    acc = acc_folder / "accuracy.txt"
+    if not acc_folder.is_dir() or acc not in tree.files(acc_folder):
+        report.add(tree.relative(folder), "accuracy run", FAIL, "no accuracy/accuracy.txt")
+        return
+    rel = tree.relative(acc)
+    parsed = parse_accuracy_file(acc)
+    metrics = parsed["metrics"]
+    target = accuracy_target(benchmark)
+    if not metrics:
+        report.add(rel, "accuracy", FAIL, "no accuracy figure found in accuracy.txt")
+    elif parsed["passed"] is not None:
+        # mlpace's own runs state their target (a fraction of the mini model's fp32 score).
+        name, value = next(iter(metrics.items()))
+        report.add(rel, "accuracy target", PASS if parsed["passed"] else FAIL,
+                   f"{name} = {value:g} {'>=' if parsed['passed'] else '<'} {parsed['target']:g} "
+                   "(target stated by mlpace infer)")
+    elif division != "closed" or target is None:
+        name, value = next(iter(metrics.items()))
+        why = "open division: no target" if division != "closed" else f"no v1.1 target known for {benchmark!r}"
+        report.add(rel, "accuracy", PASS if division != "closed" else WARN, f"{name} = {value:g} ({why})")
+    else:
+        name, minimum = target
+        value = metrics.get(name)
+        if value is None:
+            report.add(rel, "accuracy", FAIL, f"accuracy.txt has no {name} figure")
+        else:
+            ok = value >= minimum
+            report.add(rel, "accuracy target", PASS if ok else FAIL,
+                       f"{name} = {value:g} {'>=' if ok else '<'} {minimum:.4f} required")
+
+
+def _check_inference_org(report: CheckReport, tree: SafeTree, org: Path) -> None:
+    division = org.parent.name if org.parent.name in ("closed", "open", "network") else ""
+    for system_folder in tree.folders(org / "results"):
+        for benchmark_folder in tree.folders(system_folder):
+            for scenario_folder in tree.folders(benchmark_folder):
+                if canonical_scenario(scenario_folder.name):
+                    _check_scenario(report, tree, scenario_folder, division)
+
+
+# --- the whole tree ------------------------------------------------------------------------
+
+def check(root: str | os.PathLike, ruleset: str | None = None, compliance: bool = True,
+          workers: int | None = None) -> CheckReport:
+    """Check every result under `root`; see the module doc for the rules."""
+    summary: Summary = summarize(root, ruleset=ruleset, workers=workers)
+    tree = SafeTree(Path(root))
+    report = CheckReport(str(root), summary.round)
+    for path, problem in summary.problems:
+        if Path(path).parent.name != "systems":     # system descriptions are checked below
+            report.add(tree.relative(path), "tree", FAIL, problem)
+    training_orgs = {result.org_folder for result in summary.training}
+    round_ = summary.round
+    if summary.training and round_:
+        if compliance:
+            files = [run.path for result in summary.training for run in result.runs]
+            outcomes = dict(zip(files, _run_compliance(files, round_.ruleset, workers)))
+            for result in summary.training:
+                _report_compliance(report, tree, result, round_, outcomes)
+        for result in summary.training:
+            for run in result.runs:
+                for note in run.notes:
+                    if note.startswith("unreadable"):
+                        report.add(tree.relative(run.path), "result file", FAIL, note)
+            _check_training_result(report, tree, result, round_)
+    for org in find_org_folders(tree):
+        is_training = str(org) in training_orgs
+        _check_system_descriptions(report, tree, org, is_training, round_.ruleset if round_ else None)
+        if not is_training:
+            _check_inference_org(report, tree, org)
+    for path, problem in tree.problems:
+        if (str(path), problem) not in summary.problems:
+            report.add(tree.relative(path), "tree", FAIL, problem)
+    return report
+
+
+def _report_compliance(report, tree, result: TrainingResult, round_: Round, outcomes) -> None:
+    """One finding per file. As the official package checker does, up to `drop` failing files
+    per benchmark (1, unet3d 4) are accepted under olympic scoring: warnings, not failures."""
+    ruleset = round_.ruleset
+    rule = f"compliance (official, ruleset {ruleset})"
+    failing = {}
+    for run in result.runs:
+        valid, errors, warnings = outcomes[run.path]
+        rel = tree.relative(run.path)
+        real_errors = [e for e in errors if not _is_known_drift(ruleset, e)]
+        drift = [e for e in errors if _is_known_drift(ruleset, e)]
+        if real_errors:
+            reasons = list(dict.fromkeys(plain_compliance_message(e) for e in real_errors))
+            more = f" (and {len(reasons) - 3} more)" if len(reasons) > 3 else ""
+            failing[rel] = "; ".join(reasons[:3]) + more
+        elif drift:
+            report.add(rel, rule, WARN, plain_compliance_message(drift[0]) + " - a warning under "
+                       "v1.1 as published; today's mlperf-logging makes it an error")
+        else:
+            report.add(rel, rule, PASS, "; ".join(plain_compliance_message(w) for w in warnings))
+    tolerated = len(failing) <= round_.drop(result.benchmark)
+    for rel, reasons in failing.items():
+        if tolerated:
+            report.add(rel, rule, WARN, reasons + " - accepted as the dropped run of olympic scoring")
+        else:
+            report.add(rel, rule, FAIL, reasons + f" - {len(failing)} files fail; at most "
+                       f"{round_.drop(result.benchmark)} may")

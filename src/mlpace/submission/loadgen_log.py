@@ -1,0 +1,189 @@
+"""Parsers for the files MLPerf LoadGen writes, and the accuracy reports beside them.
+
+- `mlperf_log_summary.txt`: the human summary. Its layout has changed across LoadGen versions
+  (v1.1 put Server's "Scheduled samples per second" first; v4+ puts "Completed samples per
+  second" there and adds early stopping lines), so the parser reads every `name : value`
+  line and takes the result metric to be the first line between `Mode` and `Result is`.
+- `mlperf_log_detail.txt`: MLLOG lines (same format as training logs).
+- `accuracy.txt`: whatever the benchmark's accuracy script printed; the headline numbers
+  (accuracy=, mAP=, AUC=, f1, WER, DICE mean) are picked out of the noise.
+
+Folder names are not trusted for the scenario: real submissions use both `Offline` and
+`offline`; `canonical_scenario` maps either to LoadGen's spelling.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+from mlpace.errors import MlpaceError
+from mlpace.submission.training_log import parse_mllog_lines, read_text_limited
+
+SCENARIOS = ["SingleStream", "MultiStream", "Server", "Offline"]
+_SCENARIO_BY_LOWER = {s.lower(): s for s in SCENARIOS}
+# LoadGen summaries and accuracy reports are small; anything this large is not one.
+MAX_SUMMARY_BYTES = 10 * 2**20
+MAX_DETAIL_BYTES = 500 * 2**20
+
+# The yes/no lines under "Result is", by the name this module gives them.
+_CONSTRAINTS = {
+    "min duration satisfied": "min_duration_satisfied",
+    "min queries satisfied": "min_queries_satisfied",
+    "performance constraints satisfied": "performance_constraints_satisfied",
+    "early stopping satisfied": "early_stopping_satisfied",
+}
+_PERCENTILE = re.compile(r"^([\d.]+) percentile latency \(ns\)$")
+_NUMBER = re.compile(r"^-?\d+(\.\d+)?([eE][-+]?\d+)?$")
+
+
+def canonical_scenario(name: str) -> str | None:
+    """LoadGen's spelling of a scenario name in any case (`offline` -> `Offline`), else None."""
+    return _SCENARIO_BY_LOWER.get(name.replace("_", "").replace("-", "").lower())
+
+
+def _number(text: str):
+    text = text.strip()
+    if _NUMBER.match(text):
+        return float(text) if any(c in text for c in ".eE") else int(text)
+    return text
+
+
+def parse_summary_text(text: str, path: str = "<text>") -> dict:
+    """The fields of one `mlperf_log_summary.txt` (see module doc); never raises on content."""
+    summary = {
+        "path": str(path), "sut_name": None, "scenario": None, "mode": None,
+        "metric": None, "value": None, "result": None, "valid": False,
+        "min_duration_satisfied": None, "min_queries_satisfied": None,
+        "performance_constraints_satisfied": None, "early_stopping_satisfied": None,
+        "latency_percentiles_ns": {}, "stats": {}, "settings": {},
+        "warnings": None, "errors": None,
+    }
+    section = "results"
+    after_mode = False
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("====="):
+            continue
+        if line == "Additional Stats":
+            section = "stats"
+            continue
+        if line == "Test Parameters Used":
+            section = "settings"
+            continue
+        if line.startswith("No warnings encountered"):
+            summary["warnings"] = False
+            continue
+        if line.startswith("No errors encountered"):
+            summary["errors"] = False
+            continue
+        if re.match(r"^\d+ warnings? encountered", line):
+            summary["warnings"] = True
+            continue
+        if re.match(r"^\d+ errors? encountered", line):
+            summary["errors"] = True
+            continue
+        if ":" not in line:
+            continue
+        name, _, value = line.partition(":")
+        name, value = name.strip(), value.strip()
+        if not value:   # section titles such as "Recommendations:"
+            continue
+        lower = name.lower()
+        if section == "results":
+            if lower == "sut name":
+                summary["sut_name"] = value
+            elif lower == "scenario":
+                summary["scenario"] = canonical_scenario(value) or value
+            elif lower == "mode":
+                summary["mode"] = value
+                after_mode = True
+            elif lower == "result is":
+                summary["result"] = value
+                summary["valid"] = value.upper() == "VALID"
+                after_mode = False
+            elif lower in _CONSTRAINTS:
+                summary[_CONSTRAINTS[lower]] = value.lower().startswith("yes")
+            elif after_mode and summary["metric"] is None:
+                summary["metric"], summary["value"] = name, _number(value)
+            else:
+                summary["stats"][name] = _number(value)
+        elif section == "stats":
+            match = _PERCENTILE.match(name)
+            if match:
+                summary["latency_percentiles_ns"][float(match.group(1))] = _number(value)
+            else:
+                summary["stats"][name] = _number(value)
+        else:
+            summary["settings"][name] = _number(value)
+    return summary
+
+
+def parse_summary_file(path: str | os.PathLike) -> dict:
+    """Parse one `mlperf_log_summary.txt`; MlpaceError only when it cannot be read."""
+    return parse_summary_text(read_text_limited(path, MAX_SUMMARY_BYTES), str(path))
+
+
+def is_performance_summary(summary: dict) -> bool:
+    """True for a real performance-run summary (accuracy runs write a near-empty one)."""
+    return summary.get("scenario") is not None and summary.get("result") is not None
+
+
+def parse_detail_file(path: str | os.PathLike) -> dict:
+    """`mlperf_log_detail.txt` as {key: first value}, plus the errors and warnings it logged."""
+    records = parse_mllog_lines(read_text_limited(path, MAX_DETAIL_BYTES))
+    values: dict = {}
+    errors, warnings = [], []
+    for record in records:
+        values.setdefault(record["key"], record.get("value"))
+        meta = record["metadata"]
+        if meta.get("is_error"):
+            errors.append(f"{record['key']}: {record.get('value')}")
+        elif meta.get("is_warning"):
+            warnings.append(f"{record['key']}: {record.get('value')}")
+    return {"path": str(path), "values": values, "errors": errors, "warnings": warnings,
+            "records": len(records)}
+
+
+# Headline numbers of the reference accuracy scripts, as (name, pattern); value in group 1.
+_ACCURACY_PATTERNS = [
+    ("accuracy", re.compile(r"\baccuracy\s*=\s*([-\d.eE+]+)%?")),
+    ("mAP", re.compile(r"\bmAP\s*=\s*([-\d.eE+]+)%?")),
+    ("AUC", re.compile(r"\bAUC\s*=\s*([-\d.eE+]+)%?")),
+    ("WER", re.compile(r"Word Error Rate:\s*([-\d.eE+]+)%?")),
+    ("DICE", re.compile(r"Accuracy: mean\s*=\s*([-\d.eE+]+)")),
+    ("f1", re.compile(r'"f1":\s*([-\d.eE+]+)')),
+    ("exact_match", re.compile(r'"exact_match":\s*([-\d.eE+]+)')),
+]
+_HASH = re.compile(r"^hash=([0-9a-fA-F]+)\s*$", re.M)
+
+
+def parse_accuracy_text(text: str, path: str = "<text>") -> dict:
+    """Headline accuracy numbers in an `accuracy.txt` (last occurrence of each wins)."""
+    metrics = {}
+    for name, pattern in _ACCURACY_PATTERNS:
+        found = pattern.findall(text)
+        if found:
+            try:
+                metrics[name] = float(found[-1])
+            except ValueError:
+                pass
+    hashes = _HASH.findall(text)
+    # `mlpace infer` states its own target and verdict: "target=0.75000 (...), result=PASS".
+    verdict = re.search(r"target=([-\d.eE+]+).*result=(PASS|FAIL)", text)
+    return {"path": str(path), "metrics": metrics, "hash": hashes[-1] if hashes else None,
+            "target": float(verdict.group(1)) if verdict else None,
+            "passed": (verdict.group(2) == "PASS") if verdict else None}
+
+
+def parse_accuracy_file(path: str | os.PathLike) -> dict:
+    return parse_accuracy_text(read_text_limited(path, MAX_SUMMARY_BYTES), str(path))
+
+
+def read_json_limited(path: str | os.PathLike, limit: int = MAX_SUMMARY_BYTES):
+    """A small JSON file from an untrusted tree (system descriptions, measurements)."""
+    try:
+        return json.loads(read_text_limited(path, limit, encoding="utf-8"))
+    except ValueError as err:
+        raise MlpaceError(f"{path} is not valid JSON: {err}") from None

@@ -1,0 +1,272 @@
+"""Build an official MLPerf submission tree from mlpace's own runs.
+
+Training (from `mlpace train` output, `<org>/results/<system>/<benchmark>/result_<i>.txt`):
+
+    <out>/<org>/results/<system>/<benchmark>/result_<i>.txt      (renumbered from 0)
+    <out>/<org>/systems/<system>.json                            (division, availability set)
+    <out>/<org>/benchmarks/<benchmark>/implementations/mlpace/README.md   (how to reproduce)
+
+Inference (from `mlpace infer` output, `<division>/<org>/results/<system>/<benchmark>/<scenario>/`):
+
+    <out>/<division>/<org>/results/...      (LoadGen files as they are; `Scenario` spelled as LoadGen does)
+    <out>/<division>/<org>/measurements/... (user.conf, mlperf.conf, README.md)
+    <out>/<division>/<org>/systems/<system>.json
+    <out>/<division>/<org>/code/<benchmark>/README.md
+
+Nothing is written unless the whole set is acceptable: a benchmark with the wrong number of
+runs for its round, a run from another division, or an unsafe name stops packaging with every
+reason listed. The tree is built in a temporary folder beside `--out` and renamed into place,
+so an existing submission is never overwritten or left half-written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mlpace.errors import MlpaceError
+from mlpace.submission.loadgen_log import canonical_scenario, read_json_limited
+from mlpace.submission.rounds import MLPACE_RULESET, round_for_ruleset
+from mlpace.submission.sysinfo import REQUIRED_FIELDS, capture_system_description
+from mlpace.submission.training_log import parse_result_file
+from mlpace.submission.tree import SafeTree, safe_name
+
+AVAILABILITY = {   # accepted spellings -> the system-description `status` value of v1.x
+    "onprem": "onprem", "available": "onprem", "on-premise": "onprem",
+    "cloud": "cloud", "preview": "preview",
+    "research": "research", "rdi": "research",
+}
+DIVISIONS = ("closed", "open")
+_RESULT_FILE = re.compile(r"^result_(\d+)\.txt$")
+_SEARCH_DEPTH = 8
+
+
+@dataclass
+class TrainingSet:
+    system: str
+    benchmark: str
+    files: list[Path]
+    system_json: Path | None
+
+
+@dataclass
+class Plan:
+    """What `package` will write, found and validated before anything is written."""
+
+    training: list[TrainingSet] = field(default_factory=list)
+    inference: list[tuple[str, Path]] = field(default_factory=list)   # (division, org folder)
+    problems: list[str] = field(default_factory=list)
+
+
+def _walk(tree: SafeTree, folder: Path, depth: int):
+    yield folder
+    if depth:
+        for sub in tree.folders(folder):
+            yield from _walk(tree, sub, depth - 1)
+
+
+def find_runs(source: Path, ruleset: str = MLPACE_RULESET) -> Plan:
+    """Training result sets and inference trees under `source` (an mlpace output folder)."""
+    tree = SafeTree(source)
+    plan = Plan()
+    round_ = round_for_ruleset(ruleset)
+    for folder in _walk(tree, tree.root, _SEARCH_DEPTH):
+        if canonical_scenario(folder.name) and (folder / "performance").is_dir():
+            # <division>/<org>/results/<system>/<benchmark>/<scenario>
+            org = folder.parents[3]
+            division = org.parent.name if len(folder.parents) > 4 else ""
+            if division not in DIVISIONS:
+                plan.problems.append(f"{tree.relative(folder)}: inference results must sit under "
+                                     "<closed|open>/<org>/results/ (as `mlpace infer` writes them)")
+            elif (division, org) not in plan.inference:
+                plan.inference.append((division, org))
+            continue
+        results = sorted((p for p in tree.files(folder) if _RESULT_FILE.match(p.name)),
+                         key=lambda p: int(_RESULT_FILE.match(p.name).group(1)))
+        if not results:
+            continue
+        benchmark, system = folder.name, folder.parent.name
+        system_json = folder.parents[2] / "systems" / f"{system}.json" if len(folder.parents) > 2 else None
+        plan.training.append(TrainingSet(system, benchmark, results,
+                                         system_json if system_json and system_json.is_file() else None))
+        need = round_.required_runs(benchmark)
+        if need is None:
+            plan.problems.append(f"{tree.relative(folder)}: {benchmark!r} is not an MLPerf Training benchmark")
+        elif len(results) != need:
+            plan.problems.append(f"{tree.relative(folder)}: {len(results)} runs of {benchmark}; a result "
+                                 f"needs exactly {need} (ruleset {round_.ruleset}) - run the missing "
+                                 "seeds or remove the extra runs")
+    for path, reason in tree.problems:
+        plan.problems.append(f"{tree.relative(path)}: {reason}")
+    return plan
+
+
+def _system_description(tset: TrainingSet, org: str, division: str, status: str,
+                        overrides: dict) -> dict:
+    if tset.system_json:
+        desc = read_json_limited(tset.system_json)
+        if not isinstance(desc, dict):
+            raise MlpaceError(f"{tset.system_json} is not a JSON object")
+    else:
+        desc = capture_system_description(system_name=tset.system)
+    desc.update(overrides)
+    desc.update({"submitter": org, "division": division, "status": status})
+    for name in REQUIRED_FIELDS:
+        desc.setdefault(name, "")
+    return desc
+
+
+def _check_logs(tset: TrainingSet, division: str) -> list[str]:
+    """Runs must say the benchmark and division they are filed under."""
+    problems = []
+    for path in tset.files:
+        run = parse_result_file(path)
+        if run.benchmark and run.benchmark != tset.benchmark:
+            problems.append(f"{path}: logs benchmark {run.benchmark!r} but sits under {tset.benchmark}/")
+        if run.division and run.division != division:
+            problems.append(f"{path}: logged for the {run.division} division, packaging for {division}")
+        if run.status is None:
+            problems.append(f"{path}: has no run_stop (the run was cut short); rerun it")
+    return problems
+
+
+def _readme(benchmark: str, tset: TrainingSet, desc: dict, ruleset: str) -> str:
+    seeds = []
+    for path in tset.files:
+        seed = parse_result_file(path).seed
+        seeds.append(str(seed) if seed is not None else "?")
+    return "\n".join([
+        f"# {benchmark}: mlpace implementation", "",
+        f"Produced by mlpace (its version is in `other_software_stack` of "
+        f"systems/{tset.system}.json) under the rules of MLPerf Training ruleset {ruleset}.", "",
+        "## Reproduce", "",
+        "```",
+        "pip install mlpace",
+        f"mlpace train {benchmark} --runs {len(tset.files)}",
+        "```", "",
+        f"Seeds of the packaged runs, in order: {', '.join(seeds)}.",
+        f"System: {desc.get('system_name')} ({desc.get('host_processor_model_name')}, "
+        f"{desc.get('accelerators_per_node')} x {desc.get('accelerator_model_name')}), "
+        f"framework {desc.get('framework')}.", "",
+    ])
+
+
+def package(sources: list[str | os.PathLike], org: str, out: str | os.PathLike,
+            division: str = "open", availability: str = "onprem",
+            overrides: dict | None = None, ruleset: str = MLPACE_RULESET) -> Path:
+    """Build the submission tree for `org` under `out`; returns `out`. See the module doc."""
+    org = safe_name(org, "organisation")
+    if division not in DIVISIONS:
+        raise MlpaceError(f"division must be one of {', '.join(DIVISIONS)}, not {division!r}")
+    status = AVAILABILITY.get(availability.lower())
+    if status is None:
+        raise MlpaceError(f"availability must be one of {', '.join(sorted(set(AVAILABILITY)))}, "
+                          f"not {availability!r}")
+    plan = Plan()
+    for source in sources:
+        found = find_runs(Path(source), ruleset)
+        plan.training += found.training
+        plan.inference += found.inference
+        plan.problems += found.problems
+    if not plan.training and not plan.inference and not plan.problems:
+        raise MlpaceError(f"no training results (result_<i>.txt) or inference results under "
+                          f"{', '.join(map(str, sources))}")
+    for tset in plan.training:
+        for name, what in ((tset.system, "system name"), (tset.benchmark, "benchmark name")):
+            try:
+                safe_name(name, what)
+            except MlpaceError as err:
+                plan.problems.append(str(err))
+        plan.problems += _check_logs(tset, division)
+    seen = [(t.system, t.benchmark) for t in plan.training]
+    for key in {k for k in seen if seen.count(k) > 1}:
+        plan.problems.append(f"{key[0]}/{key[1]} found in more than one source folder")
+    if plan.problems:
+        raise MlpaceError("not packaged: " + " | ".join(plan.problems))
+
+    out = Path(out)
+    targets = [out / org] if plan.training else []
+    targets += [out / division / org for division, _ in plan.inference]
+    for target in targets:
+        if target.exists():
+            raise MlpaceError(f"{target} already exists; choose another --out or move it away "
+                              "(package never overwrites a submission)")
+    out.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".mlpace-package-", dir=out))
+    try:
+        _write_training(staging, plan.training, org, division, status, overrides or {}, ruleset)
+        for inf_division, source_org in plan.inference:
+            _write_inference(staging / inf_division / org, source_org, org, status, overrides or {})
+        for item in staging.iterdir():
+            if item.name in (org,) or item.name in DIVISIONS:
+                _move_into(item, out / item.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return out
+
+
+def _move_into(src: Path, dst: Path) -> None:
+    """Move a staged folder into place; merge only into folders that do not hold it yet."""
+    if not dst.exists():
+        os.replace(src, dst)
+        return
+    for child in src.iterdir():
+        _move_into(child, dst / child.name)
+
+
+def _write_training(root: Path, sets: list[TrainingSet], org: str, division: str, status: str,
+                    overrides: dict, ruleset: str) -> None:
+    for tset in sets:
+        base = root / org
+        results = base / "results" / tset.system / tset.benchmark
+        results.mkdir(parents=True, exist_ok=True)
+        for index, path in enumerate(tset.files):
+            shutil.copyfile(path, results / f"result_{index}.txt")
+        desc = _system_description(tset, org, division, status, overrides)
+        systems = base / "systems"
+        systems.mkdir(parents=True, exist_ok=True)
+        (systems / f"{tset.system}.json").write_text(json.dumps(desc, indent=2) + "\n")
+        impl = base / "benchmarks" / tset.benchmark / "implementations" / "mlpace"
+        impl.mkdir(parents=True, exist_ok=True)
+        (impl / "README.md").write_text(_readme(tset.benchmark, tset, desc, ruleset))
+
+
+def _write_inference(target: Path, source_org: Path, org: str, status: str, overrides: dict) -> None:
+    """Copy an `mlpace infer` tree (already in the official layout), completing what it lacks."""
+    tree = SafeTree(source_org)
+    for folder in ("results", "measurements"):
+        if (source_org / folder).is_dir():
+            _copy_safe(tree, source_org / folder, target / folder)
+    systems = target / "systems"
+    systems.mkdir(parents=True, exist_ok=True)
+    for system_folder in tree.folders(source_org / "results"):
+        source_desc = source_org / "systems" / f"{system_folder.name}.json"
+        desc = read_json_limited(source_desc) if source_desc.is_file() else \
+            capture_system_description(system_name=system_folder.name)
+        desc.update(overrides)
+        desc.update({"submitter": org, "division": target.parent.name, "status": status})
+        (systems / f"{system_folder.name}.json").write_text(json.dumps(desc, indent=2) + "\n")
+        for benchmark_folder in tree.folders(system_folder):
+            code = target / "code" / benchmark_folder.name
+            code.mkdir(parents=True, exist_ok=True)
+            scenarios = [canonical_scenario(s.name) for s in tree.folders(benchmark_folder)]
+            (code / "README.md").write_text(
+                f"# {benchmark_folder.name}: mlpace implementation\n\n```\npip install mlpace\n" +
+                "".join(f"mlpace infer {benchmark_folder.name} --scenario {s}\n" for s in scenarios if s) +
+                "```\n")
+    if tree.problems:
+        raise MlpaceError("not packaged: " + " | ".join(f"{p}: {r}" for p, r in tree.problems))
+
+
+def _copy_safe(tree: SafeTree, src: Path, dst: Path) -> None:
+    dst.mkdir(parents=True, exist_ok=True)
+    for path in tree.files(src):
+        shutil.copyfile(path, dst / path.name)
+    for folder in tree.folders(src):
+        name = canonical_scenario(folder.name) or folder.name
+        _copy_safe(tree, folder, dst / name)

@@ -1,0 +1,166 @@
+"""The timed run: stop conditions, log structure, and the official checker's verdict.
+
+`LinearWorkload` is a real (if tiny) learning problem, so that these tests exercise the
+harness quickly and independently of any benchmark: logistic regression on two Gaussian blobs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+import torch
+
+from mlpace.harness.timed_run import StopRequest, Submission, run_once
+from mlpace.harness.workload import RunContext, Workload
+from mlpace.rules.benchmarks import BenchmarkSpec, ScaleSpec
+from mlpace.submission.scoring import olympic_score
+
+from conftest import run_compliance_checker
+
+SPEC = BenchmarkSpec(
+    name="resnet", area="test", metric="accuracy", direction="max", runs=5, olympic_drop=1,
+    reference=ScaleSpec("linear", "blobs", target=0.9, eval_every=2, max_epochs=6, time_budget_s=60),
+    mini=ScaleSpec("linear", "blobs", target=0.9, eval_every=1, max_epochs=6, time_budget_s=60,
+                   untrained_quality=0.5))
+
+
+class LinearWorkload(Workload):
+    def __init__(self, scale="mini", fail_at_epoch=None, stop=None, target=None):
+        super().__init__(SPEC, scale, config=None)
+        self.fail_at_epoch, self.stop = fail_at_epoch, stop
+
+    def prepare_data(self, data_dir):
+        g = torch.Generator().manual_seed(0)
+        y = torch.randint(0, 2, (512,), generator=g)
+        self.x = torch.randn(512, 2, generator=g) + (y[:, None] * 2 - 1) * 1.5
+        self.y = y
+
+    def setup(self, ctx):
+        torch.manual_seed(ctx.seed)
+        self.model = torch.nn.Linear(2, 2)
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=0.05)
+
+    def hyperparameters(self):
+        return {"global_batch_size": 64, "opt_name": "sgd", "opt_base_learning_rate": 0.05}
+
+    def train_samples(self):
+        return 512
+
+    def eval_samples(self):
+        return 512
+
+    def train_epoch(self, epoch):
+        if epoch == self.fail_at_epoch:
+            raise RuntimeError("boom")
+        for i in range(0, 512, 64):
+            loss = torch.nn.functional.cross_entropy(self.model(self.x[i:i + 64]), self.y[i:i + 64])
+            self.opt.zero_grad()
+            loss.backward()
+            self.opt.step()
+            if self.stop is not None and epoch == 2 and i == 128:
+                os.kill(os.getpid(), signal.SIGTERM)  # as `kill PID` from outside would
+            yield 64
+
+    def evaluate(self, epoch):
+        with torch.no_grad():
+            return float((self.model(self.x).argmax(1) == self.y).float().mean())
+
+
+def read_log(path: Path) -> list[dict]:
+    return [json.loads(line.split(":::MLLOG ", 1)[1]) for line in path.read_text().splitlines()
+            if line.startswith(":::MLLOG ")]
+
+
+def keys(lines):
+    return [line["key"] for line in lines]
+
+
+def test_success_at_first_eval_reaching_target(tmp_path):
+    log = tmp_path / "result_0.txt"
+    outcome = run_once(LinearWorkload(), RunContext(seed=3), log, Submission(platform="test"))
+    lines = read_log(log)
+    assert outcome.converged and outcome.reason == "target reached"
+    assert lines[-1]["key"] == "run_stop" and lines[-1]["metadata"]["status"] == "success"
+    evals = [line for line in lines if line["key"] == "eval_accuracy"]
+    assert evals[-1]["value"] >= 0.9 and all(e["value"] < 0.9 for e in evals[:-1])
+    assert [e["metadata"]["epoch_num"] for e in evals] == list(range(1, len(evals) + 1))
+    # the untimed part comes first; the run time is exactly what the log says
+    k = keys(lines)
+    assert k.index("init_start") < k.index("global_batch_size") < k.index("init_stop") < k.index("run_start")
+    start = next(line["time_ms"] for line in lines if line["key"] == "run_start")
+    assert outcome.seconds == pytest.approx((lines[-1]["time_ms"] - start) / 1000)
+
+
+@pytest.mark.slow
+def test_log_passes_official_compliance_checker(tmp_path):
+    log = tmp_path / "result_0.txt"
+    run_once(LinearWorkload(), RunContext(seed=3), log)
+    ok, output = run_compliance_checker(log)
+    assert ok, output
+
+
+def test_aborted_when_epochs_run_out(tmp_path):
+    log = tmp_path / "r.txt"
+    spec_target_unreachable = LinearWorkload()
+    spec_target_unreachable.spec = BenchmarkSpec(**{**SPEC.__dict__, "mini": ScaleSpec(
+        "linear", "blobs", target=1.01, eval_every=1, max_epochs=3, time_budget_s=60)})
+    outcome = run_once(spec_target_unreachable, RunContext(seed=1), log)
+    assert not outcome.converged and outcome.reason == "max epochs" and outcome.epochs == 3
+    assert read_log(log)[-1]["metadata"]["status"] == "aborted"
+
+
+def test_aborted_when_time_budget_spent(tmp_path):
+    log = tmp_path / "r.txt"
+    outcome = run_once(LinearWorkload(), RunContext(seed=1), log, time_budget_s=0.0)
+    assert outcome.reason == "time budget" and not outcome.evals
+    assert read_log(log)[-1]["metadata"]["status"] == "aborted"
+
+
+def test_sigterm_ends_run_as_aborted_with_valid_log(tmp_path):
+    log = tmp_path / "r.txt"
+    with StopRequest() as stop:
+        outcome = run_once(LinearWorkload(stop=True, target=2.0), RunContext(seed=1), log, stop=stop,
+                           max_epochs=6)
+    # it either reached the target at epoch 1, or the signal stopped it inside epoch 2
+    if not outcome.converged:
+        assert outcome.reason == "interrupted" and outcome.epochs == 2
+        lines = read_log(log)
+        assert lines[-1]["key"] == "run_stop" and lines[-1]["metadata"]["status"] == "aborted"
+    assert signal.getsignal(signal.SIGTERM) is not None  # handlers restored
+
+
+def test_crash_inside_timed_region_still_ends_log(tmp_path):
+    log = tmp_path / "r.txt"
+    w = LinearWorkload(fail_at_epoch=2)
+    w.spec = BenchmarkSpec(**{**SPEC.__dict__, "mini": ScaleSpec(
+        "linear", "blobs", target=1.01, eval_every=1, max_epochs=5, time_budget_s=60)})
+    with pytest.raises(RuntimeError):
+        run_once(w, RunContext(seed=1), log)
+    last = read_log(log)[-1]
+    assert last["key"] == "run_stop" and last["metadata"]["status"] == "aborted"
+
+
+def test_only_rank_zero_writes(tmp_path):
+    log = tmp_path / "r.txt"
+    run_once(LinearWorkload(), RunContext(seed=1, rank=1, world_size=2), log)
+    assert not log.exists() or log.read_text() == ""
+
+
+@pytest.mark.parametrize("minutes, drop, expected, counted", [
+    ([5, 1, 3, 4, 2], 1, 3.0, 3),              # drop fastest and slowest
+    ([5, 1, 3, None, 2], 1, (2 + 3 + 5) / 3, 3),  # the non-converged run is the dropped slowest
+    ([5, None, 3, None, 2], 1, None, 0),        # two failures: no score
+    (list(range(1, 41)), 4, sum(range(5, 37)) / 32, 32),          # unet3d: 4 + 4
+    (list(range(1, 37)) + [None] * 4, 4, sum(range(5, 37)) / 32, 32),
+])
+def test_olympic_score(minutes, drop, expected, counted):
+    score = olympic_score(minutes, drop)
+    assert score.counted == counted
+    if expected is None:
+        assert score.minutes is None and "did not converge" in score.reason
+    else:
+        assert score.minutes == pytest.approx(expected)

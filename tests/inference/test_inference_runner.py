@@ -1,0 +1,128 @@
+"""The LoadGen glue end to end on a numpy toy task: scenarios, accuracy mode, faults, layout."""
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from toy_task import toy_task  # noqa: E402
+
+from mlpace.inference.runner import RunOptions, run_test  # noqa: E402
+from mlpace.submission.loadgen_log import parse_summary_file  # noqa: E402
+
+pytestmark = pytest.mark.timeout(120)
+
+FAST = {"target_qps": 400, "target_latency": 0.5}
+
+
+def options(tmp_path, **kw):
+    kw.setdefault("user_settings", dict(FAST))
+    return RunOptions(out=tmp_path, quick=True, system="testsys", **kw)
+
+
+@pytest.mark.parametrize("scenario", ["SingleStream", "MultiStream", "Server", "Offline"])
+def test_each_scenario_runs_in_the_official_layout(tmp_path, scenario):
+    record = run_test(toy_task(), scenario, "performance", options(tmp_path))
+    folder = tmp_path / "open/mlpace/results/testsys/toy" / scenario / "performance/run_1"
+    assert Path(record["folder"]) == folder
+    for name in ("mlperf_log_summary.txt", "mlperf_log_detail.txt", "mlpace_summary.json"):
+        assert (folder / name).is_file()
+    measurements = tmp_path / "open/mlpace/measurements/testsys/toy" / scenario
+    assert "toy" not in (measurements / "user.conf").read_text()     # keyed by LoadGen model name
+    assert (measurements / "mlperf.conf").read_text().startswith("# MLPerf Inference v1.1")
+    summary = parse_summary_file(folder / "mlperf_log_summary.txt")
+    assert summary["scenario"] == scenario
+    assert record["error"] is None and record["value"] == summary["value"] and record["value"] > 0
+    assert record["valid_for_submission"] is False                   # quick runs never are
+    assert json.loads((folder / "mlpace_summary.json").read_text())["scenario"] == scenario
+
+
+def test_accuracy_mode_scores_every_sample_and_writes_accuracy_txt(tmp_path):
+    record = run_test(toy_task(total=50), "Offline", "accuracy", options(tmp_path))
+    assert record["result"] == "PASS"
+    assert record["accuracy"]["samples"] == 50 and record["accuracy"]["score"] == 1.0
+    text = (Path(record["folder"]) / "accuracy.txt").read_text()
+    assert text.startswith("accuracy=100.000%")            # the reference script's form
+    assert "result=PASS" in text and "\nhash=" in text
+    from mlpace.submission.loadgen_log import parse_accuracy_text
+    parsed = parse_accuracy_text(text)                      # what `mlpace check` reads
+    assert parsed["metrics"]["accuracy"] == 100.0 and parsed["passed"] is True
+    entries = json.loads((Path(record["folder"]) / "mlperf_log_accuracy.json").read_text())
+    assert sorted(e["qsl_idx"] for e in entries) == list(range(50))
+
+
+def test_accuracy_below_target_fails(tmp_path):
+    # every 10th answer is scored wrong: 0.9 < 0.99 x 1.0
+    record = run_test(toy_task(total=50, wrong_every=10), "SingleStream", "accuracy", options(tmp_path))
+    assert record["result"] == "FAIL" and not record["accuracy"]["passed"]
+    assert "result=FAIL" in (Path(record["folder"]) / "accuracy.txt").read_text()
+
+
+def test_offline_uses_dynamic_batches(tmp_path):
+    sizes = []
+    task = toy_task(total=64)
+    inner = task.predict
+    task.predict = lambda samples: sizes.append(len(samples)) or inner(samples)
+    run_test(task, "Offline", "performance", options(tmp_path, workers=1, max_batch=8))
+    assert max(sizes) == 8
+
+
+def test_single_stream_never_batches(tmp_path):
+    sizes = []
+    task = toy_task(total=64)
+    inner = task.predict
+    task.predict = lambda samples: sizes.append(len(samples)) or inner(samples)
+    run_test(task, "SingleStream", "performance", options(tmp_path, max_batch=8))
+    assert set(sizes) == {1}
+
+
+def test_a_raising_backend_ends_the_run_with_an_error_and_readable_logs(tmp_path):
+    start = time.monotonic()
+    record = run_test(toy_task(fail_after=2), "Server", "performance", options(tmp_path))
+    assert time.monotonic() - start < 30
+    assert record["result"] == "ERROR" and "ValueError: toy backend failure" in record["error"]
+    assert record["valid"] is False
+    summary = parse_summary_file(Path(record["folder"]) / "mlperf_log_summary.txt")
+    assert summary["scenario"] == "Server"
+
+
+def test_a_hung_backend_is_ended_by_the_watchdog(tmp_path):
+    start = time.monotonic()
+    record = run_test(toy_task(hang=True), "Offline", "performance", options(tmp_path, timeout_s=2))
+    assert time.monotonic() - start < 20
+    assert record["result"] == "ERROR" and record["error"].startswith("watchdog")
+    assert (Path(record["folder"]) / "mlperf_log_summary.txt").is_file()
+
+
+def test_a_sut_far_slower_than_the_requested_rate_is_bounded(tmp_path):
+    # 20 ms per batch of one, asked for 400 QPS: LoadGen would queue for a long time
+    start = time.monotonic()
+    record = run_test(toy_task(delay_s=0.02), "Server", "performance",
+                      options(tmp_path, workers=1, max_batch=1, timeout_s=4))
+    assert time.monotonic() - start < 30
+    assert record["valid"] is False
+    assert record["result"] in ("INVALID", "ERROR")
+
+
+def test_accuracy_log_decoding_matches_outputs(tmp_path):
+    from mlpace.inference.runner import _decode_accuracy_log
+    path = tmp_path / "mlperf_log_accuracy.json"
+    path.write_text(json.dumps([{"seq_id": 0, "qsl_idx": 3, "data": np.array([7, 9], np.int32).tobytes().hex()}]))
+    decoded = _decode_accuracy_log(path, "int32")
+    assert list(decoded) == [3] and decoded[3].tolist() == [7, 9]
+
+
+def test_ctrl_c_ends_the_test_and_leaves_loadgen_logs_complete(tmp_path):
+    import os
+    import signal
+    import threading
+
+    threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT)).start()   # a real Ctrl-C
+    with pytest.raises(KeyboardInterrupt):
+        run_test(toy_task(hang=True), "Server", "performance", options(tmp_path))
+    folder = tmp_path / "open/mlpace/results/testsys/toy/Server/performance/run_1"
+    assert parse_summary_file(folder / "mlperf_log_summary.txt")["result"] == "INVALID"

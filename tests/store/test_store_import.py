@@ -1,0 +1,286 @@
+"""The results store's import: correct scores from real published logs, and the three safety
+promises - idempotent, atomic per submission, safe with two importers at once."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select, text
+
+from mlpace.errors import MlpaceError
+from mlpace.results import importers, migrations, queries, schema
+from mlpace.results.store import open_store
+
+FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures"
+TRAINING = FIXTURES / "training_v1.0"
+INFERENCE = FIXTURES / "inference_v1.1"
+
+pytestmark = pytest.mark.skipif(not TRAINING.is_dir() or not INFERENCE.is_dir(),
+                                reason=f"published MLPerf fixtures not found at {FIXTURES}")
+
+# Published scores (official summarizer, ruleset 1.0.0), minutes.
+PUBLISHED = {
+    ("dgxa100_ngc21.05_mxnet", "resnet"): 28.77, ("dgxa100_ngc21.05_mxnet", "ssd"): 8.52,
+    ("dgxa100_ngc21.05_mxnet", "unet3d"): 29.16, ("dgxa100_ngc21.05_pytorch", "bert"): 21.69,
+    ("dgxa100_ngc21.05_pytorch", "maskrcnn"): 50.39, ("dgxa100_ngc21.05_pytorch", "rnnt"): 38.70,
+    ("dgxa100_ngc21.05_tensorflow", "minigo"): 269.54,
+    ("dgxa100_ngc21.05_merlin_hugectr", "dlrm"): 1.96, ("tpu-v4-128-TF", "bert"): 4.06,
+    ("tpu-v4-128-TF", "dlrm"): 0.84, ("tpu-v4-128-TF", "maskrcnn"): 15.23,
+    ("tpu-v4-128-TF", "resnet"): 4.30, ("tpu-v4-128-TF", "ssd"): 1.55,
+    ("ipu-pod16-POPART-open", "bert"): 27.75, ("1-node-8s-8380H-tensorflow", "resnet"): 943.97,
+}
+
+
+def counts(store) -> dict[str, int]:
+    with store.read() as conn:
+        return {table.name: conn.execute(select(func.count()).select_from(table)).scalar()
+                for table in (schema.rounds, schema.submitters, schema.systems,
+                              schema.training_results, schema.training_runs,
+                              schema.inference_results)}
+
+
+def copy_org(org: str, dest: Path, round_folder: str = "training_v1.0") -> Path:
+    target = dest / round_folder / org
+    shutil.copytree(TRAINING / org, target)
+    return target
+
+
+def test_import_published_rounds_scores_match_the_published_ones(tmp_path):
+    store = open_store(tmp_path / "r.sqlite")
+    report = importers.import_trees(store, [TRAINING, INFERENCE])
+    assert report.failures == []
+    assert (report.submissions, report.added) == (7, 15 + 42)
+    with store.read() as conn:
+        rows = conn.execute(select(schema.systems.c.name, schema.training_results.c.benchmark,
+                                   schema.training_results.c.minutes)
+                            .select_from(schema.systems.join(schema.training_results))).all()
+        assert {(name, bench): round(minutes, 2) for name, bench, minutes in rows} == PUBLISHED
+        rounds = set(conn.execute(select(schema.rounds.c.name)).scalars())
+        assert rounds == {"training v1.0", "inference v1.1"}
+        # Krai's open-division folders are lower case; scenarios are stored as LoadGen spells them.
+        scenarios = set(conn.execute(select(schema.inference_results.c.scenario)).scalars())
+        assert scenarios == {"Offline", "Server", "SingleStream"}
+        # Krai's offline/ folders hold SingleStream runs: kept, with a note saying so.
+        mismatched = conn.execute(select(schema.inference_results.c.notes).where(
+            schema.inference_results.c.notes != "")).scalars().all()
+        assert len(mismatched) == 8
+        assert all(n == "folder says Offline but LoadGen ran SingleStream"
+                   for n in mismatched)
+        divisions = dict(conn.execute(select(schema.systems.c.name, schema.systems.c.division)).all())
+        assert divisions["firefly-tflite-v2.5.0-ruy"] == "open"
+        assert divisions["ipu-pod16-POPART-open"] == "open"
+    assert counts(store)["training_runs"] == 135
+
+
+def test_importing_twice_adds_nothing_and_a_changed_result_is_replaced(tmp_path):
+    tree = tmp_path / "tree"
+    copy_org("Google", tree)
+    store = open_store(tmp_path / "r.sqlite")
+    first = importers.import_trees(store, [tree])
+    before = counts(store)
+    second = importers.import_trees(store, [tree])
+    assert (first.added, second.added, second.replaced, second.unchanged) == (5, 0, 0, 5)
+    assert counts(store) == before
+
+    # Drop one run of resnet: that result (and only it) is replaced, not doubled.
+    (tree / "training_v1.0/Google/results/tpu-v4-128-TF/resnet/result_4.txt").unlink()
+    third = importers.import_trees(store, [tree])
+    assert (third.added, third.replaced, third.unchanged) == (0, 1, 4)
+    after = counts(store)
+    assert after["training_results"] == before["training_results"]
+    assert after["training_runs"] == before["training_runs"] - 1
+
+
+def test_a_bad_file_fails_its_whole_submission_and_names_the_file(tmp_path):
+    tree = tmp_path / "tree"
+    copy_org("Intel", tree)
+    google = copy_org("Google", tree)
+    broken = google / "results/tpu-v4-128-TF/ssd/result_2.txt"
+    broken.write_text("Segmentation fault (core dumped)\n")
+    store = open_store(tmp_path / "r.sqlite")
+    report = importers.import_trees(store, [tree])
+    assert report.submissions == 1                       # Intel went in
+    assert len(report.failures) == 1
+    assert str(broken) in report.failures[0] and "no :::MLLOG lines" in report.failures[0]
+    with store.read() as conn:
+        submitters = set(conn.execute(select(schema.submitters.c.name)).scalars())
+    assert submitters == {"Intel"}                       # nothing of Google, not even its systems
+    assert counts(store)["systems"] == 1
+
+
+def test_a_failure_while_writing_leaves_nothing_half_imported(tmp_path, monkeypatch):
+    tree = tmp_path / "tree"
+    copy_org("Google", tree)
+    store = open_store(tmp_path / "r.sqlite")
+    real_write = importers._write_training
+    written = []
+
+    def write_then_fail(conn, system_id, result, source):
+        if written:
+            raise MlpaceError("disk full (simulated)")
+        written.append(result.benchmark)
+        return real_write(conn, system_id, result, source)
+
+    monkeypatch.setattr(importers, "_write_training", write_then_fail)
+    report = importers.import_trees(store, [tree])
+    assert written and report.failures and "disk full" in report.failures[0]
+    assert counts(store) == dict.fromkeys(counts(store), 0)   # the first result was rolled back
+    monkeypatch.setattr(importers, "_write_training", real_write)
+    assert importers.import_trees(store, [tree]).added == 5
+
+
+def test_missing_system_description_is_named(tmp_path):
+    org = copy_org("Intel", tmp_path / "tree")
+    description = org / "systems/1-node-8s-8380H-tensorflow.json"
+    description.unlink()
+    report = importers.import_trees(open_store(tmp_path / "r.sqlite"), [tmp_path / "tree"])
+    assert report.submissions == 0 and str(description) in report.failures[0]
+
+
+def test_folder_without_results_is_a_clear_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(MlpaceError, match="no results found"):
+        importers.import_trees(open_store(tmp_path / "r.sqlite"), [tmp_path / "empty"])
+    with pytest.raises(MlpaceError, match="does not exist"):
+        importers.import_trees(open_store(tmp_path / "r.sqlite"), [tmp_path / "nowhere"])
+
+
+def test_round_comes_from_the_folder_else_local_else_given(tmp_path):
+    shutil.copytree(TRAINING / "Intel", tmp_path / "mine" / "Intel")
+    store = open_store(tmp_path / "r.sqlite")
+    importers.import_trees(store, [tmp_path / "mine"])
+    importers.import_trees(store, [tmp_path / "mine"], round_name="training v9.9")
+    with store.read() as conn:
+        rounds = dict(conn.execute(select(schema.rounds.c.name, schema.rounds.c.version)).all())
+    assert rounds == {"training local": "local", "training v9.9": "9.9"}
+
+
+EVERYTHING = {"rounds": 2, "submitters": 6, "systems": 7 + 8, "training_results": 15,
+              "training_runs": 135, "inference_results": 42}
+
+
+def _import_in_process(db: str, trees: list[str], start, results) -> None:
+    start.wait()
+    report = importers.import_trees(open_store(db), trees)
+    results.put((report.added, report.unchanged, report.failures))
+
+
+def import_at_once(db: str, *tree_lists: list[str]) -> list[tuple]:
+    """Run one import per list of trees, all in separate processes started together."""
+    context = multiprocessing.get_context("spawn")
+    start, results = context.Barrier(len(tree_lists)), context.Queue()
+    workers = [context.Process(target=_import_in_process, args=(db, trees, start, results))
+               for trees in tree_lists]
+    for worker in workers:
+        worker.start()
+    outcomes = [results.get(timeout=120) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=30)
+    assert all(failures == [] for _, _, failures in outcomes)
+    return outcomes
+
+
+def test_two_imports_at_once_lose_nothing_and_double_nothing(tmp_path):
+    db = str(tmp_path / "r.sqlite")
+    open_store(db)
+    outcomes = import_at_once(
+        db, [str(TRAINING / "NVIDIA"), str(TRAINING / "Google"), str(INFERENCE)],
+        [str(TRAINING / "Google"), str(TRAINING / "Intel"), str(TRAINING / "Graphcore"), str(INFERENCE)])
+    # Every result was added exactly once, by one importer or the other.
+    assert sum(added for added, _, _ in outcomes) == 15 + 42
+    assert sum(unchanged for _, unchanged, _ in outcomes) == 5 + 42   # Google and inference twice
+    assert counts(open_store(db)) == EVERYTHING
+
+
+def test_new_store_is_stamped_and_pending_migrations_run_in_order(tmp_path, monkeypatch):
+    store = open_store(tmp_path / "r.sqlite")
+    with store.read() as conn:
+        assert migrations.current_version(conn) == migrations.latest_version()
+
+    def add_notes(connection):
+        connection.execute(text("ALTER TABLE systems ADD COLUMN notes TEXT"))
+
+    monkeypatch.setattr(migrations, "MIGRATIONS",
+                        migrations.MIGRATIONS + [(2, "systems.notes", add_notes)])
+    store = open_store(tmp_path / "r.sqlite")       # migrates 1 -> 2 on open
+    with store.read() as conn:
+        assert migrations.current_version(conn) == 2
+        columns = [row[1] for row in conn.execute(text("PRAGMA table_info(systems)"))]
+    assert "notes" in columns
+    open_store(tmp_path / "r.sqlite")                # nothing left to do: no error, still 2
+
+    monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:1])
+    with pytest.raises(MlpaceError, match="newer than this mlpace"):
+        open_store(tmp_path / "r.sqlite")
+
+
+def write_mlpace_result(org_folder: Path, system: str, benchmark: str, minutes: list[float | None]) -> None:
+    """A result as mlpace's own harness writes it: official mllog lines + the system JSON."""
+    from mlpace.harness.mlperf_log import MLPerfLog, constants
+    from mlpace.submission.sysinfo import capture_system_description
+
+    folder = org_folder / "results" / system / benchmark
+    folder.mkdir(parents=True)
+    for i, run_minutes in enumerate(minutes):
+        log = MLPerfLog(folder / f"result_{i}.txt")
+        start = 1_760_000_000_000 + i * 10_000_000
+        for key, value in ((constants.SUBMISSION_BENCHMARK, benchmark), (constants.SUBMISSION_ORG, "mlpace"),
+                           (constants.SUBMISSION_DIVISION, "open"), (constants.SUBMISSION_STATUS, "onprem"),
+                           (constants.SUBMISSION_PLATFORM, system)):
+            log.event(key, value, time_ms=start - 100)
+        log.event(constants.SEED, 1000 + i, time_ms=start - 50)
+        log.event("eval_target", 0.85, time_ms=start - 50)
+        log.start(constants.RUN_START, time_ms=start)
+        span = (run_minutes or 2.0) * 60_000
+        for epoch, quality in ((1, 0.4), (2, 0.7), (3, 0.86 if run_minutes else 0.8)):
+            log.event(constants.EVAL_ACCURACY, quality, time_ms=int(start + span * epoch / 3), epoch_num=epoch)
+        status = constants.SUCCESS if run_minutes else constants.ABORTED
+        log.end(constants.RUN_STOP, time_ms=int(start + span), status=status)
+        log.close()
+    (org_folder / "systems").mkdir(exist_ok=True)
+    description = capture_system_description(system_name=system, submitter="mlpace")
+    (org_folder / "systems" / f"{system}.json").write_text(json.dumps(description))
+
+
+def test_mlpace_own_results_import_with_their_target_and_compare(tmp_path):
+    write_mlpace_result(tmp_path / "out" / "mlpace", "laptop_cpu_pytorch", "resnet",
+                        [10.0, 12.0, 11.0, None, 9.0])
+    store = open_store(tmp_path / "r.sqlite")
+    assert importers.import_trees(store, [tmp_path / "out"]).added == 1
+    importers.import_trees(store, [TRAINING / "NVIDIA"])
+    with store.read() as conn:
+        row = queries.training_results(conn, queries.Filters(system="laptop"))[0]
+        # olympic mean: the aborted run is the dropped slowest, 9.0 the dropped fastest
+        assert row["round"] == "training local" and row["minutes"] == pytest.approx(11.0)
+        assert (row["runs_counted"], row["runs_failed"]) == (3, 1)
+        assert queries.decode_target(row["target"]) == 0.85            # from the log, not the rules
+        assert row["division"] == "open" and row["title"] == "laptop_cpu_pytorch"
+        [speedup] = queries.compare(conn, "laptop_cpu_pytorch", ["dgxa100_ngc21.05_mxnet"])
+    assert speedup["speedup"] == pytest.approx(28.77 / 11.0, rel=2e-3)
+
+
+def test_reading_half_does_not_import_torch():
+    code = ("import sys, mlpace.commands.store, mlpace.results.importers, mlpace.results.queries, "
+            "mlpace.report.site; print(any(m.split('.')[0] == 'torch' for m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
+@pytest.mark.skipif(not os.environ.get("MLPACE_TEST_POSTGRES"),
+                    reason="set MLPACE_TEST_POSTGRES=postgresql+psycopg://... to test a PostgreSQL store")
+def test_postgresql_store_imports_idempotently_and_concurrently():
+    url = os.environ["MLPACE_TEST_POSTGRES"]
+    store = open_store(url)
+    schema.metadata.drop_all(store.engine)            # a clean database for the test
+    open_store(url)
+    trees = [str(TRAINING), str(INFERENCE)]
+    outcomes = import_at_once(url, trees, trees[::-1])
+    assert sum(added for added, _, _ in outcomes) == 15 + 42
+    assert counts(open_store(url)) == EVERYTHING

@@ -1,0 +1,124 @@
+"""`mlpace package`: official layouts, refusals (run counts, overwrite, unsafe names), sysinfo."""
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from mlpace.errors import MlpaceError
+from mlpace.submission.check import check
+from mlpace.submission.package import package
+from mlpace.submission.summarize import summarize
+from mlpace.submission.sysinfo import REQUIRED_FIELDS
+from mlpace.submission.tree import safe_name
+
+FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures"
+RESNET = FIXTURES / "training_v1.0" / "NVIDIA" / "results" / "dgxa100_ngc21.05_mxnet" / "resnet"
+ALIBABA = FIXTURES / "inference_v1.1" / "closed" / "Alibaba"
+needs_fixtures = pytest.mark.skipif(not FIXTURES.is_dir(), reason=f"no published fixtures at {FIXTURES}")
+
+
+def _mlpace_training_output(root: Path, runs: int = 5) -> Path:
+    """What `mlpace train` leaves: <out>/<org>/results/<system>/<benchmark>/result_<i>.txt (open division)."""
+    folder = root / "mlpace" / "results" / "cpu-box" / "resnet"
+    folder.mkdir(parents=True)
+    for i in range(runs):
+        text = (RESNET / f"result_{i}.txt").read_text(encoding="latin-1")
+        (folder / f"result_{i + 1}.txt").write_text(text.replace('"value": "closed"', '"value": "open"'),
+                                                    encoding="latin-1")
+    return root
+
+
+@needs_fixtures
+def test_training_package_layout_and_check(tmp_path):
+    source = _mlpace_training_output(tmp_path / "runs")
+    out = package([source], "MyOrg", tmp_path / "sub", availability="cloud",
+                  overrides={"host_storage_type": "NVMe"})
+    org = out / "MyOrg"
+    files = sorted(p.name for p in (org / "results" / "cpu-box" / "resnet").iterdir())
+    assert files == [f"result_{i}.txt" for i in range(5)]
+    desc = json.loads((org / "systems" / "cpu-box.json").read_text())
+    assert set(REQUIRED_FIELDS) <= set(desc)
+    assert (desc["submitter"], desc["division"], desc["status"]) == ("MyOrg", "open", "cloud")
+    assert desc["host_storage_type"] == "NVMe"
+    readme = (org / "benchmarks" / "resnet" / "implementations" / "mlpace" / "README.md").read_text()
+    assert "mlpace train resnet --runs 5" in readme and "11934" in readme
+    summary = summarize(out)
+    assert summary.round.ruleset == "1.0.0"          # these runs were made in May 2021
+    report = check(out, ruleset="1.1.0", workers=1)
+    assert report.ok, [vars(f) for f in report.findings if f.level == "fail"]
+
+
+@needs_fixtures
+def test_refuses_wrong_run_count_and_overwrite(tmp_path):
+    source = _mlpace_training_output(tmp_path / "runs", runs=4)
+    with pytest.raises(MlpaceError, match="4 runs of resnet; a result needs exactly 5"):
+        package([source], "MyOrg", tmp_path / "sub")
+    assert not (tmp_path / "sub" / "MyOrg").exists()
+    source = _mlpace_training_output(tmp_path / "runs5")
+    package([source], "MyOrg", tmp_path / "sub")
+    before = (tmp_path / "sub" / "MyOrg" / "systems" / "cpu-box.json").read_text()
+    with pytest.raises(MlpaceError, match="already exists"):
+        package([source], "MyOrg", tmp_path / "sub")
+    assert (tmp_path / "sub" / "MyOrg" / "systems" / "cpu-box.json").read_text() == before
+
+
+@needs_fixtures
+def test_refuses_division_mismatch(tmp_path):
+    source = _mlpace_training_output(tmp_path / "runs")
+    with pytest.raises(MlpaceError, match="logged for the open division"):
+        package([source], "MyOrg", tmp_path / "sub", division="closed")
+
+
+def test_refuses_bad_names_and_options(tmp_path):
+    with pytest.raises(MlpaceError, match="path separator"):
+        package([tmp_path], "../evil", tmp_path / "sub")
+    with pytest.raises(MlpaceError, match="availability"):
+        package([tmp_path], "Org", tmp_path / "sub", availability="soon")
+    with pytest.raises(MlpaceError, match="no training results"):
+        package([tmp_path], "Org", tmp_path / "sub")
+    assert safe_name("cpu-box_1.0", "system") == "cpu-box_1.0"
+    for bad in ("..", "a/b", "x\x00y", ""):
+        with pytest.raises(MlpaceError):
+            safe_name(bad, "system")
+
+
+@needs_fixtures
+def test_inference_package(tmp_path):
+    """`mlpace infer` output (official layout, any scenario spelling) is copied and completed."""
+    source_org = tmp_path / "runs" / "open" / "mlpace"
+    shutil.copytree(ALIBABA / "results" / "T4x1_TRT", source_org / "results" / "T4x1_TRT")
+    for path in [source_org, *source_org.rglob("*")]:
+        os.chmod(path, 0o755 if path.is_dir() else 0o644)
+    os.rename(source_org / "results" / "T4x1_TRT" / "ssd-mobilenet" / "Offline",
+              source_org / "results" / "T4x1_TRT" / "ssd-mobilenet" / "offline")
+    out = package([tmp_path / "runs"], "MyOrg", tmp_path / "sub")
+    org = out / "open" / "MyOrg"
+    assert (org / "results" / "T4x1_TRT" / "ssd-mobilenet" / "Offline" / "performance" / "run_1" /
+            "mlperf_log_summary.txt").is_file()
+    assert json.loads((org / "systems" / "T4x1_TRT.json").read_text())["division"] == "open"
+    assert "--scenario Offline" in (org / "code" / "ssd-mobilenet" / "README.md").read_text()
+    rows = summarize(out).inference_rows
+    assert {r["scenario"] for r in rows} == {"Offline", "SingleStream"}
+
+
+def test_sysinfo_cli(tmp_path):
+    import subprocess
+    import sys
+    code = ("import sys, mlpace.cli as cli; cli.COMMAND_MODULES = ['mlpace.commands.submission']; "
+            "sys.exit(cli.main(sys.argv[1:]))")
+    overrides = tmp_path / "o.json"
+    overrides.write_text('{"cooling": "air"}')
+    done = subprocess.run([sys.executable, "-c", code, "sysinfo", "--submitter", "MyOrg",
+                           "--availability", "research", "--overrides", str(overrides)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    desc = json.loads(done.stdout)
+    assert set(REQUIRED_FIELDS) <= set(desc)
+    assert (desc["submitter"], desc["status"], desc["cooling"]) == ("MyOrg", "research", "air")
+    overrides.write_text('{"colour": "red"}')
+    done = subprocess.run([sys.executable, "-c", code, "sysinfo", "--overrides", str(overrides)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "unknown system-description field" in done.stderr
