@@ -36,6 +36,12 @@ def data_root(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(autouse=True)
+def _private_store(tmp_path_factory, monkeypatch):
+    """No test writes to the user's own results store."""
+    monkeypatch.setenv("MLPACE_DB", str(tmp_path_factory.mktemp("store") / "results.sqlite"))
+
+
+@pytest.fixture(autouse=True)
 def _few_threads():
     """Tests share two cores; one torch thread keeps them from fighting each other."""
     try:

@@ -67,9 +67,10 @@ def run_cli(argv):
 @pytest.mark.slow
 def test_cli_quick_offline_and_accuracy_in_official_layout(data_dir, tmp_path, capsys):
     out = tmp_path / "out"
+    weights = next((data_dir / "inference-models").glob("resnet50-mini-*.pt"))   # the tiny model
     code = run_cli(["infer", "resnet50", "--quick", "--scenario", "Offline", "--scenario", "SingleStream",
                     "--mode", "both", "--data-dir", str(data_dir), "--threads", "1", "--out", str(out),
-                    "--system", "tiny", "--limit", "40"])
+                    "--system", "tiny", "--limit", "40", "--checkpoint", str(weights)])
     printed = capsys.readouterr().out
     assert code == 0, printed
     assert "quick run" in printed

@@ -18,6 +18,11 @@ def register(subparsers) -> None:
     _add_run_options(p)
     p.add_argument("--runs", type=int, default=1,
                    help="seeded runs (a complete MLPerf result: 5, 10 or 40 by benchmark)")
+    p.add_argument("--nproc-per-node", type=int, default=1, metavar="N",
+                   help="data-parallel processes on this machine (torch's elastic launcher)")
+    p.add_argument("--nnodes", type=int, default=1, help="machines in the run (each runs this command)")
+    p.add_argument("--rdzv-endpoint", default=None, metavar="HOST:PORT",
+                   help="rendezvous of a multi-node run: node 0's host and a free port")
     p.set_defaults(handler=cmd_train)
 
     p = subparsers.add_parser("suite", help="every implemented benchmark, one run each")
@@ -47,6 +52,10 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help="abort when the timed region has run this long")
     p.add_argument("--overwrite", action="store_true", help="replace existing results in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--db", default=None,
+                   help="results store to record the result in (SQLAlchemy URL or file; default: "
+                        "$MLPACE_DB, else results.sqlite in the user data folder)")
+    p.add_argument("--no-store", action="store_true", help="do not record the result in the store")
 
 
 def _resolve_device(name: str) -> str:
@@ -85,7 +94,7 @@ def _progress_factory(args, console, label=""):
 
 
 def cmd_list(args) -> int:
-    from rich.console import Console
+    from mlpace.console import make_console as Console
     from rich.table import Table
     from mlpace.benchmarks import list_benchmarks
     from mlpace.harness.progress import format_quality
@@ -106,18 +115,30 @@ def cmd_list(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from rich.console import Console
+    if args.nproc_per_node > 1 or args.nnodes > 1:
+        from mlpace.harness.distributed import launch
+        args.out = _request(args, args.benchmark, args.runs).out  # check options before spawning
+        return launch(_train, (args,), args.nproc_per_node, args.nnodes, args.rdzv_endpoint)
+    return _train(args)
+
+
+def _train(args) -> int:
+    """One process's share of `mlpace train` (all of it, or one rank of a distributed run)."""
+    from mlpace.console import make_console as Console
+    from mlpace.harness.distributed import placement_from_env
     from mlpace.harness.runs import train_result
     from mlpace.harness.report import print_result
     console = Console()
     req = _request(args, args.benchmark, args.runs)
     result = train_result(req, _progress_factory(args, Console(stderr=True)))
-    print_result(console, result)
+    if placement_from_env()[0] == 0:   # rank 0 reports and records, the other ranks are silent
+        print_result(console, result)
+        _record(args, req.out)
     return 0 if any(o.converged for o in result.outcomes) else 1
 
 
 def cmd_suite(args) -> int:
-    from rich.console import Console
+    from mlpace.console import make_console as Console
     from mlpace.benchmarks import list_benchmarks
     from mlpace.harness.report import print_suite
     from mlpace.harness.runs import train_result
@@ -132,4 +153,19 @@ def cmd_suite(args) -> int:
         req = _request(args, name, 1)
         results.append(train_result(req, _progress_factory(args, Console(stderr=True), f"{name} ")))
     print_suite(console, results)
+    _record(args, out)
     return 0 if all(r.outcomes[0].converged for r in results) else 1
+
+
+def _record(args, out: Path) -> None:
+    """File the new results in the results store, as `mlpace import OUT` would."""
+    if args.no_store:
+        return
+    from mlpace.results.importers import import_trees
+    from mlpace.results.store import open_store
+    store = open_store(args.db)
+    report = import_trees(store, [str(out)])
+    for problem in report.problems:
+        print(f"warning: {problem}")
+    print(f"recorded in the results store {store.url} ({report.added} added, "
+          f"{report.replaced} replaced); see `mlpace results`, `mlpace report --out site/`")

@@ -23,6 +23,7 @@ from typing import Any, Callable
 import numpy as np
 
 from mlpace.benchmarks import make_workload
+from mlpace.harness import distributed
 from mlpace.errors import MlpaceError
 from mlpace.harness.config import config_dict
 from mlpace.harness.timed_run import Progress, RunOutcome, StopRequest, Submission, run_once
@@ -81,6 +82,7 @@ def atomic_write_text(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; results are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -121,7 +123,16 @@ def _score_record(req: TrainRequest, spec: BenchmarkSpec, seeds: list[int],
 
 def train_result(req: TrainRequest,
                  progress_for: Callable[[int], Progress] | None = None) -> ResultSet:
-    """Run `req.runs` seeded runs of one benchmark and write the result (see module doc)."""
+    """Run `req.runs` seeded runs of one benchmark and write the result (see module doc).
+
+    Under torchrun or `--nproc-per-node` every rank calls this; only rank 0 writes files.
+    """
+    with distributed.process_group(req.device) as placement:
+        return _train_result(req, progress_for, placement)
+
+
+def _train_result(req: TrainRequest, progress_for, placement: dict) -> ResultSet:
+    lead = placement["rank"] == 0
     workloads = [make_workload(req.benchmark, req.scale, req.overrides)]  # validates early
     spec = workloads[0].spec
     description = capture_system_description(
@@ -130,11 +141,15 @@ def train_result(req: TrainRequest,
         status=req.availability)
     description.update(req.system_overrides)
     system = description["system_name"]
-    result_dir, system_file = _prepare_dirs(req, system)
-    atomic_write_text(system_file, json.dumps(description, indent=4) + "\n")
-    atomic_write_text(result_dir / "mlpace_config.json",
-                      json.dumps(config_dict(workloads[0].config), indent=2) + "\n")
+    result_dir = Path(req.out) / req.org / "results" / system / req.benchmark
+    system_file = Path(req.out) / req.org / "systems" / f"{system}.json"
+    if lead:
+        result_dir, system_file = _prepare_dirs(req, system)
+        atomic_write_text(system_file, json.dumps(description, indent=4) + "\n")
+        atomic_write_text(result_dir / "mlpace_config.json",
+                          json.dumps(config_dict(workloads[0].config), indent=2) + "\n")
     base = req.seed if req.seed is not None else random.SystemRandom().randrange(2**31)
+    base = distributed.broadcast(base, RunContext(**placement))   # one seed for all ranks
     seeds = run_seeds(base, req.runs)
     submission = Submission(org=req.org, platform=system,
                             division=description["division"], status=req.availability)
@@ -145,18 +160,21 @@ def train_result(req: TrainRequest,
             workload = workloads.pop() if workloads else make_workload(req.benchmark, req.scale, req.overrides)
             final = result_dir / f"result_{i}.txt"
             partial = result_dir / f".result_{i}.txt.partial"
-            ctx = RunContext(device=req.device, seed=seed, data_dir=_data_dir(req))
-            outcome = run_once(workload, ctx, partial, submission,
-                               progress=progress_for(i) if progress_for else None,
-                               time_budget_s=req.time_budget_s, max_epochs=req.max_epochs, stop=stop)
-            os.replace(partial, final)
-            outcome.log_path = final
+            ctx = RunContext(seed=seed, data_dir=_data_dir(req), **placement)
+            outcome = run_once(workload, ctx, partial if lead else None, submission,
+                               progress=progress_for(i) if progress_for and lead else None,
+                               time_budget_s=req.time_budget_s, max_epochs=req.max_epochs, stop=stop,
+                               after_init=lambda: distributed.barrier(ctx))
+            if lead:                # only rank 0 writes the log and the score
+                os.replace(partial, final)
+                outcome.log_path = final
             outcomes.append(outcome)
             if len(outcomes) == spec.runs:
                 score = olympic_score([o.seconds / 60 if o.converged else None for o in outcomes],
                                       spec.olympic_drop)
-            atomic_write_text(result_dir / "score.json",
-                              json.dumps(_score_record(req, spec, seeds, outcomes, score), indent=2) + "\n")
+            if lead:
+                atomic_write_text(result_dir / "score.json",
+                                  json.dumps(_score_record(req, spec, seeds, outcomes, score), indent=2) + "\n")
             if stop.requested:
                 raise RunInterrupted(f"interrupted: {len(outcomes)} run(s) finished, logs in {result_dir}")
     return ResultSet(spec, req.scale, result_dir, system_file, seeds, outcomes, score)

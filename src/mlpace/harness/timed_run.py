@@ -115,6 +115,7 @@ def run_once(workload: Workload, ctx: RunContext, log_path: Path | None,
         log.start(constants.INIT_START)
         _log_submission(log, workload, submission)
         log.event(constants.SEED, ctx.seed)
+        log.event("world_size", ctx.world_size)   # processes training together (data parallel)
         workload.prepare_data(ctx.data_dir)
         workload.setup(ctx)
         for key, value in workload.hyperparameters().items():

@@ -29,7 +29,7 @@ ENV_VAR = "MLPACE_DB"
 def default_url() -> str:
     """$MLPACE_DB, else a SQLite file in the user's data directory."""
     if os.environ.get(ENV_VAR):
-        return os.environ[ENV_VAR]
+        return _as_url(os.environ[ENV_VAR])
     import platformdirs
     return f"sqlite:///{Path(platformdirs.user_data_dir('mlpace')) / 'results.sqlite'}"
 

@@ -61,7 +61,7 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {spec.name: spec for spec in [
         reference=ScaleSpec("ResNet-50 v1.5", "ImageNet 2012 (class folders of JPEGs)",
                             target=0.759, eval_every=4, max_epochs=88, time_budget_s=7 * DAY),
         mini=ScaleSpec("ResNet-mini (bottleneck blocks, 3 stages)", "generated shapes, 10 classes, 32x32 JPEGs",
-                       target=0.85, eval_every=1, max_epochs=15, time_budget_s=600,
+                       target=0.85, eval_every=1, max_epochs=12, time_budget_s=600,
                        untrained_quality=0.10)),
     BenchmarkSpec(
         name="ssd", area="object detection (light weight)", metric="COCO mAP", direction="max",
@@ -91,8 +91,9 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {spec.name: spec for spec in [
         runs=5, olympic_drop=1,
         reference=ScaleSpec("DLRM (13 dense + 26 categorical)", "Criteo 1TB click logs (day_N TSV)",
                             target=0.8025, eval_every=1, max_epochs=1, time_budget_s=7 * DAY),
-        mini=ScaleSpec("DLRM-mini", "Criteo-format TSV from a hidden click model", target=0.78,
-                       eval_every=1, max_epochs=20, time_budget_s=600, untrained_quality=0.5)),
+        mini=ScaleSpec("DLRM-mini (d=16, MLPs 13-64-16 / 367-64-32-1)",
+                       "Criteo-format day_N TSV from a hidden click model", target=0.79,
+                       eval_every=1, max_epochs=15, time_budget_s=600, untrained_quality=0.5)),
     BenchmarkSpec(
         name="minigo", area="reinforcement learning", metric="win rate vs. reference",
         direction="max", runs=10, olympic_drop=1,

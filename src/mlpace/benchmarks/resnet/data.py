@@ -25,9 +25,9 @@ from PIL import Image, ImageDraw, ImageFilter
 from mlpace.errors import MlpaceError
 
 IMAGE_EXTENSIONS = {".jpeg", ".jpg", ".png"}
-MINI_CLASSES = ["circle", "crescent", "cross", "hexagon", "plus", "ring", "square", "star",
-                "triangle", "pentagon"]
-MINI_VERSION = 2
+MINI_CLASSES = ["circle", "crescent", "cross", "hbar", "plus", "ring", "square", "star",
+                "triangle", "vbar"]
+MINI_VERSION = 4
 MINI_SIZE = 32
 
 
@@ -134,10 +134,11 @@ def _shape_points(name: str, cx: float, cy: float, r: float, angle: float) -> li
         return polygon(3, [1.0])
     if name == "square":
         return polygon(4, [1.0])
-    if name == "pentagon":
-        return polygon(5, [1.0])
-    if name == "hexagon":
-        return polygon(6, [1.0])
+    if name in ("hbar", "vbar"):   # a bar 2.8 times as long as it is wide
+        a0 = angle + (math.pi / 2 if name == "hbar" else 0.0)  # angle is about -pi/2 (upright)
+        c, s = math.cos(a0), math.sin(a0)
+        return [(cx + r * (x * c - y * s), cy + r * (x * s + y * c))
+                for x, y in [(1, 0.36), (-1, 0.36), (-1, -0.36), (1, -0.36)]]
     if name == "star":
         return polygon(5, [1.0, 0.42])
     if name in ("plus", "cross"):

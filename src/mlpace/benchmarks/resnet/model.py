@@ -74,7 +74,7 @@ def resnet50(num_classes: int = 1000) -> ResNet:
     return ResNet((3, 4, 6, 3), (64, 128, 256, 512), num_classes, imagenet_stem=True)
 
 
-def resnet_mini(num_classes: int = 10, blocks=(1, 1, 1), widths=(32, 64, 128)) -> ResNet:
+def resnet_mini(num_classes: int = 10, blocks=(1, 1, 1), widths=(16, 32, 64)) -> ResNet:
     # The first stage already halves the resolution (in its 3x3 conv, as v1.5 does): on a CPU,
     # full-resolution bottlenecks cost several times the time for little accuracy.
     return ResNet(tuple(blocks), tuple(widths), num_classes, imagenet_stem=False, first_stride=2)

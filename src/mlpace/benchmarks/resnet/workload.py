@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from mlpace.benchmarks.resnet import data as image_data
 from mlpace.benchmarks.resnet.model import mlperf_tensor_names, resnet50, resnet_mini
+from mlpace.harness import distributed
 from mlpace.harness.config import apply_overrides
 from mlpace.harness.datasets import cached_dataset, require_dir
 from mlpace.harness.mlperf_log import constants
@@ -29,13 +30,15 @@ class ResnetConfig:
     model: str = "resnet_mini"           # resnet_mini | resnet50
     data_path: str = ""                  # ImageNet root (reference); empty = generated mini data
     image_size: int = 32
+    blocks: tuple[int, ...] = (1, 1, 1)  # bottleneck blocks per stage (mini)
+    widths: tuple[int, ...] = (16, 32, 64)
     num_classes: int = 10
     batch_size: int = 128                # global batch size
     eval_batch_size: int = 500
     base_lr: float = 0.4
     end_lr: float = 0.0001
     warmup_epochs: float = 1.0
-    decay_epochs: float = 12.0           # polynomial decay reaches end_lr here
+    decay_epochs: float = 8.0            # polynomial decay reaches end_lr here
     poly_power: float = 2.0
     momentum: float = 0.9
     weight_decay: float = 5e-5
@@ -75,24 +78,33 @@ class ResnetWorkload(Workload):
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         torch.manual_seed(ctx.seed)
-        self.generator = torch.Generator().manual_seed(ctx.seed)
+        # Augmentation draws from a per-rank seed; the shuffle is the same on every rank,
+        # which then takes its own part of each global batch (one generator when alone).
+        self.generator = torch.Generator().manual_seed(distributed.rank_seed(ctx.seed, ctx))
+        self.shuffle = (self.generator if ctx.world_size == 1
+                        else torch.Generator().manual_seed(ctx.seed))
+        local_batch = distributed.local_batch(cfg.batch_size, ctx)
         self.in_memory = cfg.model == "resnet_mini"
         if self.in_memory:
             self.train_x, self.train_y, classes = image_data.load_into_memory(self.root, "train")
             self.val_x, self.val_y, _ = image_data.load_into_memory(self.root, "val")
             self.n_train, self.n_val = len(self.train_y), len(self.val_y)
-            self.model = resnet_mini(len(classes))
+            self.model = resnet_mini(len(classes), cfg.blocks, cfg.widths)
         else:
             train = image_data.ImageFolder(self.root, "train", train=True, size=cfg.image_size, seed=ctx.seed)
             val = image_data.ImageFolder(self.root, "val", train=False, size=cfg.image_size)
+            sampler = distributed.train_sampler(train, ctx, ctx.seed)
             self.train_loader = torch.utils.data.DataLoader(
-                train, batch_size=cfg.batch_size // ctx.world_size, shuffle=True, drop_last=True,
-                num_workers=cfg.num_workers, generator=self.generator, pin_memory=ctx.is_cuda)
+                train, batch_size=local_batch, shuffle=sampler is None, sampler=sampler,
+                drop_last=True, num_workers=cfg.num_workers, generator=self.generator,
+                pin_memory=ctx.is_cuda)
             self.val_loader = torch.utils.data.DataLoader(
-                val, batch_size=cfg.eval_batch_size, num_workers=cfg.num_workers)
+                distributed.shard_dataset(val, ctx), batch_size=cfg.eval_batch_size,
+                num_workers=cfg.num_workers)
             self.n_train, self.n_val = len(train), len(val)
             self.model = resnet50(len(train.classes))
         self.model = self.model.to(ctx.device, memory_format=torch.channels_last)
+        self.model = distributed.wrap_model(self.model, ctx)
         decay, no_decay = [], []
         for name, p in self.model.named_parameters():   # no weight decay on BN and biases
             (no_decay if p.ndim <= 1 else decay).append(p)
@@ -120,7 +132,10 @@ class ResnetWorkload(Workload):
         }
 
     def initialized_tensors(self) -> list[str]:
-        return mlperf_tensor_names(self.model)
+        return mlperf_tensor_names(distributed.unwrap(self.model))
+
+    def trained_model(self):
+        return distributed.unwrap(self.model)
 
     def train_samples(self) -> int:
         return self.n_train
@@ -148,9 +163,15 @@ class ResnetWorkload(Workload):
         self.optimizer.step()
         self.step += 1
 
+    @staticmethod
+    def _normalise(x: torch.Tensor) -> torch.Tensor:
+        """Per-image centring: the backgrounds' random colour carries no class information."""
+        x = x.float().div_(64)
+        return x - x.mean(dim=(2, 3), keepdim=True)
+
     def _mini_batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Normalise, random-translate (pad 4, crop) and flip a batch held in memory."""
-        x = self.train_x[idx].float().div_(255).sub_(0.5).div_(0.25)
+        """Normalise and random-translate (pad 4, crop) a batch held in memory."""
+        x = self._normalise(self.train_x[idx])
         n, _, h, w = x.shape
         x = F.pad(x, (4, 4, 4, 4), mode="reflect")
         dx = torch.randint(0, 9, (n,), generator=self.generator)
@@ -164,13 +185,15 @@ class ResnetWorkload(Workload):
         self.model.train()
         dev = self.ctx.device
         if self.in_memory:
-            order = torch.randperm(self.n_train, generator=self.generator)
+            order = torch.randperm(self.n_train, generator=self.shuffle)
             bs = self.config.batch_size
             for i in range(self.steps_per_epoch):
-                x, y = self._mini_batch(order[i * bs:(i + 1) * bs])
+                batch = order[i * bs:(i + 1) * bs]          # the global batch ...
+                x, y = self._mini_batch(batch[distributed.shard(bs, self.ctx)])  # ... this rank's part
                 self._train_step(x.to(dev).contiguous(memory_format=torch.channels_last), y.to(dev))
-                yield len(y)
+                yield len(batch)
         else:
+            distributed.set_epoch(self.train_loader, epoch)
             for x, y in self.train_loader:
                 self._train_step(x.to(dev, non_blocking=True).contiguous(memory_format=torch.channels_last),
                                  y.to(dev, non_blocking=True))
@@ -178,20 +201,26 @@ class ResnetWorkload(Workload):
 
     @torch.no_grad()
     def evaluate(self, epoch: int) -> float:
-        self.model.eval()
+        # Each rank scores its own part of the validation set; the counts are summed over ranks.
+        # The plain module runs it: a DDP forward would add collectives the ranks may not share.
+        model = distributed.unwrap(self.model)
+        model.eval()
         correct, total = 0, 0
         if self.in_memory:
             bs = self.config.eval_batch_size
-            batches = ((self.val_x[i:i + bs].float().div_(255).sub_(0.5).div_(0.25), self.val_y[i:i + bs])
-                       for i in range(0, self.n_val, bs))
+            part = distributed.shard(self.n_val, self.ctx)
+            batches = ((self._normalise(self.val_x[i:min(i + bs, part.stop)]),
+                        self.val_y[i:min(i + bs, part.stop)])
+                       for i in range(part.start, part.stop, bs))
         else:
             batches = iter(self.val_loader)
         for x, y in batches:
             x = x.to(self.ctx.device).contiguous(memory_format=torch.channels_last)
             with self.ctx.autocast():
-                pred = self.model(x).argmax(1)
+                pred = model(x).argmax(1)
             correct += int((pred.cpu() == y).sum())
             total += len(y)
+        correct, total = distributed.all_reduce_sum([correct, total], self.ctx)
         return correct / max(total, 1)
 
 

@@ -130,7 +130,7 @@ def draw_case(rng: np.random.Generator, shape: tuple[int, int, int]) -> tuple[np
     kidney_hu = rng.uniform(150, 210)
     kidneys = []
     for side in (0.3, 0.7):                                            # left and right kidney
-        r = np.array([d * rng.uniform(0.13, 0.2), h * rng.uniform(0.08, 0.12), w * rng.uniform(0.07, 0.1)])
+        r = np.array([d * rng.uniform(0.16, 0.24), h * rng.uniform(0.11, 0.15), w * rng.uniform(0.09, 0.12)])
         c = (d * rng.uniform(0.4, 0.6), h * rng.uniform(0.58, 0.7), w * (side + rng.uniform(-0.05, 0.05)))
         inside = _ellipsoid(grid, c, r, _rotation(rng, 0.5)) <= 1
         image[inside] = kidney_hu
@@ -141,7 +141,7 @@ def draw_case(rng: np.random.Generator, shape: tuple[int, int, int]) -> tuple[np
         direction = rng.normal(0, 1, 3)
         direction /= np.linalg.norm(direction)
         tc = np.array(c) + direction * r * rng.uniform(0.6, 1.0)
-        tr = rng.uniform(0.45, 0.8) * r.mean() * np.ones(3)
+        tr = rng.uniform(0.6, 0.95) * r.mean() * np.ones(3)
         blob = _ellipsoid(grid, tc, tr, np.eye(3)) + _smooth_field(rng, shape, 0.25) <= 1
         image[blob] = kidney_hu - rng.uniform(60, 100)
         label[blob] = 2

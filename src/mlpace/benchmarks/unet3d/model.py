@@ -73,5 +73,7 @@ def mlperf_tensor_names(model: UNet3D) -> list[str]:
         if parts[0] in ("down", "up"):
             # down.2.block_0.conv -> down2_block_0_conv; up.1.blocks.block_0.conv -> up1_block_0_conv
             parts = [f"{parts[0]}{parts[1]}"] + [p for p in parts[2:] if p != "blocks"]
+        elif parts[0] == "input_block":                       # input_block.block_0.conv
+            parts = ["input"] + parts[1:]
         names.append("_".join(parts))
     return names

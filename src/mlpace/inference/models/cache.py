@@ -33,6 +33,22 @@ def _save_weights(path: Path, state: dict) -> None:
     os.replace(tmp, path)
 
 
+def prepared_workload(benchmark: str, scale: str, data_dir: Path | None, overrides: dict | None = None):
+    """The training benchmark's workload with its data ready (generated and cached for mini):
+    inference serves the same data through the same loader."""
+    from mlpace.benchmarks import make_workload
+    from mlpace.harness.datasets import data_root
+
+    overrides = dict(overrides or {})
+    if scale == "reference":
+        if not data_dir:
+            raise MlpaceError(f"reference {benchmark} needs --data-dir (the data set in its real format)")
+        overrides.setdefault("data_path", str(data_dir))
+    workload = make_workload(benchmark, scale, overrides)
+    workload.prepare_data(data_root(data_dir))
+    return workload
+
+
 def _read_meta(path: Path) -> dict:
     try:
         return json.loads(path.read_text())
@@ -110,3 +126,13 @@ class ModelCache:
     def _save_meta(self) -> None:
         from mlpace.submission.output import write_atomic
         write_atomic(self.meta_path, json.dumps(self.meta, indent=2) + "\n")
+
+
+def with_reference_score(task, cache: ModelCache, fp32_predict):
+    """Set `task.reference_score`: the eager FP32 model's own score on the task's samples."""
+    from dataclasses import replace
+
+    from mlpace.inference.task import score_directly
+    fp32 = replace(task, predict=fp32_predict)
+    task.reference_score = cache.reference_score(task.total, lambda: score_directly(fp32))
+    return task

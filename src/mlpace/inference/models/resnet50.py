@@ -39,37 +39,27 @@ def build(options: BuildOptions, train_overrides: dict | None = None,
 
     from mlpace.benchmarks.resnet import data as image_data
     from mlpace.benchmarks.resnet.model import resnet50, resnet_mini
-    from mlpace.harness.datasets import cached_dataset, data_root, require_dir
     from mlpace.inference.backends import make_predict
-    from mlpace.inference.models.cache import ModelCache
-    from mlpace.inference.task import score_directly
+    from mlpace.inference.models.cache import ModelCache, prepared_workload, with_reference_score
 
     torch.set_num_threads(max(1, options.threads))
+    if options.scale == "reference" and not options.checkpoint:
+        raise MlpaceError("reference resnet50 needs --checkpoint (a ResNet-50 v1.5 state_dict)")
+    workload = prepared_workload(TRAINING_BENCHMARK, options.scale, options.data_dir, train_overrides)
+    cache = ModelCache("resnet50-" + options.scale, TRAINING_BENCHMARK, options.data_dir,
+                       train_overrides, options.checkpoint, train_epochs)
     if options.scale == "mini":
-        overrides = dict(train_overrides or {})
-        root = cached_dataset(data_root(options.data_dir), "resnet-mini", image_data.MINI_VERSION,
-                              lambda d: image_data.generate_mini(
-                                  d, int(overrides.get("train_per_class", 600)),
-                                  int(overrides.get("val_per_class", 100))))
-        images, labels, classes = image_data.load_into_memory(root, "val")
+        images, labels, classes = image_data.load_into_memory(workload.root, "val")
         # The training code's evaluation normalisation, done once at load time.
         inputs = images.float().div_(255).sub_(0.5).div_(0.25).numpy()
         labels = labels.numpy()
-        cache = ModelCache("resnet50-mini", TRAINING_BENCHMARK, options.data_dir, overrides,
-                           options.checkpoint, train_epochs)
         model = cache.load_or_train(lambda: resnet_mini(len(classes)))
         load = inputs.__getitem__
-    elif options.scale == "reference":
-        if not options.checkpoint:
-            raise MlpaceError("reference resnet50 needs --checkpoint (a ResNet-50 v1.5 state_dict)")
-        root = require_dir(data_root(options.data_dir), "ImageNet-layout data set (val/<class>/*.JPEG)")
-        dataset = image_data.ImageFolder(root, "val", train=False, size=224)
+    else:
+        dataset = image_data.ImageFolder(workload.root, "val", train=False, size=224)
         labels = np.array([label for _, label in dataset.items])
-        cache = ModelCache("resnet50", TRAINING_BENCHMARK, options.data_dir, checkpoint=options.checkpoint)
         model = cache.load_or_train(lambda: resnet50(len(dataset.classes)))
         load = lambda i: dataset[i][0].numpy()  # noqa: E731 - decoded on demand by the QSL
-    else:
-        raise MlpaceError(f"unknown scale {options.scale!r}; use mini or reference")
 
     total = len(labels) if options.limit is None else min(options.limit, len(labels))
     example = [load(i) for i in range(min(2, total))]
@@ -79,7 +69,4 @@ def build(options: BuildOptions, train_overrides: dict | None = None,
                              options.threads, example),
         output_dtype="int32", score=_top1(labels), metric="accuracy",
         reference_score=0.0, targets=TARGETS, max_batch=64, notes=cache.meta.get("training", {}))
-    # The 99 % target is relative to the FP32 eager model's own score on the same samples.
-    fp32 = InferenceTask(**{**task.__dict__, "predict": make_predict(_bundle(model), "torch", options.device)})
-    task.reference_score = cache.reference_score(total, lambda: score_directly(fp32))
-    return task
+    return with_reference_score(task, cache, make_predict(_bundle(model), "torch", options.device))

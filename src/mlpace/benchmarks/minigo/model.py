@@ -1,0 +1,142 @@
+"""MiniGo's policy-value network (the dual residual net of the MLPerf reference), its input
+features, the board symmetries used for augmentation, and a small weights file format.
+
+The network: a 3x3 conv + BN stem, `blocks` residual blocks (two 3x3 conv + BN each), a policy
+head (1x1 conv to 2 planes, BN without scale/shift, a dense layer to size*size+1 move logits)
+and a value head (1x1 conv to 1 plane, BN without scale/shift, dense, dense to one tanh value).
+With 6 blocks this is exactly the tensor list of the closed MLPerf v1.1 minigo rules.
+
+Weights files are JSON (base64 float16 arrays): small, portable, no pickle, and shipped as
+ordinary package data.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from mlpace.benchmarks.minigo.go import BLACK, Position
+from mlpace.errors import MlpaceError
+
+FEATURE_PLANES = 3   # stones of the player to play, stones of the opponent, "black to play"
+
+
+def features(positions: list[Position]) -> np.ndarray:
+    """Input planes [B, 3, size, size] from the point of view of the player to play."""
+    size = positions[0].size
+    boards = np.array([p.board for p in positions], dtype=np.int8).reshape(-1, size, size)
+    me = np.array([p.to_play for p in positions], dtype=np.int8)[:, None, None]
+    out = np.empty((len(positions), FEATURE_PLANES, size, size), dtype=np.float32)
+    out[:, 0] = boards == me
+    out[:, 1] = boards == -me
+    out[:, 2] = (me == BLACK)
+    return out
+
+
+def symmetry(planes: torch.Tensor, policy: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Apply one of the 8 board symmetries (k in 0..7) to a batch of planes and move targets."""
+    n, _, size, _ = planes.shape
+    points = policy[:, :size * size].reshape(n, 1, size, size)
+
+    def transform(x):
+        x = torch.rot90(x, k % 4, dims=(2, 3))
+        return torch.flip(x, dims=(3,)) if k >= 4 else x
+    points = transform(points).reshape(n, size * size)
+    return transform(planes), torch.cat([points, policy[:, size * size:]], dim=1)
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, width: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(width, width, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = nn.Conv2d(width, width, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(width)
+
+    def forward(self, x):
+        y = F.relu(self.bn1(self.conv1(x)))
+        return F.relu(x + self.bn2(self.conv2(y)))
+
+
+class MiniGoNet(nn.Module):
+    def __init__(self, board_size: int, width: int = 32, blocks: int = 2, fc_width: int = 32):
+        super().__init__()
+        self.board_size = board_size
+        self.arch = {"board_size": board_size, "width": width, "blocks": blocks, "fc_width": fc_width}
+        points = board_size * board_size
+        self.stem = nn.Conv2d(FEATURE_PLANES, width, 3, padding=1, bias=False)
+        self.stem_bn = nn.BatchNorm2d(width)
+        self.blocks = nn.ModuleList(ResidualBlock(width) for _ in range(blocks))
+        self.policy_conv = nn.Conv2d(width, 2, 1, bias=False)
+        self.policy_bn = nn.BatchNorm2d(2, affine=False)
+        self.policy_fc = nn.Linear(2 * points, points + 1)
+        self.value_conv = nn.Conv2d(width, 1, 1, bias=False)
+        self.value_bn = nn.BatchNorm2d(1, affine=False)
+        self.value_fc1 = nn.Linear(points, fc_width)
+        self.value_fc2 = nn.Linear(fc_width, 1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(move logits [B, size*size+1], value in [-1, 1] for the player to play [B])."""
+        x = F.relu(self.stem_bn(self.stem(x)))
+        for block in self.blocks:
+            x = block(x)
+        p = F.relu(self.policy_bn(self.policy_conv(x))).flatten(1)
+        v = F.relu(self.value_bn(self.value_conv(x))).flatten(1)
+        v = torch.tanh(self.value_fc2(F.relu(self.value_fc1(v)))).squeeze(1)
+        return self.policy_fc(p), v
+
+
+def mlperf_tensor_names(model: MiniGoNet) -> list[str]:
+    """The TensorFlow names the MLPerf reference gives the trained tensors, in layer order."""
+    names, conv, bn = [], 0, 0
+
+    def conv_name():
+        nonlocal conv
+        name = "conv2d" if conv == 0 else f"conv2d_{conv}"
+        conv += 1
+        return f"{name}/kernel"
+
+    def bn_names():
+        nonlocal bn
+        name = "batch_normalization" if bn == 0 else f"batch_normalization_{bn}"
+        bn += 1
+        return [f"{name}/gamma", f"{name}/beta"]
+
+    names += [conv_name(), *bn_names()]
+    for _ in model.blocks:
+        names += [conv_name(), *bn_names(), conv_name(), *bn_names()]
+    names += [conv_name(), "dense/kernel", "dense/bias"]                 # policy head
+    names += [conv_name(), "dense_1/kernel", "dense_1/bias", "dense_2/kernel", "dense_2/bias"]
+    return names + ["global_step"]
+
+
+def save_weights(model: MiniGoNet, path: Path) -> None:
+    """Write the model as JSON (architecture + base64 float16 tensors), atomically."""
+    tensors = {name: {"shape": list(t.shape),
+                      "data": base64.b64encode(t.detach().cpu().to(torch.float16).numpy().tobytes()).decode()}
+               for name, t in model.state_dict().items() if t.is_floating_point()}
+    tmp = Path(path).with_suffix(".tmp")
+    tmp.write_text(json.dumps({"format": "mlpace-minigo-1", "arch": model.arch, "tensors": tensors}))
+    tmp.replace(path)
+
+
+def load_weights(path: Path) -> MiniGoNet:
+    try:
+        doc = json.loads(Path(path).read_text())
+        model = MiniGoNet(**doc["arch"])
+        state = model.state_dict()
+        for name, t in doc["tensors"].items():
+            data = np.frombuffer(base64.b64decode(t["data"]), dtype=np.float16).reshape(t["shape"])
+            state[name] = torch.from_numpy(data.astype(np.float32))
+        model.load_state_dict(state)
+    except OSError as err:
+        raise MlpaceError(f"cannot read minigo weights {path}: {err.strerror or err}") from None
+    except (ValueError, KeyError, TypeError, RuntimeError) as err:
+        raise MlpaceError(f"{path} is not a minigo weights file ({type(err).__name__}: {err})") from None
+    return model.eval()

@@ -1,0 +1,8 @@
+"""Object detection: SSD-ResNet34 on COCO 2017 (reference) and SSD-mini on generated COCO-format scenes."""
+
+SCALES = ("mini", "reference")
+
+
+def make_workload(scale: str, overrides: dict):
+    from mlpace.benchmarks.ssd.workload import make
+    return make(scale, overrides)

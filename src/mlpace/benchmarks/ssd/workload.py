@@ -1,0 +1,217 @@
+"""Object detection workload: configs for both scales and the train/eval functions.
+
+Reference: MLPerf Training v1.0/v1.1 closed SSD-ResNet34 at 300x300 on COCO 2017 with SGD +
+momentum, a linear warm-up from 0 and x0.1 steps at epochs 44 and 55, weight decay, target
+0.23 mAP (pycocotools COCOeval, IoU .5:.95). Mini: the same recipe on SSD-mini and the
+generated COCO-format scenes (`mlpace.benchmarks.coco`), held in memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import torch
+
+from mlpace.benchmarks import coco
+from mlpace.benchmarks.ssd import data as ssd_data
+from mlpace.benchmarks.ssd.model import detect, match, mlperf_tensor_names, ssd_loss, ssd_mini, ssd_resnet34
+from mlpace.errors import MlpaceError
+from mlpace.harness.config import apply_overrides
+from mlpace.harness.datasets import cached_dataset, require_dir
+from mlpace.harness.mlperf_log import constants
+from mlpace.harness.workload import RunContext, Workload
+from mlpace.rules.benchmarks import get_spec
+
+
+@dataclass(frozen=True)
+class SsdConfig:
+    model: str = "ssd_mini"              # ssd_mini | ssd_resnet34
+    data_path: str = ""                  # COCO 2017 root (reference); empty = generated mini data
+    image_size: int = 64
+    widths: tuple[int, ...] = (16, 32, 64)   # ssd_mini backbone
+    batch_size: int = 32                 # global batch size
+    eval_batch_size: int = 100
+    base_lr: float = 0.05
+    warmup_epochs: float = 1.0           # linear warm-up from warmup_factor * base_lr
+    warmup_factor: float = 0.0
+    decay_boundary_epochs: tuple[int, ...] = (44, 55)   # lr x decay_factor at each
+    decay_factor: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    max_samples: int = 1                 # random-crop trials per sampled IoU bound (reference)
+    num_workers: int = 0                 # data-loader processes (reference scale)
+    train_images: int = 3000             # mini data set size
+    val_images: int = 500
+    max_objects: int = 4                 # per generated scene
+    threads: int = 0                     # torch CPU threads (0 = torch's default)
+
+
+CONFIGS = {
+    "mini": SsdConfig(),
+    # MLPerf v1.0 reference (mlcommons/training single_stage_detector): batch 32, lr 2.5e-3 per
+    # 32 images, weight decay 5e-4, decay at 44/55 (the rules' allowed boundaries), 80 epochs.
+    "reference": SsdConfig(model="ssd_resnet34", image_size=300, batch_size=32, eval_batch_size=32,
+                           base_lr=2.5e-3, warmup_epochs=1.0, warmup_factor=0.0,
+                           decay_boundary_epochs=(44, 55), weight_decay=5e-4, num_workers=8),
+}
+
+
+class SsdWorkload(Workload):
+    def prepare_data(self, data_dir: Path) -> None:
+        cfg = self.config
+        if cfg.data_path:
+            self.root = require_dir(Path(cfg.data_path), "COCO 2017 data set")
+        elif self.scale == "mini":
+            self.root = cached_dataset(
+                data_dir, f"coco-scenes-{cfg.image_size}px-{cfg.max_objects}obj-"
+                          f"{cfg.train_images}x{cfg.val_images}", coco.MINI_VERSION,
+                lambda d: coco.generate_scenes(d, cfg.train_images, cfg.val_images,
+                                               cfg.image_size, cfg.max_objects))
+        else:
+            raise MlpaceError("the reference ssd needs COCO 2017: pass --set data_path=/path/to/coco "
+                              "(with train2017/, val2017/ and annotations/)")
+
+    def setup(self, ctx: RunContext) -> None:
+        cfg = self.config
+        self.ctx = ctx
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        torch.manual_seed(ctx.seed)
+        self.generator = torch.Generator().manual_seed(ctx.seed)
+        self.train_split = coco.load_split(self.root, "train")
+        self.val_split = coco.load_split(self.root, "val")
+        num_classes = len(self.train_split.category_ids) + 1
+        self.in_memory = cfg.model == "ssd_mini"
+        if self.in_memory:
+            self.model = ssd_mini(num_classes, cfg.image_size, cfg.widths)
+            self.train_x = coco.load_images(self.train_split)
+            self.val_x = coco.load_images(self.val_split)
+            if self.train_x.shape[-1] != cfg.image_size or self.val_x.shape[-1] != cfg.image_size:
+                raise MlpaceError(f"ssd_mini expects {cfg.image_size}px images")
+            self.train_boxes = [torch.from_numpy(ssd_data.normalized_boxes(self.train_split, i))
+                                for i in range(len(self.train_split))]
+            self.train_labels = [torch.from_numpy(l) for l in self.train_split.labels]
+        elif cfg.model == "ssd_resnet34":
+            self.model = ssd_resnet34(num_classes)
+            train = ssd_data.CocoDetection(self.train_split, cfg.image_size, True, cfg.max_samples, ctx.seed)
+            val = ssd_data.CocoDetection(self.val_split, cfg.image_size, False)
+            self.train_loader = torch.utils.data.DataLoader(
+                train, batch_size=cfg.batch_size // ctx.world_size, shuffle=True, drop_last=True,
+                num_workers=cfg.num_workers, generator=self.generator, collate_fn=ssd_data.collate,
+                pin_memory=ctx.is_cuda)
+            self.val_loader = torch.utils.data.DataLoader(
+                val, batch_size=cfg.eval_batch_size, num_workers=cfg.num_workers,
+                collate_fn=ssd_data.collate)
+        else:
+            raise MlpaceError(f"unknown ssd model {cfg.model!r}; use ssd_mini or ssd_resnet34")
+        self.model = self.model.to(ctx.device, memory_format=torch.channels_last)
+        self.anchors = self.model.anchors
+        decay, no_decay = [], []
+        for p in self.model.parameters():   # no weight decay on BatchNorm and biases
+            (no_decay if p.ndim <= 1 else decay).append(p)
+        self.optimizer = torch.optim.SGD(
+            [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=cfg.base_lr, momentum=cfg.momentum)
+        self.steps_per_epoch = max(1, len(self.train_split) // cfg.batch_size)
+        self.warmup_steps = max(1, int(cfg.warmup_epochs * self.steps_per_epoch))
+        self.step = 0
+
+    def hyperparameters(self) -> dict:
+        cfg = self.config
+        return {
+            constants.GLOBAL_BATCH_SIZE: cfg.batch_size,
+            constants.GRADIENT_ACCUMULATION_STEPS: 1,
+            constants.OPT_NAME: constants.SGD,
+            constants.OPT_BASE_LR: cfg.base_lr,
+            constants.OPT_WEIGHT_DECAY: cfg.weight_decay,
+            constants.OPT_LR_WARMUP_STEPS: self.warmup_steps,
+            constants.OPT_LR_WARMUP_FACTOR: cfg.warmup_factor,
+            constants.OPT_LR_DECAY_BOUNDARY_EPOCHS: list(cfg.decay_boundary_epochs),
+            constants.MAX_SAMPLES: cfg.max_samples,
+            constants.MODEL_BN_SPAN: cfg.batch_size // self.ctx.world_size,
+        }
+
+    def initialized_tensors(self) -> list[str]:
+        return mlperf_tensor_names(self.model)
+
+    def train_samples(self) -> int:
+        return len(self.train_split)
+
+    def eval_samples(self) -> int:
+        return len(self.val_split)
+
+    def learning_rate(self, step: int) -> float:
+        """Linear warm-up from warmup_factor x base_lr, then x decay_factor at each boundary."""
+        cfg = self.config
+        if step < self.warmup_steps:
+            start = cfg.warmup_factor * cfg.base_lr
+            return start + (cfg.base_lr - start) * (step + 1) / self.warmup_steps
+        epoch = step / self.steps_per_epoch
+        return cfg.base_lr * cfg.decay_factor ** sum(epoch >= b for b in cfg.decay_boundary_epochs)
+
+    def _train_step(self, x: torch.Tensor, boxes: list[torch.Tensor], labels: list[torch.Tensor]) -> None:
+        targets = [match(b, l, self.anchors.cpu()) for b, l in zip(boxes, labels)]
+        dev = self.ctx.device
+        loc_t = torch.stack([t[0] for t in targets]).to(dev)
+        label_t = torch.stack([t[1] for t in targets]).to(dev)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.learning_rate(self.step)
+        with self.ctx.autocast():
+            locs, logits = self.model(x.to(dev).contiguous(memory_format=torch.channels_last))
+        loss = ssd_loss(locs.float(), logits.float(), loc_t, label_t)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.step += 1
+        self.last_loss = float(loss.detach())
+
+    def train_epoch(self, epoch: int) -> Iterator[int]:
+        self.model.train()
+        if self.in_memory:
+            n, bs = len(self.train_split), self.config.batch_size
+            order = torch.randperm(n, generator=self.generator)
+            for i in range(self.steps_per_epoch):
+                idx = order[i * bs:(i + 1) * bs]
+                flip = torch.rand(len(idx), generator=self.generator) < 0.5
+                x, boxes = ssd_data.flip_batch(ssd_data.normalize(self.train_x[idx]),
+                                               [self.train_boxes[j] for j in idx], flip)
+                self._train_step(x, boxes, [self.train_labels[j] for j in idx])
+                yield len(idx)
+        else:
+            for x, boxes, labels in self.train_loader:
+                self._train_step(x, boxes, labels)
+                yield len(x) * self.ctx.world_size
+
+    @torch.no_grad()
+    def detections(self) -> list[dict]:
+        """The model's detections on the validation split, in COCO results format."""
+        self.model.eval()
+        split, bs = self.val_split, self.config.eval_batch_size
+        if self.in_memory:
+            batches = (ssd_data.normalize(self.val_x[i:i + bs]) for i in range(0, len(split), bs))
+        else:
+            batches = (x for x, _, _ in self.val_loader)
+        results, index = [], 0
+        for x in batches:
+            with self.ctx.autocast():
+                locs, logits = self.model(x.to(self.ctx.device).contiguous(memory_format=torch.channels_last))
+            for boxes, scores, labels in detect(locs.cpu(), logits.cpu(), self.anchors.cpu()):
+                info = split.coco.imgs[split.image_ids[index]]
+                scale = torch.tensor([info["width"], info["height"]] * 2)
+                xyxy = boxes * scale
+                for b, s, l in zip(xyxy.tolist(), scores.tolist(), labels.tolist()):
+                    results.append({"image_id": split.image_ids[index],
+                                    "category_id": split.category_ids[l - 1],
+                                    "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]], "score": s})
+                index += 1
+        return results
+
+    def evaluate(self, epoch: int) -> float:
+        return coco.coco_map(self.val_split, self.detections(), "bbox")
+
+
+def make(scale: str, overrides: dict) -> SsdWorkload:
+    config = apply_overrides(CONFIGS[scale], overrides)
+    return SsdWorkload(get_spec("ssd"), scale, config)

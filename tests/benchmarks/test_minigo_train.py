@@ -1,0 +1,139 @@
+"""MiniGo: weights files, the win-rate metric, learning, the mini log, the reference config."""
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mlpace.benchmarks import make_workload
+from mlpace.benchmarks.minigo.go import BLACK, Position
+from mlpace.benchmarks.minigo.mcts import match, network_evaluator
+from mlpace.benchmarks.minigo.model import features, load_weights, save_weights, symmetry
+from mlpace.benchmarks.minigo.workload import CONFIGS, SHIPPED_REFERENCE, Generations, new_model
+from mlpace.errors import MlpaceError
+from mlpace.harness.config import apply_overrides
+from mlpace.harness.timed_run import run_once
+from mlpace.harness.workload import RunContext
+from conftest import run_compliance_checker
+
+TINY = {"selfplay_games": 8, "readouts": 4, "train_steps": 4, "batch_size": 32, "eval_games": 4}
+
+
+def scripted(fill: bool):
+    """An evaluator that always wants the first legal point (fill) or always wants to pass."""
+    def evaluate(positions):
+        priors = np.zeros((len(positions), positions[0].size ** 2 + 1))
+        for row, pos in enumerate(positions):
+            legal = pos.legal_moves()
+            points = [i for i, ok in enumerate(legal[:-1]) if ok]
+            priors[row, points[0] if fill and points else len(legal) - 1] = 1.0
+        return priors, np.zeros(len(positions))
+    return evaluate
+
+
+def test_win_rate_matches_hand_computed_games():
+    new = lambda: Position(3, komi=0.5)  # noqa: E731
+    rng = np.random.default_rng(0)
+    # both pass at once: White wins every game on komi, and the candidate is White in half of them
+    assert match(scripted(False), scripted(False), 4, new, 1, rng, 0) == 0.5
+    # a player that fills the board beats one that only passes, with either colour
+    assert match(scripted(True), scripted(False), 4, new, 1, rng, 0) == 1.0
+    assert match(scripted(False), scripted(True), 6, new, 1, rng, 0) == 0.0
+
+
+def test_features_and_symmetries_move_stones_and_moves_together():
+    pos = Position.from_text(["X..", "...", "..O"], to_play=BLACK)
+    planes = features([pos])
+    assert planes[0, 0, 0, 0] == 1 and planes[0, 1, 2, 2] == 1 and planes[0, 2].min() == 1
+    x = torch.from_numpy(planes)
+    policy = torch.zeros(1, 10)
+    policy[0, 0], policy[0, 9] = 0.75, 0.25          # the black stone's point, and pass
+    for k in range(8):
+        tx, tp = symmetry(x, policy, k)
+        assert torch.equal(tp[0, :9].reshape(3, 3) == 0.75, tx[0, 0] == 1)
+        assert tp[0, 9] == 0.25
+
+
+def test_weights_file_round_trip_and_bad_files(tmp_path):
+    torch.manual_seed(0)
+    model = new_model(CONFIGS["mini"]).eval()
+    path = tmp_path / "player.json"
+    save_weights(model, path)
+    loaded = load_weights(path)
+    x = torch.from_numpy(features([Position(5, 3.5).play(12)]))
+    with torch.no_grad():
+        (p1, v1), (p2, v2) = model(x), loaded(x)
+    assert torch.allclose(p1, p2, atol=2e-2) and torch.allclose(v1, v2, atol=2e-2)
+    (tmp_path / "bad.json").write_text("{\"format\": 1}")
+    with pytest.raises(MlpaceError, match="not a minigo weights file"):
+        load_weights(tmp_path / "bad.json")
+    with pytest.raises(MlpaceError, match="cannot read"):
+        load_weights(tmp_path / "missing.json")
+
+
+def test_shipped_reference_player_beats_an_untrained_network():
+    reference = load_weights(SHIPPED_REFERENCE)
+    torch.manual_seed(3)
+    untrained = new_model(CONFIGS["mini"]).eval()
+    rate = match(network_evaluator(untrained), network_evaluator(reference), 10,
+                 lambda: Position(5, CONFIGS["mini"].komi), 8, np.random.default_rng(0), 2)
+    assert rate <= 0.2
+
+
+@pytest.mark.slow
+def test_one_generation_of_selfplay_learns_to_beat_an_untrained_network():
+    cfg = apply_overrides(CONFIGS["mini"], {"selfplay_games": 32, "readouts": 12, "train_steps": 30})
+    run = Generations(cfg, seed=5)
+    for _ in run.selfplay():
+        pass
+    for _ in run.train():
+        pass
+    torch.manual_seed(7)
+    untrained = new_model(cfg).eval()
+    assert run.match(untrained, 12, np.random.default_rng(1)) >= 0.75
+
+
+@pytest.mark.slow
+def test_short_mini_run_log_passes_the_open_rules(tmp_path, data_root):
+    workload = make_workload("minigo", "mini", TINY)
+    log = tmp_path / "minigo.txt"
+    outcome = run_once(workload, RunContext(seed=2, data_dir=data_root), log, max_epochs=1)
+    assert outcome.epochs == 1 and len(outcome.evals) == 1
+    assert 0.0 <= outcome.quality <= 1.0
+    ok, out = run_compliance_checker(log)
+    assert ok, out
+
+
+def closed_rule_tensors() -> list[str]:
+    import mlperf_logging
+    rules = (Path(mlperf_logging.__file__).parent / "compliance_checker" / "training_1.1.0"
+             / "closed_minigo.yaml").read_text()
+    start = rules.index("sorted([")
+    block = rules[start:rules.index("])", start)]
+    return re.findall(r'"([^"]+)"', block)
+
+
+def test_reference_config_logs_the_closed_rule_keys(tmp_path):
+    player = tmp_path / "target.json"
+    save_weights(new_model(CONFIGS["reference"]), player)
+    workload = make_workload("minigo", "reference", {"reference_player": str(player)})
+    workload.prepare_data(tmp_path)
+    workload.setup(RunContext(seed=0, data_dir=tmp_path))
+    hp = workload.hyperparameters()
+    for key in ("train_batch_size", "lr_boundaries", "lr_rates", "gradient_accumulation_steps",
+                "actual_selfplay_games_per_generation", "min_selfplay_games_per_generation"):
+        assert key in hp, key
+    assert hp["min_selfplay_games_per_generation"] == 8192
+    assert hp["actual_selfplay_games_per_generation"] >= 8192
+    assert sorted(workload.initialized_tensors()) == sorted(closed_rule_tensors())
+
+
+def test_reference_scale_without_a_player_and_odd_eval_games_are_clear_errors(tmp_path):
+    with pytest.raises(MlpaceError, match="reference_player"):
+        make_workload("minigo", "reference", {}).prepare_data(tmp_path)
+    with pytest.raises(MlpaceError, match="even"):
+        make_workload("minigo", "mini", {"eval_games": 3}).prepare_data(tmp_path)
+    with pytest.raises(MlpaceError, match="not found"):
+        make_workload("minigo", "mini", {"reference_player": str(tmp_path / "nope.json")}).prepare_data(tmp_path)

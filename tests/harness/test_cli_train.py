@@ -1,0 +1,131 @@
+"""The training CLI: list, bad input (one line, non-zero exit, nothing lost), results layout."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mlpace.cli import main
+
+from conftest import run_compliance_checker
+
+TINY = ["--set", "train_per_class=20", "--set", "val_per_class=10", "--set", "batch_size=20"]
+
+
+def run_cli(args, capsys):
+    code = main(args)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_list_shows_all_eight_and_what_is_implemented(capsys):
+    code, out, _ = run_cli(["list"], capsys)
+    assert code == 0
+    for name in ("resnet", "ssd", "maskrcnn", "bert", "dlrm", "minigo", "rnnt", "unet3d"):
+        assert name in out
+    assert "0.7590" in out and "mini, reference" in out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "resnet50"], "unknown benchmark 'resnet50'"),
+    (["train", "resnet", "--set", "no_such_key=1"], "unknown config key(s) no_such_key"),
+    (["train", "resnet", "--set", "batch_size=many"], "expects int"),
+    (["train", "resnet", "--set", "data_path=/nonexistent/imagenet"], "not found at /nonexistent/imagenet"),
+    (["train", "resnet", "--scale", "reference"], "needs ImageNet"),
+    (["train", "resnet", "--config", "/nonexistent.yaml"], "cannot read config file"),
+    (["train", "resnet", "--runs", "0"], "--runs must be at least 1"),
+    (["train", "resnet", "--device", "cuda:0"], "no CUDA device"),
+])
+def test_bad_input_is_one_clear_line(args, message, capsys, tmp_path):
+    code, _, err = run_cli(args + ["--out", str(tmp_path / "out"), "--data-dir", str(tmp_path)], capsys)
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("error: ") and message in err, err
+
+
+def test_malformed_data_dir(capsys, tmp_path):
+    bad = tmp_path / "imagenet"
+    (bad / "train").mkdir(parents=True)
+    code, _, err = run_cli(["train", "resnet", "--set", f"data_path={bad}", "--out", str(tmp_path / "o")], capsys)
+    assert code == 2 and "holds no class folders" in err
+
+
+def test_unwritable_output_dir(capsys, tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):
+            pytest.skip("running as a user who can write anywhere (root)")
+        code, _, err = run_cli(["train", "resnet", "--out", str(locked / "x")], capsys)
+        assert code == 2 and "cannot write results" in err
+    finally:
+        locked.chmod(0o700)
+
+
+def test_output_dir_that_is_a_file(capsys, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("precious")
+    code, _, err = run_cli(["train", "resnet", "--out", str(blocker)], capsys)
+    assert code == 2 and "cannot write results" in err and blocker.read_text() == "precious"
+
+
+@pytest.mark.slow
+def test_result_layout_score_and_existing_results_untouched(capsys, tmp_path):
+    out = tmp_path / "results"
+    args = ["train", "resnet", "--runs", "5", "--out", str(out), "--org", "Acme", "--system", "box1",
+            "--seed", "7", "--max-epochs", "1", "--data-dir", str(tmp_path / "data"), "--quiet", *TINY]
+    code, stdout, _ = run_cli(args, capsys)
+    result_dir = out / "Acme" / "results" / "box1" / "resnet"
+    logs = sorted(result_dir.glob("result_*.txt"))
+    assert [p.name for p in logs] == [f"result_{i}.txt" for i in range(5)]
+    assert not list(result_dir.glob(".*partial"))
+    score = json.loads((result_dir / "score.json").read_text())
+    assert len(score["runs"]) == 5 and len({r["seed"] for r in score["runs"]}) == 5
+    assert "score" in stdout or "no score" in stdout
+    system = json.loads((out / "Acme" / "systems" / "box1.json").read_text())
+    assert system["submitter"] == "Acme" and system["division"] == "open"
+    ok = subprocess.run([sys.executable, "-m", "mlperf_logging.system_desc_checker",
+                         str(out / "Acme" / "systems" / "box1.json"), "training", "1.1.0"],
+                        capture_output=True, text=True, cwd=tmp_path)
+    assert ok.returncode == 0 and "passed" in (ok.stdout + ok.stderr).lower(), ok.stdout + ok.stderr
+    before = {p: p.read_bytes() for p in logs}
+    code, _, err = run_cli(args, capsys)   # again, into the same folder: refused
+    assert code == 2 and "already holds 5 result file(s)" in err
+    assert {p: p.read_bytes() for p in logs} == before
+
+
+def test_system_description_overrides(capsys, tmp_path):
+    overrides = tmp_path / "desc.json"
+    overrides.write_text(json.dumps({"cooling": "air", "bogus_field": 1}))
+    code, _, err = run_cli(["train", "resnet", "--system-desc", str(overrides), "--out", str(tmp_path)], capsys)
+    assert code == 2 and "unknown system-description field(s) bogus_field" in err
+
+
+@pytest.mark.slow
+def test_sigterm_leaves_valid_aborted_log(tmp_path):
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlpace", "train", "resnet", "--out", str(out), "--system", "s",
+         "--data-dir", str(tmp_path / "data"), "--quiet", "--seed", "1",
+         "--set", "train_per_class=100", "--set", "val_per_class=10", "--set", "batch_size=10"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    partial = out / "mlpace" / "results" / "s" / "resnet" / ".result_0.txt.partial"
+    deadline = time.time() + 240
+    while time.time() < deadline and not (partial.exists() and "run_start" in partial.read_text()):
+        time.sleep(0.2)
+    assert partial.exists(), proc.communicate()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
+    log = out / "mlpace" / "results" / "s" / "resnet" / "result_0.txt"
+    last = json.loads(log.read_text().splitlines()[-1].split(" ", 1)[1])
+    assert last["key"] == "run_stop" and last["metadata"]["status"] == "aborted"
+    ok, output = run_compliance_checker(log)
+    assert ok, output
