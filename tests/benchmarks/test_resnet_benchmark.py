@@ -78,16 +78,27 @@ def test_resnet50_is_v1_5_and_names_match_closed_rules():
 
 
 def test_mini_model_learns_on_tiny_data(data_root):
-    w = make_workload("resnet", "mini", {"train_per_class": 60, "val_per_class": 20,
-                                        "batch_size": 32, "base_lr": 0.2, "decay_epochs": 8})
+    """Three of the shape classes (circle, crescent, cross): chance is 1/3; learning must show."""
+    w = make_workload("resnet", "mini", {"mini_classes": 3, "train_per_class": 200, "val_per_class": 40,
+                                        "batch_size": 32, "base_lr": 0.1, "warmup_epochs": 0.5, "decay_epochs": 6})
     w.prepare_data(data_root)
     w.setup(RunContext(seed=0))
     before = w.evaluate(0)
-    for epoch in range(1, 9):
+    for epoch in range(1, 7):
         for _ in w.train_epoch(epoch):
             pass
-    after = w.evaluate(8)
-    assert before < 0.2 and after > 0.35, (before, after)
+    after = w.evaluate(6)
+    assert before < 0.4 and after > 0.45, (before, after)   # seed 0 gives 0.30 -> 0.51
+
+
+@pytest.mark.slow
+def test_mini_run_reaches_target(data_root, tmp_path):
+    """The real thing: the default mini config trains to 85 % top-1 within its epoch budget."""
+    torch.set_num_threads(2)
+    w = make_workload("resnet", "mini", {})
+    outcome = run_once(w, RunContext(seed=2, data_dir=data_root), tmp_path / "result_0.txt")
+    assert outcome.converged, outcome.evals
+    assert outcome.evals[0][2] < 0.5  # the first epoch is far from the target: learning, not luck
 
 
 @pytest.mark.slow

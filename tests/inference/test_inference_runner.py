@@ -126,3 +126,14 @@ def test_ctrl_c_ends_the_test_and_leaves_loadgen_logs_complete(tmp_path):
         run_test(toy_task(hang=True), "Server", "performance", options(tmp_path))
     folder = tmp_path / "open/mlpace/results/testsys/toy/Server/performance/run_1"
     assert parse_summary_file(folder / "mlperf_log_summary.txt")["result"] == "INVALID"
+
+
+def test_quick_query_counts_follow_the_model_speed():
+    from mlpace.inference.runner import Calibration, default_user_settings
+    slow = Calibration(single_latency_s=1.0, batch_rate=1.0)       # a second per sample
+    fast = Calibration(single_latency_s=0.001, batch_rate=1000.0)
+    assert default_user_settings("SingleStream", slow, quick=True)["min_query_count"] == 8
+    assert default_user_settings("Offline", fast, quick=True)["min_query_count"] == 64
+    assert "min_query_count" not in default_user_settings("Offline", fast)   # official runs keep the rules
+    assert default_user_settings("Offline", fast)["target_qps"] == 1250.0
+    assert default_user_settings("Server", fast)["target_qps"] == 500.0

@@ -87,7 +87,7 @@ def load_split(root: Path, split: str = "train", year: int = 2017) -> CocoSplit:
     try:
         with _quiet():
             coco = COCO(str(ann_file))
-    except (ValueError, KeyError, TypeError) as err:
+    except (ValueError, KeyError, TypeError, AssertionError) as err:  # pycocotools asserts
         raise MlpaceError(f"{ann_file} is not a COCO instances file: {err}") from None
     category_ids = sorted(coco.cats)
     label_of = {cid: k + 1 for k, cid in enumerate(category_ids)}

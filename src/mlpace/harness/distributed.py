@@ -271,8 +271,9 @@ def launch(fn: Callable[..., int], args: tuple, nproc_per_node: int, nnodes: int
         monitor_interval=0.5, start_method="spawn",
         shutdown_timeout=15)            # SIGTERM, then SIGKILL for a worker that does not stop
     # The agent logs every failure as a traceback; mlpace reports it as one line instead.
-    logging.getLogger("torch.distributed.elastic").setLevel(
-        logging.DEBUG if os.environ.get("MLPACE_DIST_VERBOSE") else logging.CRITICAL)
+    for name in ("torch.distributed.elastic", "torch.multiprocessing"):
+        logging.getLogger(name).setLevel(
+            logging.DEBUG if os.environ.get("MLPACE_DIST_VERBOSE") else logging.CRITICAL)
     try:
         returns = elastic_launch(config, _worker)(fn, args)
     except ChildFailedError as err:

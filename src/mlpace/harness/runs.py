@@ -106,13 +106,28 @@ def _prepare_dirs(req: TrainRequest, system: str) -> tuple[Path, Path]:
     return result_dir, systems_dir / f"{system}.json"
 
 
+RULESET = "1.1.0"  # the MLPerf Training rules mlpace's logs follow
+
+
+def reproduce_command(req: TrainRequest, base_seed: int) -> str:
+    """The command line that repeats this result (seeds included), for the submission README."""
+    parts = ["mlpace", "train", req.benchmark, "--scale", req.scale, "--runs", str(req.runs),
+             "--seed", str(base_seed), "--device", req.device.split(":")[0]]
+    parts += [f"--set {k}={v}" for k, v in req.overrides.items()]
+    if req.max_epochs is not None:
+        parts += ["--max-epochs", str(req.max_epochs)]
+    return " ".join(parts)
+
+
 def _score_record(req: TrainRequest, spec: BenchmarkSpec, seeds: list[int],
-                  outcomes: list[RunOutcome], score: Score | None) -> dict:
+                  outcomes: list[RunOutcome], score: Score | None, base_seed: int) -> dict:
     return {
         "benchmark": spec.name, "scale": req.scale, "metric": spec.metric,
+        "ruleset": RULESET, "command": reproduce_command(req, base_seed), "base_seed": base_seed,
         "target": spec.scale(req.scale).target, "required_runs": spec.runs,
         "runs": [{"index": i, "seed": s, "status": o.status, "reason": o.reason,
-                  "seconds": o.seconds, "epochs": o.epochs, "samples": o.samples,
+                  "seconds": o.seconds, "cpu_seconds": round(o.cpu_seconds, 3),
+                  "epochs": o.epochs, "samples": o.samples,
                   "quality": o.quality, "log": o.log_path.name if o.log_path else None}
                  for i, (s, o) in enumerate(zip(seeds, outcomes))],
         "score_minutes": score.minutes if score else None,
@@ -174,7 +189,7 @@ def _train_result(req: TrainRequest, progress_for, placement: dict) -> ResultSet
                                       spec.olympic_drop)
             if lead:
                 atomic_write_text(result_dir / "score.json",
-                                  json.dumps(_score_record(req, spec, seeds, outcomes, score), indent=2) + "\n")
+                                  json.dumps(_score_record(req, spec, seeds, outcomes, score, base), indent=2) + "\n")
             if stop.requested:
                 raise RunInterrupted(f"interrupted: {len(outcomes)} run(s) finished, logs in {result_dir}")
     return ResultSet(spec, req.scale, result_dir, system_file, seeds, outcomes, score)

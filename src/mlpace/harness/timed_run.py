@@ -41,6 +41,8 @@ class RunOutcome:
     samples: int
     evals: list[tuple[int, float, Quality]] = field(default_factory=list)  # (epoch, s, quality)
     log_path: Path | None = None
+    cpu_seconds: float = 0.0        # this process's CPU time in the timed region (all threads):
+                                    # on a shared machine, the figure other jobs do not inflate
 
     @property
     def converged(self) -> bool:
@@ -130,7 +132,7 @@ def run_once(workload: Workload, ctx: RunContext, log_path: Path | None,
         progress.start(workload, ctx.seed)
 
         # ---------------- timed: run_start ... run_stop ----------------
-        start_ms = _now_ms()
+        start_ms, cpu_start = _now_ms(), time.process_time()
         log.start(constants.RUN_START, time_ms=start_ms)
         running = True
         deadline = time.monotonic() + budget
@@ -173,7 +175,8 @@ def run_once(workload: Workload, ctx: RunContext, log_path: Path | None,
         stop_ms = _now_ms()
         log.end(constants.RUN_STOP, time_ms=stop_ms, status=status)
         running = False
-        outcome = RunOutcome(status, reason, (stop_ms - start_ms) / 1000, epoch, samples, evals, log_path)
+        outcome = RunOutcome(status, reason, (stop_ms - start_ms) / 1000, epoch, samples, evals, log_path,
+                             cpu_seconds=time.process_time() - cpu_start)
         progress.finish(outcome)
         return outcome
     except BaseException:

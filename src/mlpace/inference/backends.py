@@ -1,8 +1,8 @@
 """SUT backends: the same torch model run by PyTorch (eager or `torch.compile`) or ONNX Runtime.
 
 A benchmark binding gives a `ModelBundle`: the torch module, `collate` (samples -> the
-model's input arrays) and `postprocess` (the model's outputs as numpy -> one array per
-sample). `make_predict` turns it into the `predict(samples) -> [array]` function the SUT calls.
+model's input arrays) and `postprocess` (the model's outputs as numpy, and the samples ->
+one array per sample). `make_predict` turns it into the `predict(samples) -> [array]` function the SUT calls.
 On CUDA the torch backend runs in bf16 or fp16 autocast when asked; on CPU in fp32.
 """
 
@@ -24,7 +24,7 @@ PRECISIONS = ["fp32", "bf16", "fp16"]
 class ModelBundle:
     model: object                                          # torch.nn.Module
     collate: Callable[[Sequence[object]], tuple]           # samples -> tuple of numpy arrays
-    postprocess: Callable[[tuple], list]                   # numpy outputs -> per-sample arrays
+    postprocess: Callable[[tuple, Sequence[object]], list]  # (numpy outputs, samples) -> per-sample arrays
     input_names: tuple = ("input",)
 
 
@@ -47,7 +47,7 @@ def _torch_predict(bundle: ModelBundle, device: str, precision: str, compile_mod
             else:
                 out = model(*inputs)
         outs = out if isinstance(out, (tuple, list)) else (out,)
-        return bundle.postprocess(tuple(o.float().cpu().numpy() for o in outs))
+        return bundle.postprocess(tuple(o.float().cpu().numpy() for o in outs), samples)
     return predict
 
 
@@ -83,7 +83,7 @@ def _onnx_predict(bundle: ModelBundle, example_samples, threads: int, device: st
 
     def predict(samples):
         feeds = dict(zip(bundle.input_names, (np.ascontiguousarray(a) for a in bundle.collate(samples))))
-        return bundle.postprocess(tuple(session.run(None, feeds)))
+        return bundle.postprocess(tuple(session.run(None, feeds)), samples)
     return predict
 
 

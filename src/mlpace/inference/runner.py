@@ -206,6 +206,9 @@ def run_test(task: InferenceTask, scenario: str, mode: str, options: RunOptions)
     return record
 
 
+QUICK_SECONDS = 5.0
+
+
 @dataclass
 class Calibration:
     single_latency_s: float      # one sample, batch of one
@@ -228,16 +231,25 @@ def calibrate(task: InferenceTask, max_batch: int | None = None, repeats: int = 
     return Calibration(single_latency_s=max(single, 1e-6), batch_rate=max(rate, 1e-3))
 
 
-def default_user_settings(scenario: str, calibration: Calibration) -> dict:
-    """What a submitter would put in user.conf after a first look at the system."""
+def default_user_settings(scenario: str, calibration: Calibration, quick: bool = False) -> dict:
+    """What a submitter would put in user.conf after a first look at the system.
+
+    Quick runs also get a query count worth about QUICK_SECONDS of work (8 to 64 queries), so
+    that a model taking a second per sample still runs in seconds."""
+    rate = calibration.batch_rate
     if scenario == "Offline":
         # Over- rather than under-estimate: LoadGen sizes the one Offline query from this,
         # and too small a query ends before min_duration (INVALID).
-        return {"target_qps": round(1.25 * calibration.batch_rate, 2)}
-    if scenario == "Server":
-        return {"target_qps": round(0.5 * calibration.batch_rate, 2)}
+        values, per_query_s = {"target_qps": round(1.25 * rate, 2)}, 1 / rate
+    elif scenario == "Server":
+        values, per_query_s = {"target_qps": round(0.5 * rate, 2)}, 2 / rate
     # Latency scenarios: LoadGen pre-generates min_duration / expected latency queries; an
     # expected latency below the real one makes enough of them (too few ends the run early).
-    if scenario == "MultiStream":
-        return {"target_latency": round(max(0.5 * 8 / calibration.batch_rate, 1e-3) * 1000, 3)}
-    return {"target_latency": round(max(0.5 * calibration.single_latency_s, 1e-6) * 1000, 3)}
+    elif scenario == "MultiStream":
+        values, per_query_s = {"target_latency": round(max(0.5 * 8 / rate, 1e-3) * 1000, 3)}, 8 / rate
+    else:
+        single = calibration.single_latency_s
+        values, per_query_s = {"target_latency": round(max(0.5 * single, 1e-6) * 1000, 3)}, single
+    if quick:
+        values["min_query_count"] = int(max(8, min(64, QUICK_SECONDS / per_query_s)))
+    return values

@@ -82,7 +82,8 @@ def infer(request: InferRequest, log: Callable[[str], None] = print) -> list[dic
                 f"({training.get('reason')}) at quality {training.get('quality')}")
         calibration = calibrate(task, request.run.max_batch)
         for scenario in scenarios:
-            user = {**default_user_settings(scenario, calibration), **(request.run.user_settings or {})}
+            user = {**default_user_settings(scenario, calibration, request.run.quick),
+                    **(request.run.user_settings or {})}
             options = replace(request.run, user_settings=user, target_fraction=request.target_fraction)
             for mode in request.modes:
                 log(f"{name} {scenario} {mode}{' (quick)' if options.quick else ''}")

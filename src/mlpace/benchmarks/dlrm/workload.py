@@ -84,6 +84,9 @@ class DlrmWorkload(Workload):
     def setup(self, ctx: RunContext) -> None:
         cfg = self.config
         self.ctx = ctx
+        if ctx.world_size > 1:   # sparse embedding gradients would need their own all-reduce
+            raise MlpaceError("dlrm trains in one process; data-parallel dlrm is not implemented "
+                              "(drop --nproc-per-node)")
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         torch.manual_seed(ctx.seed)
@@ -100,7 +103,7 @@ class DlrmWorkload(Workload):
         self.model = DLRM(table_sizes, cfg.embedding_dim, click_data.NUM_DENSE,
                           cfg.bottom_mlp, cfg.top_mlp).to(ctx.device)
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=cfg.base_lr)
-        self.steps_per_epoch = len(train) // (cfg.batch_size)
+        self.steps_per_epoch = len(train) // cfg.batch_size
         self.step = 0
 
     def hyperparameters(self) -> dict:

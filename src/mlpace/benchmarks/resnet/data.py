@@ -209,11 +209,11 @@ def draw_mini_image(rng: np.random.Generator, label: int, size: int = MINI_SIZE)
 
 
 def generate_mini(root: Path, train_per_class: int = 600, val_per_class: int = 100,
-                  seed: int = 20210601) -> None:
+                  num_classes: int = len(MINI_CLASSES), seed: int = 20210601) -> None:
     """Write the mini data set in ImageNet layout (deterministic for a given seed)."""
     rng = np.random.default_rng(seed)
     for split, per_class in (("train", train_per_class), ("val", val_per_class)):
-        for label, cls in enumerate(MINI_CLASSES):
+        for label, cls in enumerate(MINI_CLASSES[:num_classes]):
             folder = Path(root) / split / cls
             folder.mkdir(parents=True, exist_ok=True)
             for i in range(per_class):

@@ -46,6 +46,7 @@ class ResnetConfig:
     num_workers: int = 0                 # data-loader processes (reference scale)
     train_per_class: int = 600           # mini data set size
     val_per_class: int = 100
+    mini_classes: int = 10               # how many of the generator's shape classes to use
     threads: int = 0                     # torch CPU threads (0 = torch's default)
 
 
@@ -67,8 +68,9 @@ class ResnetWorkload(Workload):
             self.root = require_dir(Path(cfg.data_path), "ImageNet-layout data set")
         elif self.scale == "mini":
             self.root = cached_dataset(
-                data_dir, f"resnet-mini-{cfg.train_per_class}x{cfg.val_per_class}", image_data.MINI_VERSION,
-                lambda d: image_data.generate_mini(d, cfg.train_per_class, cfg.val_per_class))
+                data_dir, f"resnet-mini-{cfg.mini_classes}x{cfg.train_per_class}x{cfg.val_per_class}",
+                image_data.MINI_VERSION,
+                lambda d: image_data.generate_mini(d, cfg.train_per_class, cfg.val_per_class, cfg.mini_classes))
         else:
             raise_missing_reference()
 

@@ -195,17 +195,19 @@ def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return inter / (area_a[:, None] + area_b[None, :] - inter).clamp(min=1e-9)
 
 
-def encode(boxes_xyxy: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
-    wh = (boxes_xyxy[:, 2:] - boxes_xyxy[:, :2]).clamp(min=1e-6)
-    cxcy = (boxes_xyxy[:, :2] + boxes_xyxy[:, 2:]) / 2
-    return torch.cat([(cxcy - anchors[:, :2]) / (VARIANCES[0] * anchors[:, 2:]),
-                      torch.log(wh / anchors[:, 2:]) / VARIANCES[1]], 1)
+def encode(boxes_xyxy: torch.Tensor, anchors: torch.Tensor, variances=VARIANCES) -> torch.Tensor:
+    """Offsets of boxes (x1y1x2y2) from anchors (cx, cy, w, h), in any one unit. Variances
+    (0.1, 0.2) are SSD's; Faster R-CNN's weights (10, 10, 5, 5) are the same thing inverted."""
+    wh = (boxes_xyxy[..., 2:] - boxes_xyxy[..., :2]).clamp(min=1e-6)
+    cxcy = (boxes_xyxy[..., :2] + boxes_xyxy[..., 2:]) / 2
+    return torch.cat([(cxcy - anchors[..., :2]) / (variances[0] * anchors[..., 2:]),
+                      torch.log(wh / anchors[..., 2:]) / variances[1]], -1)
 
 
-def decode(offsets: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
-    """Inverse of `encode`: x1y1x2y2 in [0, 1] units."""
-    cxcy = anchors[..., :2] + offsets[..., :2] * VARIANCES[0] * anchors[..., 2:]
-    wh = anchors[..., 2:] * torch.exp((offsets[..., 2:] * VARIANCES[1]).clamp(max=8))
+def decode(offsets: torch.Tensor, anchors: torch.Tensor, variances=VARIANCES) -> torch.Tensor:
+    """Inverse of `encode`: x1y1x2y2 in the anchors' unit."""
+    cxcy = anchors[..., :2] + offsets[..., :2] * variances[0] * anchors[..., 2:]
+    wh = anchors[..., 2:] * torch.exp((offsets[..., 2:] * variances[1]).clamp(max=math.log(1000 / 16)))
     return cxcy_wh_to_xyxy(cxcy, wh)
 
 

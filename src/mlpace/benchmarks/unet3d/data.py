@@ -33,7 +33,7 @@ TARGET_SPACING = (1.6, 1.2, 1.2)
 CLIP_HU = (-79.0, 304.0)
 MEAN_HU, STD_HU = 101.0, 76.9
 EVAL_LIST = "evaluation_cases.txt"
-MINI_VERSION = 1
+MINI_VERSION = 2
 
 
 # ----------------------------------------------------------------------------- loader
@@ -143,7 +143,7 @@ def draw_case(rng: np.random.Generator, shape: tuple[int, int, int]) -> tuple[np
         tc = np.array(c) + direction * r * rng.uniform(0.6, 1.0)
         tr = rng.uniform(0.6, 0.95) * r.mean() * np.ones(3)
         blob = _ellipsoid(grid, tc, tr, np.eye(3)) + _smooth_field(rng, shape, 0.25) <= 1
-        image[blob] = kidney_hu - rng.uniform(60, 100)
+        image[blob] = kidney_hu - rng.uniform(45, 70)
         label[blob] = 2
     image += _smooth_field(rng, shape, 15.0)                           # scanner bias
     image += rng.normal(0, rng.uniform(12, 25), shape).astype(np.float32)

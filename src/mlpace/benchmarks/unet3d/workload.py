@@ -90,7 +90,8 @@ class Unet3dWorkload(Workload):
         self.val = kits.load_split(eval_cases, (cfg.roi_size,) * 3)
         # Foreground voxels of every case, for oversampling (found once, untimed).
         self.foreground = [np.argwhere(y > 0) for _, y in self.train]
-        self.model = UNet3D(1, 3, cfg.filters).to(ctx.device)
+        # channels-last 3D convolutions are 10-20 % faster on CPU (oneDNN) and fine on GPUs
+        self.model = UNet3D(1, 3, cfg.filters).to(ctx.device, memory_format=torch.channels_last_3d)
         if cfg.optimizer == "sgd":
             self.optimizer = torch.optim.SGD(self.model.parameters(), lr=cfg.init_lr, momentum=cfg.momentum,
                                              weight_decay=cfg.weight_decay, nesterov=True)
@@ -165,6 +166,7 @@ class Unet3dWorkload(Workload):
         for step in range(self.steps_per_epoch):
             patches = [self._patch(int(c)) for c in order[step * cfg.batch_size:(step + 1) * cfg.batch_size]]
             x = torch.from_numpy(np.stack([p[0] for p in patches]))[:, None].to(dev)
+            x = x.contiguous(memory_format=torch.channels_last_3d)
             y = torch.from_numpy(np.stack([p[1] for p in patches])).to(dev)
             with self.ctx.autocast():
                 logits = self.model(x)

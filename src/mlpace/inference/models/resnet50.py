@@ -30,7 +30,7 @@ def _top1(labels: np.ndarray):
 def _bundle(model):
     from mlpace.inference.backends import ModelBundle
     return ModelBundle(model=model, collate=lambda samples: (np.stack(samples),),
-                       postprocess=lambda outs: [np.array([c], np.int32) for c in outs[0].argmax(1)])
+                       postprocess=lambda outs, _: [np.array([c], np.int32) for c in outs[0].argmax(1)])
 
 
 def build(options: BuildOptions, train_overrides: dict | None = None,

@@ -1,0 +1,400 @@
+"""Instance segmentation workload: configs for both scales, the training targets and losses,
+inference to COCO results, and box + mask mAP.
+
+Reference: MLPerf Training v1.0/v1.1 closed Mask R-CNN ResNet-50-FPN on COCO 2017 (shorter side
+800, longer at most 1333), SGD + momentum, linear warm-up, x0.1 at two step boundaries, target
+0.377 box and 0.339 mask mAP. Mini: the same pipeline on Mask R-CNN-mini and the generated
+COCO-format scenes with instance masks (`mlpace.benchmarks.coco`), held in memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from mlpace.benchmarks import coco
+from mlpace.benchmarks.maskrcnn.model import (ROI_VARIANCES, RPN_VARIANCES, maskrcnn_mini,
+                                              maskrcnn_resnet50_fpn, mlperf_tensor_names,
+                                              roi_align, xyxy_to_cxcywh)
+from mlpace.benchmarks.ssd.data import normalize
+from mlpace.benchmarks.ssd.model import batched_nms, box_iou, cxcywh_to_xyxy, decode, encode
+from mlpace.errors import MlpaceError
+from mlpace.harness.config import apply_overrides
+from mlpace.harness.datasets import cached_dataset, require_dir
+from mlpace.harness.mlperf_log import constants
+from mlpace.harness.workload import RunContext, Workload
+from mlpace.rules.benchmarks import get_spec
+
+
+@dataclass(frozen=True)
+class MaskRcnnConfig:
+    model: str = "maskrcnn_mini"          # maskrcnn_mini | maskrcnn_resnet50_fpn
+    data_path: str = ""                   # COCO 2017 root (reference); empty = generated mini data
+    image_size: int = 64                  # mini scenes
+    min_image_size: int = 800             # reference resize: shorter side ...
+    max_image_size: int = 1333            # ... and the cap on the longer side
+    widths: tuple[int, ...] = (8, 16, 32)     # maskrcnn_mini backbone
+    channels: int = 64                    # maskrcnn_mini FPN / head width
+    batch_size: int = 16                  # global batch size
+    eval_batch_size: int = 100
+    base_lr: float = 0.04
+    warmup_steps: int = 100
+    warmup_factor: float = 0.1            # the warm-up starts at warmup_factor * base_lr
+    decay_steps: tuple[int, ...] = (1500, 2000)
+    decay_factor: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    rpn_pre_nms: int = 200                # per level, training and evaluation
+    rpn_post_nms_train: int = 100         # proposals per image
+    rpn_post_nms_test: int = 50
+    rpn_batch: int = 64                   # sampled anchors per image (half positive at most)
+    roi_batch: int = 64                   # sampled RoIs per image (a quarter positive at most)
+    num_workers: int = 0
+    train_images: int = 3000              # mini data set size
+    val_images: int = 500
+    max_objects: int = 4
+    threads: int = 0
+
+
+CONFIGS = {
+    "mini": MaskRcnnConfig(),
+    # MLPerf reference (maskrcnn-benchmark e2e_mask_rcnn_R_50_FPN_1x as the v1.0 rules fix it).
+    "reference": MaskRcnnConfig(model="maskrcnn_resnet50_fpn", batch_size=16, eval_batch_size=8,
+                                base_lr=0.02, warmup_steps=500, warmup_factor=1 / 3,
+                                decay_steps=(60000, 80000), weight_decay=1e-4, rpn_pre_nms=2000,
+                                rpn_post_nms_train=1000, rpn_post_nms_test=1000, rpn_batch=256,
+                                roi_batch=512, num_workers=8),
+}
+
+
+def sample(positive: torch.Tensor, negative: torch.Tensor, total: int, fraction: float,
+           generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random indices of at most `fraction * total` positives and negatives to fill `total`."""
+    pos, neg = positive.nonzero().flatten(), negative.nonzero().flatten()
+    n_pos = min(len(pos), int(total * fraction))
+    n_neg = min(len(neg), total - n_pos)
+    pos = pos[torch.randperm(len(pos), generator=generator)[:n_pos].to(pos.device)]
+    neg = neg[torch.randperm(len(neg), generator=generator)[:n_neg].to(neg.device)]
+    return pos, neg
+
+
+def flip_instances(images: torch.Tensor, boxes: list, masks: list, flip: torch.Tensor):
+    width = images.shape[-1]
+    images = torch.where(flip[:, None, None, None], images.flip(-1), images)
+    boxes = [torch.stack([width - b[:, 2], b[:, 1], width - b[:, 0], b[:, 3]], 1) if f else b
+             for b, f in zip(boxes, flip.tolist())]
+    masks = [m.flip(-1) if f else m for m, f in zip(masks, flip.tolist())]
+    return images, boxes, masks
+
+
+class CocoInstances(torch.utils.data.Dataset):
+    """Reference input: (image 3xHxW, boxes Nx4 px, labels N, masks NxHxW, scale) per image,
+    resized so the shorter side is min_size (longer at most max_size), flipped in training."""
+
+    def __init__(self, split: coco.CocoSplit, min_size: int, max_size: int, train: bool, seed: int = 0):
+        self.split, self.min_size, self.max_size, self.train = split, min_size, max_size, train
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def __getitem__(self, i: int):
+        img = torch.from_numpy(np.asarray(coco.read_image(self.split.files[i])).copy()).permute(2, 0, 1)
+        h, w = img.shape[-2:]
+        scale = min(self.min_size / min(h, w), self.max_size / max(h, w))
+        size = (round(h * scale), round(w * scale))
+        x = normalize(F.interpolate(img[None].float(), size=size, mode="bilinear", align_corners=False))
+        boxes = torch.from_numpy(self.split.boxes[i]) * scale
+        masks = torch.from_numpy(self.split.masks(i))
+        masks = F.interpolate(masks[None].float(), size=size, mode="nearest")[0].to(torch.uint8)
+        if self.train and self.rng.random() < 0.5:
+            x, [boxes], [masks] = flip_instances(x, [boxes], [masks], torch.tensor([True]))
+        return x[0], boxes, torch.from_numpy(self.split.labels[i]), masks, scale
+
+
+def collate_padded(batch):
+    """Zero-pad a batch's images (and masks) to one size, a multiple of 32."""
+    images, boxes, labels, masks, scales = zip(*batch)
+    h = -(-max(x.shape[1] for x in images) // 32) * 32
+    w = -(-max(x.shape[2] for x in images) // 32) * 32
+    out = images[0].new_zeros(len(images), 3, h, w)
+    for i, x in enumerate(images):
+        out[i, :, :x.shape[1], :x.shape[2]] = x
+    masks = [F.pad(m, (0, w - m.shape[2], 0, h - m.shape[1])) for m in masks]
+    return out, list(boxes), list(labels), masks, list(scales)
+
+
+def paste_masks(masks: torch.Tensor, boxes: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Place N 28x28 mask probabilities at their boxes in an image: N x height x width."""
+    xs = torch.arange(width, dtype=masks.dtype) + 0.5
+    ys = torch.arange(height, dtype=masks.dtype) + 0.5
+    out = []
+    for m, b in zip(masks.split(20), boxes.split(20)):   # chunks bound the grid's memory
+        gx = (xs[None] - b[:, 0:1]) / (b[:, 2:3] - b[:, 0:1]).clamp(min=1e-3) * 2 - 1
+        gy = (ys[None] - b[:, 1:2]) / (b[:, 3:4] - b[:, 1:2]).clamp(min=1e-3) * 2 - 1
+        grid = torch.stack(torch.broadcast_tensors(gx[:, None, :], gy[:, :, None]), -1)
+        out.append(F.grid_sample(m[:, None], grid, align_corners=False)[:, 0])
+    return torch.cat(out) if out else masks.new_zeros(0, height, width)
+
+
+class MaskRcnnWorkload(Workload):
+    def prepare_data(self, data_dir: Path) -> None:
+        cfg = self.config
+        if cfg.data_path:
+            self.root = require_dir(Path(cfg.data_path), "COCO 2017 data set")
+        elif self.scale == "mini":
+            self.root = cached_dataset(
+                data_dir, f"coco-scenes-{cfg.image_size}px-{cfg.max_objects}obj-"
+                          f"{cfg.train_images}x{cfg.val_images}", coco.MINI_VERSION,
+                lambda d: coco.generate_scenes(d, cfg.train_images, cfg.val_images,
+                                               cfg.image_size, cfg.max_objects))
+        else:
+            raise MlpaceError("the reference maskrcnn needs COCO 2017: pass --set data_path=/path/to/coco "
+                              "(with train2017/, val2017/ and annotations/)")
+
+    def setup(self, ctx: RunContext) -> None:
+        cfg = self.config
+        self.ctx = ctx
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        torch.manual_seed(ctx.seed)
+        self.generator = torch.Generator().manual_seed(ctx.seed)
+        self.train_split = coco.load_split(self.root, "train")
+        self.val_split = coco.load_split(self.root, "val")
+        num_classes = len(self.train_split.category_ids) + 1
+        self.in_memory = cfg.model == "maskrcnn_mini"
+        if self.in_memory:
+            self.model = maskrcnn_mini(num_classes, cfg.widths, cfg.channels)
+            self.train_x = coco.load_images(self.train_split)
+            self.val_x = coco.load_images(self.val_split)
+            self.train_boxes = [torch.from_numpy(b) for b in self.train_split.boxes]
+            self.train_labels = [torch.from_numpy(l) for l in self.train_split.labels]
+            self.train_masks = [torch.from_numpy(self.train_split.masks(i)) for i in range(len(self.train_split))]
+        elif cfg.model == "maskrcnn_resnet50_fpn":
+            self.model = maskrcnn_resnet50_fpn(num_classes)
+            train = CocoInstances(self.train_split, cfg.min_image_size, cfg.max_image_size, True, ctx.seed)
+            val = CocoInstances(self.val_split, cfg.min_image_size, cfg.max_image_size, False)
+            self.train_loader = torch.utils.data.DataLoader(
+                train, batch_size=cfg.batch_size // ctx.world_size, shuffle=True, drop_last=True,
+                num_workers=cfg.num_workers, generator=self.generator, collate_fn=collate_padded)
+            self.val_loader = torch.utils.data.DataLoader(
+                val, batch_size=cfg.eval_batch_size, num_workers=cfg.num_workers, collate_fn=collate_padded)
+        else:
+            raise MlpaceError(f"unknown maskrcnn model {cfg.model!r}; use maskrcnn_mini or maskrcnn_resnet50_fpn")
+        self.model = self.model.to(ctx.device)
+        decay, no_decay = [], []
+        for p in self.model.parameters():
+            (no_decay if p.ndim <= 1 else decay).append(p)
+        self.optimizer = torch.optim.SGD(
+            [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=cfg.base_lr, momentum=cfg.momentum)
+        self.steps_per_epoch = max(1, len(self.train_split) // cfg.batch_size)
+        self.step = 0
+
+    def hyperparameters(self) -> dict:
+        cfg = self.config
+        return {
+            constants.GLOBAL_BATCH_SIZE: cfg.batch_size,
+            constants.GRADIENT_ACCUMULATION_STEPS: 1,
+            constants.OPT_NAME: "sgd_with_momentum",
+            constants.OPT_BASE_LR: cfg.base_lr,
+            constants.OPT_WEIGHT_DECAY: cfg.weight_decay,
+            constants.OPT_LR_WARMUP_STEPS: cfg.warmup_steps,
+            constants.OPT_LR_WARMUP_FACTOR: cfg.warmup_factor,
+            constants.OPT_LR_DECAY_FACTOR: cfg.decay_factor,
+            constants.OPT_LR_DECAY_STEPS: list(cfg.decay_steps),
+            # post-NMS RPN candidates per device batch, as MLPerf logs them
+            constants.NUM_IMAGE_CANDIDATES: cfg.rpn_post_nms_train * (cfg.batch_size // self.ctx.world_size),
+            constants.MIN_IMAGE_SIZE: cfg.image_size if self.in_memory else cfg.min_image_size,
+            constants.MAX_IMAGE_SIZE: cfg.image_size if self.in_memory else cfg.max_image_size,
+        }
+
+    def initialized_tensors(self) -> list[str]:
+        return mlperf_tensor_names(self.model)
+
+    def train_samples(self) -> int:
+        return len(self.train_split)
+
+    def eval_samples(self) -> int:
+        return len(self.val_split)
+
+    def learning_rate(self, step: int) -> float:
+        cfg = self.config
+        lr = cfg.base_lr * cfg.decay_factor ** sum(step >= s for s in cfg.decay_steps)
+        if step < cfg.warmup_steps:
+            alpha = step / cfg.warmup_steps
+            lr *= cfg.warmup_factor * (1 - alpha) + alpha
+        return lr
+
+    # --- training ---------------------------------------------------------------------------
+    def _rpn_loss(self, logits, deltas, anchors, gt_boxes) -> torch.Tensor:
+        cfg = self.config
+        logits, deltas, anchors = torch.cat(logits, 1), torch.cat(deltas, 1), torch.cat(anchors)
+        anchors_xyxy = cxcywh_to_xyxy(anchors)
+        cls_loss, box_loss, count = 0.0, 0.0, 0
+        for i, gt in enumerate(gt_boxes):
+            if len(gt):
+                iou = box_iou(gt, anchors_xyxy)
+                best, idx = iou.max(0)
+                positive = best >= 0.7
+                best_per_gt = iou.max(1, keepdim=True).values
+                positive |= ((iou == best_per_gt) & (best_per_gt > 0)).any(0)   # each object's best
+                negative = (best < 0.3) & ~positive
+            else:
+                idx = torch.zeros(len(anchors), dtype=torch.int64)
+                positive = torch.zeros(len(anchors), dtype=torch.bool)
+                negative = ~positive
+            pos, neg = sample(positive, negative, cfg.rpn_batch, 0.5, self.generator)
+            chosen = torch.cat([pos, neg])
+            target = torch.cat([torch.ones(len(pos)), torch.zeros(len(neg))]).to(logits.device)
+            cls_loss = cls_loss + F.binary_cross_entropy_with_logits(logits[i, chosen], target, reduction="sum")
+            if len(pos):
+                t = encode(gt[idx[pos]], anchors[pos], RPN_VARIANCES)
+                box_loss = box_loss + F.smooth_l1_loss(deltas[i, pos], t, beta=1 / 9, reduction="sum")
+            count += len(chosen)
+        return (cls_loss + box_loss) / max(count, 1)
+
+    def _roi_losses(self, feats, proposals, gt_boxes, gt_labels, gt_masks) -> torch.Tensor:
+        cfg = self.config
+        rois, labels, targets, fg_rois, fg_gt = [], [], [], [], []
+        for props, gt, lab in zip(proposals, gt_boxes, gt_labels):
+            cand = torch.cat([props, gt])
+            if len(gt):
+                best, idx = box_iou(gt, cand).max(0)
+            else:
+                best, idx = torch.zeros(len(cand)), torch.zeros(len(cand), dtype=torch.int64)
+            pos, neg = sample(best >= 0.5, best < 0.5, cfg.roi_batch, 0.25, self.generator)
+            rois.append(cand[torch.cat([pos, neg])])
+            labels.append(torch.cat([lab[idx[pos]], torch.zeros(len(neg), dtype=torch.int64)]))
+            targets.append(encode(gt[idx[pos]], xyxy_to_cxcywh(cand[pos]), ROI_VARIANCES))
+            fg_rois.append(cand[pos])
+            fg_gt.append(idx[pos])
+        cls_logits, box_deltas = self.model.box_head(feats, rois)
+        labels = torch.cat(labels)
+        n_fg = sum(len(f) for f in fg_rois)
+        starts = np.cumsum([0] + [len(r) for r in rois[:-1]])   # foreground rows lead each image's
+        fg_rows = torch.cat([torch.arange(len(f)) + int(s) for f, s in zip(fg_rois, starts)])
+        loss = F.cross_entropy(cls_logits, labels)
+        if n_fg:
+            fg_labels = labels[fg_rows]
+            loss = loss + F.smooth_l1_loss(box_deltas[fg_rows, fg_labels], torch.cat(targets), beta=1.0,
+                                           reduction="sum") / len(labels)
+            mask_logits = self.model.mask_head(feats, fg_rois)
+            mask_logits = mask_logits[torch.arange(n_fg), fg_labels]
+            mask_targets = torch.cat([
+                roi_align(m.float(), 1.0, r, mask_logits.shape[-1])[torch.arange(len(r)), g]
+                for m, r, g in zip(gt_masks, fg_rois, fg_gt) if len(r)])
+            loss = loss + F.binary_cross_entropy_with_logits(mask_logits, (mask_targets >= 0.5).float())
+        return loss
+
+    def _train_step(self, x, boxes, labels, masks) -> None:
+        cfg, model = self.config, self.model
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.learning_rate(self.step)
+        with self.ctx.autocast():
+            feats = model.features(x.to(self.ctx.device))
+            logits, deltas = model.rpn(feats)
+            anchors = model.anchors(feats)
+            proposals = model.proposals(logits, deltas, anchors, x.shape[-2:], cfg.rpn_pre_nms,
+                                        cfg.rpn_post_nms_train)
+            loss = self._rpn_loss(logits, deltas, anchors, boxes) + \
+                self._roi_losses(feats, proposals, boxes, labels, masks)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.step += 1
+        self.last_loss = float(loss.detach())
+
+    def train_epoch(self, epoch: int) -> Iterator[int]:
+        self.model.train()
+        if self.in_memory:
+            n, bs = len(self.train_split), self.config.batch_size
+            order = torch.randperm(n, generator=self.generator)
+            for i in range(self.steps_per_epoch):
+                idx = order[i * bs:(i + 1) * bs].tolist()
+                flip = torch.rand(len(idx), generator=self.generator) < 0.5
+                x, boxes, masks = flip_instances(normalize(self.train_x[idx]), [self.train_boxes[j] for j in idx],
+                                                 [self.train_masks[j] for j in idx], flip)
+                self._train_step(x, boxes, [self.train_labels[j] for j in idx], masks)
+                yield len(idx)
+        else:
+            for x, boxes, labels, masks, _ in self.train_loader:
+                self._train_step(x, boxes, labels, masks)
+                yield len(x) * self.ctx.world_size
+
+    # --- evaluation -------------------------------------------------------------------------
+    @torch.no_grad()
+    def _detect(self, x: torch.Tensor):
+        """Per image: boxes (px), scores, labels 1..K and 28x28 mask probabilities."""
+        cfg, model = self.config, self.model
+        feats = model.features(x)
+        logits, deltas = model.rpn(feats)
+        proposals = model.proposals(logits, deltas, model.anchors(feats), x.shape[-2:],
+                                    cfg.rpn_pre_nms, cfg.rpn_post_nms_test)
+        cls_logits, box_deltas = model.box_head(feats, proposals)
+        h, w = x.shape[-2:]
+        results, start = [], 0
+        for props in proposals:
+            scores = cls_logits[start:start + len(props)].float().softmax(-1)[:, 1:]
+            d = box_deltas[start:start + len(props), 1:].float()
+            start += len(props)
+            boxes = decode(d, xyxy_to_cxcywh(props)[:, None], ROI_VARIANCES)
+            boxes = torch.stack([boxes[..., 0].clamp(0, w), boxes[..., 1].clamp(0, h),
+                                 boxes[..., 2].clamp(0, w), boxes[..., 3].clamp(0, h)], -1)
+            keep = scores > 0.05
+            cls = keep.nonzero()[:, 1]
+            b, s = boxes[keep], scores[keep]
+            kept = batched_nms(b, s, cls, 0.5)[:100]
+            results.append([b[kept], s[kept], cls[kept] + 1])
+        mask_logits = model.mask_head(feats, [r[0] for r in results])
+        start = 0
+        for r in results:
+            n = len(r[0])
+            r.append(mask_logits[start:start + n][torch.arange(n), r[2]].float().sigmoid())
+            start += n
+        return results
+
+    def detections(self) -> list[dict]:
+        """Box and mask detections on the validation split, in COCO results format."""
+        from pycocotools import mask as mask_utils
+        self.model.eval()
+        split, bs = self.val_split, self.config.eval_batch_size
+        if self.in_memory:
+            batches = ((normalize(self.val_x[i:i + bs]), [1.0] * len(self.val_x[i:i + bs]))
+                       for i in range(0, len(split), bs))
+        else:
+            batches = ((x, scales) for x, _, _, _, scales in self.val_loader)
+        out, index = [], 0
+        for x, scales in batches:
+            with self.ctx.autocast():
+                results = self._detect(x.to(self.ctx.device))
+            for (boxes, scores, labels, masks), scale in zip(results, scales):
+                image_id = split.image_ids[index]
+                info = split.coco.imgs[image_id]
+                index += 1
+                if len(boxes) == 0:
+                    continue
+                boxes = boxes.cpu() / scale
+                pasted = paste_masks(masks.cpu(), boxes, info["height"], info["width"]) >= 0.5
+                rles = mask_utils.encode(np.asfortranarray(pasted.permute(1, 2, 0).numpy().astype(np.uint8)))
+                for b, s, l, rle in zip(boxes.tolist(), scores.tolist(), labels.tolist(), rles):
+                    rle["counts"] = rle["counts"].decode("ascii")
+                    out.append({"image_id": image_id, "category_id": split.category_ids[l - 1],
+                                "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]], "score": s,
+                                "segmentation": rle})
+        return out
+
+    def evaluate(self, epoch: int) -> dict[str, float]:
+        dets = self.detections()
+        return {"BBOX": coco.coco_map(self.val_split, dets, "bbox"),
+                "SEGM": coco.coco_map(self.val_split, dets, "segm")}
+
+
+def make(scale: str, overrides: dict) -> MaskRcnnWorkload:
+    config = apply_overrides(CONFIGS[scale], overrides)
+    return MaskRcnnWorkload(get_spec("maskrcnn"), scale, config)

@@ -1,0 +1,103 @@
+"""ssd-resnet34 and ssd-mobilenet: object detection on COCO-format data, COCO mAP, 99 % of FP32.
+
+Both are the training benchmark's SSD (`mlpace.benchmarks.ssd`), trained once and cached, on
+its generated COCO-format validation scenes. They differ in backbone as in MLPerf, heavy
+versus light: ssd-resnet34 serves SSD-mini as trained for the ssd benchmark (ResNet basic-block
+stages 16-32-64); ssd-mobilenet a second SSD-mini trained with a backbone a quarter of the
+width (8-16-32), mlpace's light-weight stand-in, since the training code has no MobileNet
+(depthwise-separable) backbone yet. Reference scale (COCO 2017, 300x300) is not wired yet.
+
+A response holds every detection of one image as 7 float32 each, `[qsl_idx, ymin, xmin, ymax,
+xmax, score, class]` in [0, 1] coordinates, the layout of MLPerf's reference SSD backends; the
+accuracy script turns them into COCO results and runs pycocotools (mAP@[.5:.95]).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mlpace.errors import MlpaceError
+from mlpace.inference.models import BuildOptions
+from mlpace.inference.task import InferenceTask
+
+TRAINING_BENCHMARK = "ssd"
+TARGETS = (0.99,)
+# Training overrides per variant: the backbone is what tells them apart.
+VARIANTS = {"ssd-resnet34": {}, "ssd-mobilenet": {"widths": (8, 16, 32)}}
+
+
+def _bundle(model):
+    import torch
+
+    from mlpace.benchmarks.ssd.model import detect
+    from mlpace.inference.backends import ModelBundle
+    anchors = model.anchors.cpu()
+
+    def collate(samples):
+        return (np.stack([image for _, image in samples]),)
+
+    def postprocess(outputs, samples):
+        rows, indices = [], [index for index, _ in samples]
+        found = detect(torch.from_numpy(outputs[0]), torch.from_numpy(outputs[1]), anchors)
+        for index, (boxes, scores, labels) in zip(indices, found):
+            x1, y1, x2, y2 = boxes.unbind(1)
+            rows.append(torch.stack([torch.full_like(scores, float(index)), y1, x1, y2, x2, scores,
+                                     labels.float()], 1).numpy().astype(np.float32).ravel())
+        return rows
+    return ModelBundle(model=model, collate=collate, postprocess=postprocess)
+
+
+def _coco_map(split):
+    from mlpace.benchmarks import coco
+
+    def score(outputs: dict[int, np.ndarray]) -> float:
+        detections = []
+        for index, flat in outputs.items():
+            info = split.coco.imgs[split.image_ids[index]]
+            for _, ymin, xmin, ymax, xmax, s, label in flat.reshape(-1, 7):
+                w, h = info["width"], info["height"]
+                detections.append({"image_id": split.image_ids[index],
+                                   "category_id": split.category_ids[int(label) - 1],
+                                   "bbox": [xmin * w, ymin * h, (xmax - xmin) * w, (ymax - ymin) * h],
+                                   "score": float(s)})
+        return coco.coco_map(split, detections, "bbox")
+    return score
+
+
+def build_variant(name: str, options: BuildOptions, train_overrides: dict | None = None,
+                  train_epochs: int | None = None) -> InferenceTask:
+    import torch
+
+    from mlpace.benchmarks import coco
+    from mlpace.benchmarks.ssd import data as ssd_data
+    from mlpace.benchmarks.ssd.model import ssd_mini
+    from mlpace.inference.backends import make_predict
+    from mlpace.inference.models.cache import ModelCache, prepared_workload, with_reference_score
+
+    if options.scale != "mini":
+        raise MlpaceError(f"{name} runs at mini scale only in this mlpace (reference COCO is not wired yet)")
+    torch.set_num_threads(max(1, options.threads))
+    overrides = {**VARIANTS[name], **(train_overrides or {})}
+    workload = prepared_workload(TRAINING_BENCHMARK, "mini", options.data_dir, overrides)
+    config = workload.config
+    split = coco.load_split(workload.root, "val")
+    images = ssd_data.normalize(coco.load_images(split)).numpy()
+    cache = ModelCache(name + "-mini", TRAINING_BENCHMARK, options.data_dir, overrides,
+                       options.checkpoint, train_epochs)
+    model = cache.load_or_train(lambda: ssd_mini(len(split.category_ids) + 1, config.image_size,
+                                                 config.widths))
+    total = len(split) if options.limit is None else min(options.limit, len(split))
+
+    def load(index):
+        return index, images[index]   # the index goes into the response rows, as MLPerf's do
+
+    def predictor(backend: str, precision: str):
+        return make_predict(_bundle(model), backend, options.device, precision, options.threads,
+                            [load(i) for i in range(min(2, total))])
+
+    task = InferenceTask(
+        name=name, loadgen_model=name, total=total, load=load,
+        predict=predictor(options.backend, options.precision), output_dtype="float32",
+        score=_coco_map(split), metric="mAP", reference_score=0.0, targets=TARGETS, max_batch=64,
+        notes=cache.meta.get("training", {}))
+    return with_reference_score(task, cache, predictor("torch", "fp32"))
