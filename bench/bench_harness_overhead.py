@@ -9,6 +9,11 @@ median ratio is reported. Goal: overhead under 2 % of time-to-train.
 Both wall time and the process's CPU time are measured: on a shared, loaded machine the CPU
 time (with one torch thread) is the figure that other processes do not distort.
 
+A second, direct measurement does not depend on machine noise at all: the harness drives a
+workload whose steps and evaluations do nothing, with the mini resnet's exact shape (steps per
+epoch, epochs, evaluations), so the time it takes is the harness's own cost; it is reported
+against the measured time-to-train.
+
     .venv/bin/python bench/bench_harness_overhead.py [--epochs 3] [--repeats 3] [--threads 2]
 """
 
@@ -79,6 +84,39 @@ def harness_loop(data_dir: Path, seed: int, epochs: int, progress: bool) -> tupl
     return outcome.seconds, clock.cpu
 
 
+class NullWorkload:
+    """The shape of a mini resnet run (steps, epochs, evals) with no work in it."""
+
+    def __init__(self, real, steps_per_epoch: int, epochs: int):
+        self.spec, self.scale, self.config = never_reached(real.spec, epochs), "mini", real.config
+        self.steps_per_epoch, self.batch = steps_per_epoch, real.config.batch_size
+
+    scale_spec = property(lambda self: self.spec.mini)
+    prepare_data = setup = lambda self, *a: None
+    hyperparameters = lambda self: {"global_batch_size": self.batch}
+    initialized_tensors = lambda self: []
+    train_samples = eval_samples = lambda self: 1
+
+    def train_epoch(self, epoch):
+        for _ in range(self.steps_per_epoch):
+            yield self.batch
+
+    def evaluate(self, epoch):
+        return 0.5
+
+
+def direct_overhead(data_dir: Path, epochs: int, repeats: int, progress: bool) -> float:
+    real = fresh_workload(data_dir, 0, 1)
+    real.setup(RunContext(seed=0, data_dir=data_dir))
+    times = []
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory() as tmp:
+            outcome = run_once(NullWorkload(real, real.steps_per_epoch, epochs), RunContext(),
+                               Path(tmp) / "r.txt", progress=RichProgress() if progress else None)
+        times.append(outcome.seconds)
+    return statistics.median(times)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=3)
@@ -86,11 +124,21 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--progress", action="store_true", help="include the rich progress bar")
     parser.add_argument("--data-dir", type=Path, default=None)
+    parser.add_argument("--ttt-epochs", type=int, default=7, help="epochs of a typical mini run")
+    parser.add_argument("--ttt-seconds", type=float, default=None,
+                        help="a measured mini time-to-train to compare the direct cost with")
+    parser.add_argument("--direct-only", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     from mlpace.harness.datasets import data_root
     data_dir = data_root(args.data_dir)
     fresh_workload(data_dir, 0, 1)  # generate the data outside the measurement
+    cost = direct_overhead(data_dir, args.ttt_epochs, 5, args.progress)
+    print(f"direct: the harness alone takes {cost * 1000:.1f} ms for a {args.ttt_epochs}-epoch mini run"
+          + (f" = {100 * cost / args.ttt_seconds:.3f} % of a {args.ttt_seconds:.0f} s time-to-train"
+             if args.ttt_seconds else ""), flush=True)
+    if args.direct_only:
+        return
     wall, cpu = [], []
     for r in range(args.repeats):
         bw, bc = bare_loop(data_dir, r, args.epochs)

@@ -30,6 +30,7 @@ def test_auc_equals_the_pair_count_by_hand():
     # positive scores higher, 1/2 on a tie. 0.35: 1 of 3; 0.8: 2 + 1/2; 0.9: 3. -> 6.5 / 9
     assert roc_auc(labels, scores) == pytest.approx(6.5 / 9)
     assert roc_auc(np.array([1, 1]), np.array([0.2, 0.3])) == 0.5     # one class only
+    assert roc_auc(np.array([0, 1]), np.array([np.nan, 0.3])) == 0.5  # a diverged model
 
 
 @pytest.mark.slow

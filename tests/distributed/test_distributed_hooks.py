@@ -46,6 +46,7 @@ def test_alone_every_hook_is_the_identity():
     assert distributed.unwrap(model) is model
     assert distributed.all_reduce_sum([3, 4], alone) == [3.0, 4.0]
     assert distributed.broadcast("x", alone) == "x"
+    assert distributed.any_rank(True, alone) is True and distributed.any_rank(0, alone) is False
     assert distributed.train_sampler(list(range(4)), alone, 0) is None
     data = list(range(5))
     assert distributed.shard_dataset(data, alone) is data
@@ -90,3 +91,15 @@ def test_gloo_messages_are_shortened_to_their_first_sentence():
     assert distributed._first_line(err) == "Connection closed by peer [127.0.0.1]:1234"
     assert distributed._is_communication_error(err)
     assert not distributed._is_communication_error(RuntimeError("shape mismatch"))
+
+
+def test_workloads_without_the_hooks_are_refused_on_several_processes():
+    from mlpace.benchmarks import make_workload
+    resnet = make_workload("resnet", "mini", {})
+    distributed.check_supported(resnet, 2)
+
+    class Plain:
+        spec = resnet.spec
+    distributed.check_supported(Plain(), 1)
+    with pytest.raises(MlpaceError, match="does not train on several processes"):
+        distributed.check_supported(Plain(), 2)

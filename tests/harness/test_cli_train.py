@@ -129,3 +129,23 @@ def test_sigterm_leaves_valid_aborted_log(tmp_path):
     assert last["key"] == "run_stop" and last["metadata"]["status"] == "aborted"
     ok, output = run_compliance_checker(log)
     assert ok, output
+
+
+def test_suite_config_keys_name_their_benchmark(capsys, tmp_path):
+    code, _, err = run_cli(["suite", "--set", "batch_size=8", "--out", str(tmp_path)], capsys)
+    assert code == 2 and "name their benchmark (e.g. resnet.batch_size=...)" in err
+    code, _, err = run_cli(["suite", "--only", "resnet,nope", "--out", str(tmp_path)], capsys)
+    assert code == 2 and "nope not implemented" in err
+
+
+@pytest.mark.slow
+def test_suite_runs_table_and_store(capsys, tmp_path):
+    args = ["suite", "--only", "resnet", "--out", str(tmp_path / "out"), "--quiet", "--max-epochs", "1",
+            "--data-dir", str(tmp_path / "data"), "--set", "resnet.train_per_class=20",
+            "--set", "resnet.val_per_class=10", "--set", "resnet.batch_size=20"]
+    code, out, _ = run_cli(args, capsys)
+    assert code == 1  # one epoch cannot reach the target: the suite says so in its exit code
+    assert "mlpace suite" in out and "aborted (max epochs)" in out
+    assert "recorded in the results store" in out
+    code, out, _ = run_cli(["results", "--benchmark", "resnet", "--format", "json"], capsys)
+    assert code == 0 and "resnet" in out

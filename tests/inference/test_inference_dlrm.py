@@ -21,7 +21,8 @@ def data_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def task(data_dir):
     torch.set_num_threads(1)
-    return dlrm.build(BuildOptions(data_dir=data_dir, threads=1), TINY, train_epochs=1)   # trains + caches
+    # trains the tiny model and caches it
+    return dlrm.build(BuildOptions(data_dir=data_dir, threads=1, train_overrides=TINY, train_epochs=1))
 
 
 def test_outputs_are_click_probabilities_scored_by_auc(task):
@@ -33,7 +34,8 @@ def test_outputs_are_click_probabilities_scored_by_auc(task):
 
 def test_onnxruntime_matches_torch(task, data_dir):
     torch_task = task
-    onnx_task = dlrm.build(BuildOptions(data_dir=data_dir, threads=1, backend="onnxruntime"), TINY, train_epochs=1)
+    onnx_task = dlrm.build(BuildOptions(data_dir=data_dir, threads=1, backend="onnxruntime",
+                                        train_overrides=TINY, train_epochs=1))
     samples = [torch_task.load(i) for i in range(32)]
     np.testing.assert_allclose(np.concatenate(torch_task.predict(samples)),
                                np.concatenate(onnx_task.predict(samples)), rtol=1e-4, atol=1e-6)

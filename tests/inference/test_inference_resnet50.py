@@ -20,13 +20,14 @@ TINY = {"train_per_class": 12, "val_per_class": 4, "batch_size": 30}
 def data_dir(tmp_path_factory):
     torch.set_num_threads(1)
     path = tmp_path_factory.mktemp("infer-data")
-    resnet50.build(BuildOptions(data_dir=path, threads=1), TINY, train_epochs=1)   # trains + caches
+    # trains the tiny model and caches it
+    resnet50.build(BuildOptions(data_dir=path, threads=1, train_overrides=TINY, train_epochs=1))
     return path
 
 
 def test_the_mini_model_is_trained_once_then_cached(data_dir, monkeypatch):
     monkeypatch.setattr(ModelCache, "_train", lambda self: pytest.fail("retrained a cached model"))
-    task = resnet50.build(BuildOptions(data_dir=data_dir, threads=1), TINY, train_epochs=1)
+    task = resnet50.build(BuildOptions(data_dir=data_dir, threads=1, train_overrides=TINY, train_epochs=1))
     assert task.total == 40
     assert task.notes["epochs"] == 1                            # how training ended is kept
     meta = json.loads(next((data_dir / "inference-models").glob("*.json")).read_text())
@@ -34,7 +35,8 @@ def test_the_mini_model_is_trained_once_then_cached(data_dir, monkeypatch):
 
 
 def test_sut_outputs_score_like_the_fp32_model(data_dir):
-    task = resnet50.build(BuildOptions(data_dir=data_dir, threads=1, limit=24), TINY, train_epochs=1)
+    task = resnet50.build(BuildOptions(data_dir=data_dir, threads=1, limit=24, train_overrides=TINY,
+                                       train_epochs=1))
     assert task.total == 24
     assert score_directly(task, batch=5) == pytest.approx(task.reference_score)
     assert task.passes(task.reference_score, 0.99)
@@ -42,9 +44,9 @@ def test_sut_outputs_score_like_the_fp32_model(data_dir):
 
 
 def test_onnxruntime_backend_agrees_with_torch(data_dir):
-    torch_task = resnet50.build(BuildOptions(data_dir=data_dir, threads=1), TINY, train_epochs=1)
-    onnx_task = resnet50.build(BuildOptions(data_dir=data_dir, threads=1, backend="onnxruntime"),
-                               TINY, train_epochs=1)
+    torch_task = resnet50.build(BuildOptions(data_dir=data_dir, threads=1, train_overrides=TINY, train_epochs=1))
+    onnx_task = resnet50.build(BuildOptions(data_dir=data_dir, threads=1, backend="onnxruntime",
+                                            train_overrides=TINY, train_epochs=1))
     samples = [torch_task.load(i) for i in range(16)]
     a = np.concatenate(torch_task.predict(samples))
     b = np.concatenate(onnx_task.predict(samples))
@@ -70,7 +72,8 @@ def test_cli_quick_offline_and_accuracy_in_official_layout(data_dir, tmp_path, c
     weights = next((data_dir / "inference-models").glob("resnet50-mini-*.pt"))   # the tiny model
     code = run_cli(["infer", "resnet50", "--quick", "--scenario", "Offline", "--scenario", "SingleStream",
                     "--mode", "both", "--data-dir", str(data_dir), "--threads", "1", "--out", str(out),
-                    "--system", "tiny", "--limit", "40", "--checkpoint", str(weights)])
+                    "--system", "tiny", "--limit", "40", "--checkpoint", str(weights),
+                    *[f"--set={key}={value}" for key, value in TINY.items()]])   # the tiny data set
     printed = capsys.readouterr().out
     assert code == 0, printed
     assert "quick run" in printed

@@ -17,7 +17,7 @@ TINY = {"train_images": 48, "val_images": 8, "batch_size": 16}
 @pytest.mark.slow
 def test_detections_in_mlperf_layout_scored_by_cocoeval(tmp_path):
     torch.set_num_threads(1)
-    task = ssd_resnet34.build(BuildOptions(data_dir=tmp_path, threads=1), TINY, train_epochs=1)
+    task = ssd_resnet34.build(BuildOptions(data_dir=tmp_path, threads=1, train_overrides=TINY, train_epochs=1))
     assert task.name == task.loadgen_model == "ssd-resnet34" and task.total == 8
     rows = task.predict([task.load(3)])[0].reshape(-1, 7)
     assert rows.dtype == np.float32 and (rows[:, 0] == 3).all()          # [qsl_idx, ymin, xmin, ymax, xmax, score, class]

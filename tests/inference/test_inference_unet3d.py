@@ -16,7 +16,8 @@ TINY = {"train_cases": 3, "eval_cases": 2, "volume_size": 32}
 @pytest.fixture(scope="module")
 def task(tmp_path_factory):
     torch.set_num_threads(1)
-    return unet3d.build(BuildOptions(data_dir=tmp_path_factory.mktemp("kits"), threads=1), TINY, train_epochs=1)
+    return unet3d.build(BuildOptions(data_dir=tmp_path_factory.mktemp("kits"), threads=1,
+                                     train_overrides=TINY, train_epochs=1))
 
 
 def test_predictions_are_voxel_labels_scored_by_dice(task):

@@ -40,6 +40,8 @@ def register(subparsers) -> None:
     p.add_argument("--accuracy-target", choices=["99", "99.9"], default="99",
                    help="percent of the FP32 score (99.9 exists for bert, dlrm, 3d-unet)")
     p.add_argument("--limit", type=int, help="use only the first N samples of the data set")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", dest="set_options",
+                   help="mini scale: a training config key for the mini model and its data (repeatable)")
     p.add_argument("--timeout", type=float, help="watchdog: seconds before a run is ended as ERROR")
     p.add_argument("--out", type=Path, default=Path("mlpace-results"), help="output root")
     p.add_argument("--division", choices=["open", "closed"], default="open")
@@ -52,6 +54,7 @@ def register(subparsers) -> None:
 def _request(args: argparse.Namespace):
     import os
 
+    from mlpace.harness.config import parse_set_options
     from mlpace.inference.models import INFERENCE_BENCHMARKS, BuildOptions, available
     from mlpace.inference.runner import RunOptions
     from mlpace.inference.suite import InferRequest
@@ -75,7 +78,8 @@ def _request(args: argparse.Namespace):
         modes=["performance", "accuracy"] if args.mode == "both" else [args.mode],
         build=BuildOptions(scale=args.scale, data_dir=args.data_dir, checkpoint=args.checkpoint,
                            backend=args.backend, device=args.device, precision=args.precision,
-                           threads=threads, limit=args.limit),
+                           threads=threads, limit=args.limit,
+                           train_overrides=parse_set_options(args.set_options)),
         run=RunOptions(out=args.out, division=args.division, org=args.org,
                        system=args.system or default_system_name(), quick=args.quick,
                        workers=args.workers, max_batch=args.max_batch, timeout_s=args.timeout,

@@ -27,6 +27,8 @@ def register(subparsers) -> None:
 
     p = subparsers.add_parser("suite", help="every implemented benchmark, one run each")
     _add_run_options(p)
+    p.add_argument("--only", default=None, metavar="NAMES",
+                   help="comma-separated benchmarks to run (default: all implemented at --scale)")
     p.set_defaults(handler=cmd_suite)
 
 
@@ -69,13 +71,18 @@ def _resolve_device(name: str) -> str:
     return name
 
 
-def _request(args, benchmark: str, runs: int):
+def _request(args, benchmark: str, runs: int, suite: bool = False):
     from mlpace.harness.config import load_config_file, parse_set_options
     from mlpace.harness.runs import TrainRequest
     from mlpace.submission.sysinfo import load_overrides
     if runs < 1:
         raise MlpaceError("--runs must be at least 1")
     overrides = {**load_config_file(args.config), **parse_set_options(args.overrides)}
+    if suite:  # in a suite, keys name their benchmark: resnet.batch_size=64
+        plain = [k for k in overrides if "." not in k]
+        if plain:
+            raise MlpaceError(f"in a suite, config keys name their benchmark (e.g. resnet.{plain[0]}=...)")
+        overrides = {k.split(".", 1)[1]: v for k, v in overrides.items() if k.split(".", 1)[0] == benchmark}
     out = args.out or Path("mlpace-results") / datetime.now().strftime("%Y%m%d-%H%M%S")
     return TrainRequest(
         benchmark=benchmark, scale=args.scale, runs=runs, out=out, org=args.org,
@@ -144,13 +151,20 @@ def cmd_suite(args) -> int:
     from mlpace.harness.runs import train_result
     console = Console()
     names = [r["name"] for r in list_benchmarks() if args.scale in r["scales"]]
+    if args.only:
+        wanted = [n.strip() for n in args.only.split(",") if n.strip()]
+        missing = [n for n in wanted if n not in names]
+        if missing:
+            raise MlpaceError(f"--only: {', '.join(missing)} not implemented at the {args.scale} scale "
+                              f"(implemented: {', '.join(names) or 'none'})")
+        names = wanted
     if not names:
         raise MlpaceError(f"no benchmark implements the {args.scale} scale yet")
     out = args.out or Path("mlpace-results") / datetime.now().strftime("%Y%m%d-%H%M%S")
     args.out = out
     results = []
     for name in names:
-        req = _request(args, name, 1)
+        req = _request(args, name, 1, suite=True)
         results.append(train_result(req, _progress_factory(args, Console(stderr=True), f"{name} ")))
     print_suite(console, results)
     _record(args, out)

@@ -10,7 +10,8 @@ Either way each worker finds RANK / WORLD_SIZE / LOCAL_RANK / MASTER_ADDR / MAST
 environment, and `process_group()` joins the group (gloo on CPU, NCCL on GPU). Without those
 variables everything here is a no-op, so a single-process run is untouched.
 
-Hooks a benchmark's workload calls (each is the identity when world_size == 1):
+Hooks a benchmark's workload calls (each is the identity when world_size == 1); a workload
+that uses them says so with the class attribute `supports_distributed = True`:
 
     rank_seed(seed, ctx)          this rank's seed for augmentation (rank 0 keeps the run seed)
     local_batch(global, ctx)      this rank's share of the global batch (must divide evenly)
@@ -19,6 +20,7 @@ Hooks a benchmark's workload calls (each is the identity when world_size == 1):
     set_epoch(loader, epoch)      reshuffle a DistributedSampler each epoch
     wrap_model(model, ctx)        DistributedDataParallel; unwrap(model) gives the module back
     all_reduce_sum(values, ctx)   element-wise sum of a list of numbers over all ranks
+    broadcast / barrier / any_rank   rank 0's object; wait for all; one stop decision for all
 
 Faults: every collective has a timeout (MLPACE_DIST_TIMEOUT seconds, default 300), so when a
 rank hangs the others fail after at most that long; when a rank dies its peers see the closed
@@ -151,6 +153,14 @@ def _connection_error(err: BaseException, address: str, limit: float) -> MlpaceE
 
 
 # --------------------------------------------------------------------------- workload hooks
+def check_supported(workload, world_size: int) -> None:
+    """Refuse several processes for a workload that has not applied the hooks below: each rank
+    would train on all the data with no gradient exchange and log a meaningless result."""
+    if world_size > 1 and not getattr(workload, "supports_distributed", False):
+        raise MlpaceError(f"{workload.spec.name} does not train on several processes yet "
+                          "(its workload does not use mlpace.harness.distributed): run one process")
+
+
 def rank_seed(seed: int, ctx) -> int:
     """A seed for this rank's own randomness (augmentation); rank 0 keeps the run seed."""
     if ctx.rank == 0:
@@ -222,6 +232,14 @@ def all_reduce_sum(values: Sequence[float], ctx) -> list[float]:
     tensor = torch.tensor([float(v) for v in values], dtype=torch.float64, device=device)
     dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return tensor.cpu().tolist()
+
+
+def any_rank(flag: bool, ctx) -> bool:
+    """True on every rank when `flag` is true on any rank: one stop decision for all ranks
+    (a time budget or Ctrl-C seen by one rank must end the same step on all of them)."""
+    if ctx.world_size == 1:
+        return bool(flag)
+    return all_reduce_sum([1.0 if flag else 0.0], ctx)[0] > 0
 
 
 def barrier(ctx) -> None:

@@ -149,6 +149,7 @@ def train_result(req: TrainRequest,
 def _train_result(req: TrainRequest, progress_for, placement: dict) -> ResultSet:
     lead = placement["rank"] == 0
     workloads = [make_workload(req.benchmark, req.scale, req.overrides)]  # validates early
+    distributed.check_supported(workloads[0], placement["world_size"])
     spec = workloads[0].spec
     description = capture_system_description(
         req.system, submitter=req.org,

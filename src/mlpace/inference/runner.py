@@ -110,7 +110,7 @@ def score_accuracy(task: InferenceTask, folder: Path, fraction: float) -> dict:
              f"fp32_reference={task.reference_score * unit:.5f}, target={target * unit:.5f} "
              f"({fraction * 100:g}% of fp32), result={'PASS' if passed else 'FAIL'}",
              f"hash={hashlib.sha256(log_path.read_bytes()).hexdigest()}"]
-    (folder / "accuracy.txt").write_text("\n".join(lines) + "\n")
+    write_atomic(folder / "accuracy.txt", "\n".join(lines) + "\n")
     return {"metric": task.metric, "score": score, "samples": len(outputs), "target": target,
             "fraction": fraction, "reference_score": task.reference_score, "passed": passed}
 

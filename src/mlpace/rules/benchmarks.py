@@ -98,10 +98,12 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {spec.name: spec for spec in [
     BenchmarkSpec(
         name="minigo", area="reinforcement learning", metric="win rate vs. reference",
         direction="max", runs=10, olympic_drop=1,
-        reference=ScaleSpec("MiniGo 9x9", "self-play", target=0.50, eval_every=1,
-                            max_epochs=200, time_budget_s=7 * DAY),
-        mini=ScaleSpec("MiniGo-mini (small board)", "self-play", target=0.50, eval_every=1,
-                       max_epochs=60, time_budget_s=900, untrained_quality=0.0)),
+        # one epoch = one generation (self-play, training, evaluation vs the reference player)
+        reference=ScaleSpec("MiniGo 9x9 (6 residual blocks)", "self-play", target=0.50,
+                            eval_every=1, max_epochs=200, time_budget_s=7 * DAY),
+        mini=ScaleSpec("MiniGo-mini (5x5 Go, 2 residual blocks)",
+                       "self-play vs. a shipped 10-generation player", target=0.50, eval_every=1,
+                       max_epochs=30, time_budget_s=900, untrained_quality=0.1)),
     BenchmarkSpec(
         name="rnnt", area="speech recognition", metric="word error rate", direction="min",
         runs=10, olympic_drop=1,

@@ -175,9 +175,10 @@ class DlrmWorkload(Workload):
 
 
 def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """Area under the ROC curve (scikit-learn's); 0.5 when only one class is present."""
+    """Area under the ROC curve (scikit-learn's); 0.5 when only one class is present, or when
+    a diverged model scores NaN (it ranks nothing)."""
     from sklearn.metrics import roc_auc_score
-    if len(np.unique(labels)) < 2:
+    if len(np.unique(labels)) < 2 or not np.isfinite(scores).all():
         return 0.5
     return float(roc_auc_score(labels, scores))
 

@@ -31,19 +31,26 @@ def neighbours(size: int) -> tuple[tuple[int, ...], ...]:
     return tuple(out)
 
 
-def group_and_liberties(board, start: int, nbrs) -> tuple[set[int], set[int]]:
-    """The group of stones that holds `start`, and its liberties (flood fill)."""
-    colour = board[start]
-    group, liberties, todo = {start}, set(), [start]
+def flood(board, start: int, nbrs) -> tuple[set[int], set[int]]:
+    """The connected points holding the same value as `start` (a group of stones, or an
+    empty region), and the points next to them that hold something else."""
+    value = board[start]
+    region, edge, todo = {start}, set(), [start]
     while todo:
         p = todo.pop()
         for n in nbrs[p]:
-            if board[n] == colour and n not in group:
-                group.add(n)
+            if board[n] != value:
+                edge.add(n)
+            elif n not in region:
+                region.add(n)
                 todo.append(n)
-            elif board[n] == EMPTY:
-                liberties.add(n)
-    return group, liberties
+    return region, edge
+
+
+def group_and_liberties(board, start: int, nbrs) -> tuple[set[int], set[int]]:
+    """The group of stones that holds `start`, and its liberties."""
+    group, edge = flood(board, start, nbrs)
+    return group, {p for p in edge if board[p] == EMPTY}
 
 
 class Position:
@@ -136,15 +143,8 @@ class Position:
         for p in range(len(board)):
             if board[p] != EMPTY or p in seen:
                 continue
-            region, borders, todo = {p}, set(), [p]
-            while todo:
-                q = todo.pop()
-                for n in nbrs[q]:
-                    if board[n] == EMPTY and n not in region:
-                        region.add(n)
-                        todo.append(n)
-                    elif board[n] != EMPTY:
-                        borders.add(board[n])
+            region, edge = flood(board, p, nbrs)
+            borders = {board[q] for q in edge}
             seen |= region
             if borders == {BLACK}:
                 black += len(region)

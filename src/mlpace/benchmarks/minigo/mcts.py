@@ -26,14 +26,15 @@ def network_evaluator(model: torch.nn.Module, device: str = "cpu") -> Evaluator:
     def evaluate(positions: list[Position]) -> tuple[np.ndarray, np.ndarray]:
         x = torch.from_numpy(features(positions)).to(device)
         logits, values = model(x)
-        legal = torch.tensor([p.legal_moves() for p in positions], device=device)
+        legal = torch.from_numpy(np.array([p.legal_moves() for p in positions])).to(device)
         priors = torch.softmax(logits.float().masked_fill(~legal, -1e9), dim=1)
         return priors.cpu().numpy(), values.float().cpu().numpy()
     return evaluate
 
 
 class Node:
-    __slots__ = ("position", "prior", "visits", "value_sum", "children", "legal", "terminal")
+    __slots__ = ("position", "prior", "visits", "value_sum", "mean_value", "total_visits",
+                 "children", "legal", "illegal_penalty", "terminal")
 
     def __init__(self, position: Position):
         self.position = position
@@ -44,14 +45,21 @@ class Node:
     def expand(self, prior: np.ndarray) -> None:
         self.legal = np.array(self.position.legal_moves())
         self.prior = prior.astype(np.float64)
+        self.illegal_penalty = np.where(self.legal, 0.0, -np.inf)
         self.visits = np.zeros(len(prior))
         self.value_sum = np.zeros(len(prior))      # from the point of view of the player to play here
+        self.mean_value = np.zeros(len(prior))     # value_sum / visits, 0 where unvisited
+        self.total_visits = 0
 
     def select(self, c_puct: float) -> int:
-        total = self.visits.sum()
-        q = np.divide(self.value_sum, self.visits, out=np.zeros_like(self.value_sum), where=self.visits > 0)
-        u = c_puct * self.prior * math.sqrt(total + 1) / (1 + self.visits)
-        return int(np.argmax(np.where(self.legal, q + u, -np.inf)))
+        u = c_puct * self.prior * math.sqrt(self.total_visits + 1) / (1 + self.visits)
+        return int(np.argmax(self.mean_value + u + self.illegal_penalty))
+
+    def record(self, move: int, value: float) -> None:
+        self.visits[move] += 1
+        self.value_sum[move] += value
+        self.mean_value[move] = self.value_sum[move] / self.visits[move]
+        self.total_visits += 1
 
     def terminal_value(self) -> float:
         """+1 when the player to play here has won the finished game, else -1."""
@@ -101,8 +109,7 @@ def _backup(path: list[tuple[Node, int]], leaf_value: float) -> None:
     value = leaf_value
     for node, move in reversed(path):
         value = -value      # the parent is the other player
-        node.visits[move] += 1
-        node.value_sum[move] += value
+        node.record(move, value)
 
 
 @dataclass

@@ -62,6 +62,8 @@ CONFIGS = {
 
 
 class ResnetWorkload(Workload):
+    supports_distributed = True      # uses the hooks of mlpace.harness.distributed
+
     def prepare_data(self, data_dir: Path) -> None:
         cfg = self.config
         if cfg.data_path:

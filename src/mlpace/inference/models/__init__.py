@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlpace.errors import MlpaceError
@@ -33,6 +33,8 @@ class BuildOptions:
     precision: str = "fp32"
     threads: int = 1
     limit: int | None = None             # use only the first N samples (tests, quick looks)
+    train_overrides: dict = field(default_factory=dict)   # mini: training config (`--set`), data included
+    train_epochs: int | None = None      # mini: cap on training epochs when the model is trained
 
 
 def _module_name(name: str) -> str:

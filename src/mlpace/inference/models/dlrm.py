@@ -45,8 +45,7 @@ def _auc(labels: np.ndarray):
     return score
 
 
-def build(options: BuildOptions, train_overrides: dict | None = None,
-          train_epochs: int | None = None) -> InferenceTask:
+def build(options: BuildOptions) -> InferenceTask:
     import torch
 
     from mlpace.harness.datasets import data_root
@@ -57,12 +56,12 @@ def build(options: BuildOptions, train_overrides: dict | None = None,
     if options.scale == "reference" and not options.checkpoint:
         raise MlpaceError("reference dlrm needs --checkpoint (a DLRM state_dict)")
     torch.set_num_threads(max(1, options.threads))
-    workload = prepared_workload(TRAINING_BENCHMARK, options.scale, options.data_dir, train_overrides)
+    workload = prepared_workload(TRAINING_BENCHMARK, options.scale, options.data_dir, options.train_overrides)
     # The training setup reads and encodes the click logs and sizes the embedding tables;
     # its evaluation day is what inference serves.
     workload.setup(RunContext(device="cpu", seed=0, data_dir=data_root(options.data_dir)))
     cache = ModelCache("dlrm-" + options.scale, TRAINING_BENCHMARK, options.data_dir,
-                       train_overrides, options.checkpoint, train_epochs)
+                       options.train_overrides, options.checkpoint, options.train_epochs)
     model = cache.load_or_train(lambda: workload.model)
     dense, categorical, labels = (t.numpy() for t in workload.val)
     total = len(labels) if options.limit is None else min(options.limit, len(labels))

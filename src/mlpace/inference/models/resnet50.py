@@ -33,8 +33,7 @@ def _bundle(model):
                        postprocess=lambda outs, _: [np.array([c], np.int32) for c in outs[0].argmax(1)])
 
 
-def build(options: BuildOptions, train_overrides: dict | None = None,
-          train_epochs: int | None = None) -> InferenceTask:
+def build(options: BuildOptions) -> InferenceTask:
     import torch
 
     from mlpace.benchmarks.resnet import data as image_data
@@ -45,9 +44,9 @@ def build(options: BuildOptions, train_overrides: dict | None = None,
     torch.set_num_threads(max(1, options.threads))
     if options.scale == "reference" and not options.checkpoint:
         raise MlpaceError("reference resnet50 needs --checkpoint (a ResNet-50 v1.5 state_dict)")
-    workload = prepared_workload(TRAINING_BENCHMARK, options.scale, options.data_dir, train_overrides)
+    workload = prepared_workload(TRAINING_BENCHMARK, options.scale, options.data_dir, options.train_overrides)
     cache = ModelCache("resnet50-" + options.scale, TRAINING_BENCHMARK, options.data_dir,
-                       train_overrides, options.checkpoint, train_epochs)
+                       options.train_overrides, options.checkpoint, options.train_epochs)
     if options.scale == "mini":
         images, labels, classes = image_data.load_into_memory(workload.root, "val")
         # The training code's evaluation normalisation, done once at load time.

@@ -64,8 +64,7 @@ def _coco_map(split):
     return score
 
 
-def build_variant(name: str, options: BuildOptions, train_overrides: dict | None = None,
-                  train_epochs: int | None = None) -> InferenceTask:
+def build_variant(name: str, options: BuildOptions) -> InferenceTask:
     import torch
 
     from mlpace.benchmarks import coco
@@ -77,13 +76,13 @@ def build_variant(name: str, options: BuildOptions, train_overrides: dict | None
     if options.scale != "mini":
         raise MlpaceError(f"{name} runs at mini scale only in this mlpace (reference COCO is not wired yet)")
     torch.set_num_threads(max(1, options.threads))
-    overrides = {**VARIANTS[name], **(train_overrides or {})}
+    overrides = {**VARIANTS[name], **options.train_overrides}
     workload = prepared_workload(TRAINING_BENCHMARK, "mini", options.data_dir, overrides)
     config = workload.config
     split = coco.load_split(workload.root, "val")
     images = ssd_data.normalize(coco.load_images(split)).numpy()
     cache = ModelCache(name + "-mini", TRAINING_BENCHMARK, options.data_dir, overrides,
-                       options.checkpoint, train_epochs)
+                       options.checkpoint, options.train_epochs)
     model = cache.load_or_train(lambda: ssd_mini(len(split.category_ids) + 1, config.image_size,
                                                  config.widths))
     total = len(split) if options.limit is None else min(options.limit, len(split))

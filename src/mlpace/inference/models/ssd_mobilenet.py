@@ -7,5 +7,5 @@ from mlpace.inference.models.ssd import TARGETS, TRAINING_BENCHMARK, build_varia
 LOADGEN_MODEL = "ssd-mobilenet"
 
 
-def build(options, train_overrides: dict | None = None, train_epochs: int | None = None):
-    return build_variant(LOADGEN_MODEL, options, train_overrides, train_epochs)
+def build(options):
+    return build_variant(LOADGEN_MODEL, options)

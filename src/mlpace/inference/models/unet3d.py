@@ -76,8 +76,7 @@ def _dice(volumes, labels, config, pad_value: float):
     return score
 
 
-def build(options: BuildOptions, train_overrides: dict | None = None,
-          train_epochs: int | None = None) -> InferenceTask:
+def build(options: BuildOptions) -> InferenceTask:
     import torch
 
     from mlpace.benchmarks.unet3d import data as kits
@@ -89,10 +88,10 @@ def build(options: BuildOptions, train_overrides: dict | None = None,
     if options.scale == "reference" and not options.checkpoint:
         raise MlpaceError("reference 3d-unet needs --checkpoint (a 3D U-Net state_dict)")
     torch.set_num_threads(max(1, options.threads))
-    workload = prepared_workload(TRAINING_BENCHMARK, options.scale, options.data_dir, train_overrides)
+    workload = prepared_workload(TRAINING_BENCHMARK, options.scale, options.data_dir, options.train_overrides)
     config = workload.config
     cache = ModelCache("3d-unet-" + options.scale, TRAINING_BENCHMARK, options.data_dir,
-                       train_overrides, options.checkpoint, train_epochs)
+                       options.train_overrides, options.checkpoint, options.train_epochs)
     model = cache.load_or_train(lambda: UNet3D(1, 3, config.filters)).to(options.device)
     if options.backend == "torch-compile":
         model = torch.compile(model, dynamic=True)

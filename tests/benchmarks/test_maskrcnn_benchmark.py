@@ -1,0 +1,74 @@
+"""Mask R-CNN: RoIAlign and mask pasting by hand, the official checker, the closed keys, learning."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+import mlperf_logging
+from mlpace.benchmarks import coco, make_workload
+from mlpace.benchmarks.maskrcnn.model import roi_align
+from mlpace.benchmarks.maskrcnn.workload import paste_masks
+from mlpace.harness.datasets import cached_dataset
+from mlpace.harness.timed_run import run_once
+from mlpace.harness.workload import RunContext
+
+from conftest import run_compliance_checker
+
+CLOSED_RULES = (Path(mlperf_logging.__file__).parent / "compliance_checker" / "training_1.1.0"
+                / "closed_maskrcnn.yaml")
+
+
+@pytest.fixture(scope="module")
+def tiny_coco(data_root) -> Path:
+    return cached_dataset(data_root, "coco-scenes-maskrcnn-test-8x4", coco.MINI_VERSION,
+                          lambda d: coco.generate_scenes(d, 8, 4, size=64, max_objects=3))
+
+
+def test_roi_align_samples_the_box_bilinearly():
+    # a feature map whose value is the x coordinate of the pixel centre (x + 0.5)
+    feature = (torch.arange(8.0) + 0.5).expand(1, 8, 8).clone()
+    # box x 2..6 on a stride-1 map, 2 bins: bin centres at x = 3 and 5
+    out = roi_align(feature, 1.0, torch.tensor([[2.0, 0.0, 6.0, 8.0]]), size=2)
+    assert torch.allclose(out[0, 0], torch.tensor([[3.0, 5.0], [3.0, 5.0]]), atol=1e-5)
+    # on a stride-2 map the same image box reads feature x 1..3 (values are in feature units)
+    out = roi_align(feature, 2.0, torch.tensor([[2.0, 0.0, 6.0, 8.0]]), size=2)
+    assert torch.allclose(out[0, 0, 0], torch.tensor([1.5, 2.5]), atol=1e-5)
+
+
+def test_pasted_mask_fills_its_box():
+    full = torch.ones(1, 28, 28)
+    pasted = paste_masks(full, torch.tensor([[2.0, 3.0, 6.0, 9.0]]), 10, 10) >= 0.5
+    expected = torch.zeros(10, 10, dtype=torch.bool)
+    expected[3:9, 2:6] = True
+    assert torch.equal(pasted[0], expected)
+
+
+def test_reference_config_logs_the_closed_rule_keys(tiny_coco):
+    rules = yaml.safe_load(CLOSED_RULES.read_text())
+    required = {item["KEY"]["NAME"] for item in rules if "KEY" in item} - {"eval_accuracy",
+                                                                            "weights_initialization"}
+    closed_tensors = set(re.findall(r'"((?:FPN|RPN|ROI)\w+)"', CLOSED_RULES.read_text()))
+    w = make_workload("maskrcnn", "reference", {"data_path": str(tiny_coco), "batch_size": 2,
+                                                "eval_batch_size": 2, "num_workers": 0})
+    w.prepare_data(Path("unused"))
+    w.setup(RunContext(seed=3))
+    hp = w.hyperparameters()
+    assert required <= set(hp), required - set(hp)
+    assert (hp["opt_base_learning_rate"] / 0.02).is_integer() and hp["opt_learning_rate_decay_factor"] == 0.1
+    assert (hp["num_image_candidates"] / 1000).is_integer() and len(hp["opt_learning_rate_decay_steps"]) == 2
+    assert hp["min_image_size"] == 800 and hp["max_image_size"] == 1333
+    assert sorted(w.initialized_tensors()) == sorted(closed_tensors)
+
+
+def test_mini_run_log_passes_the_official_checker(data_root, tmp_path):
+    w = make_workload("maskrcnn", "mini", {"train_images": 32, "val_images": 8, "batch_size": 8})
+    outcome = run_once(w, RunContext(seed=2, data_dir=data_root), tmp_path / "result_0.txt",
+                       max_epochs=1)
+    assert outcome.epochs == 1 and set(outcome.quality) == {"BBOX", "SEGM"}
+    ok, out = run_compliance_checker(tmp_path / "result_0.txt")
+    assert ok, out[-3000:]
