@@ -19,7 +19,7 @@ from mlpace.harness.workload import RunContext
 from conftest import run_compliance_checker
 
 # Tiny click logs: big enough for the interactions to show, small enough for a few seconds.
-TINY = {"mini_rows_per_day": 15000, "mini_eval_rows": 5000, "batch_size": 256,
+TINY = {"mini_rows_per_day": 15000, "mini_eval_rows": 5000, "batch_size": 256, "base_lr": 4.0,
         "warmup_steps": 20, "decay_start_step": 300, "decay_steps": 300}
 
 

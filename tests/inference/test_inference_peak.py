@@ -37,3 +37,13 @@ def test_offline_peak_uses_the_measured_rate(tmp_path):
     result = peak.find_peak_offline(task, options, start_qps=500)
     assert result.best_qps > 0
     assert float(result.confirmed["settings"]["target_qps"]) == pytest.approx(result.best_qps, rel=1e-3)
+
+
+def test_a_sut_that_never_meets_the_bound_gives_up_with_a_reason(tmp_path, monkeypatch):
+    monkeypatch.setattr(peak, "SEARCH_SETTINGS", {"min_duration": 300, "min_query_count": 20})
+    task = toy_task(total=16, delay_s=0.03)            # 30 ms per sample > resnet50's 15 ms bound
+    result = peak.find_peak_server(task, RunOptions(out=tmp_path, quick=True, workers=1, max_batch=1),
+                                   start_qps=20)
+    assert result.best_qps == 0.0 and result.confirmed is None
+    assert "latency is above the benchmark's limit" in result.error
+    assert len(result.trials) == 1 + peak.MAX_HALVINGS

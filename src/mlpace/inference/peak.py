@@ -21,7 +21,9 @@ from mlpace.inference.runner import RunOptions, run_test
 from mlpace.inference.task import InferenceTask
 
 SEARCH_SETTINGS = {"min_duration": 2000, "min_query_count": 100}
+SEARCH_SECONDS = 2.0        # a search run issues about this many seconds of queries
 BISECT_STEPS = 5
+MAX_HALVINGS = 3            # below start / 4**3 the SUT cannot meet the bound at any useful rate
 CONFIRM_TRIES = 3
 
 
@@ -31,6 +33,7 @@ class PeakResult:
     best_qps: float
     trials: list[tuple[float, bool]] = field(default_factory=list)   # (qps, good) per short run
     confirmed: dict | None = None                                     # the full run's record
+    error: str | None = None
 
 
 def _good(record: dict) -> bool:
@@ -44,7 +47,10 @@ def find_peak_server(task: InferenceTask, options: RunOptions, start_qps: float,
     trials: list[tuple[float, bool]] = []
 
     def trial(qps: float) -> bool:
-        settings = {**SEARCH_SETTINGS, **(options.user_settings or {}), "target_qps": round(qps, 3)}
+        # A few seconds of queries at this rate, however low the rate.
+        queries = int(max(20, min(SEARCH_SETTINGS["min_query_count"], qps * SEARCH_SECONDS)))
+        settings = {**SEARCH_SETTINGS, **(options.user_settings or {}), "min_query_count": queries,
+                    "target_qps": round(qps, 3)}
         good = _good(run_test(task, "Server", "performance", replace(search, user_settings=settings)))
         trials.append((qps, good))
         log(f"  Server at {qps:.1f} QPS: {'meets' if good else 'misses'} the latency bound")
@@ -52,21 +58,25 @@ def find_peak_server(task: InferenceTask, options: RunOptions, start_qps: float,
 
     low, high = 0.0, None
     qps = max(start_qps, 0.1)
-    for _ in range(8):                   # grow (or shrink) until the bound is bracketed
-        if trial(qps):
-            low = qps
-            if high is not None:
-                break
-            qps *= 2.0
-        else:
+    for _ in range(8):                   # grow until the bound is missed ...
+        if not trial(qps):
             high = qps
-            if low > 0:
-                break
+            break
+        low, qps = qps, qps * 2.0
+    if low == 0.0:                       # ... or shrink until it is met
+        for _ in range(MAX_HALVINGS):
             qps /= 4.0
-    if high is None:
-        high = low * 2.0
+            if trial(qps):
+                low = qps
+                break
+            high = qps
+    if low == 0.0:
+        return PeakResult("Server", 0.0, trials, error=(
+            f"no Server rate down to {qps:.2f} QPS met the latency bound: the SUT's latency is "
+            "above the benchmark's limit even at low load"))
+    high = high if high is not None else low * 2.0
     for _ in range(BISECT_STEPS):
-        if low <= 0 or high - low <= 0.02 * low:
+        if high - low <= 0.02 * low:
             break
         middle = (low + high) / 2
         if trial(middle):
@@ -76,8 +86,6 @@ def find_peak_server(task: InferenceTask, options: RunOptions, start_qps: float,
     result = PeakResult("Server", low, trials)
     rate = low
     for _ in range(CONFIRM_TRIES):
-        if rate <= 0:
-            break
         settings = {**(options.user_settings or {}), "target_qps": round(rate, 3)}
         record = run_test(task, "Server", "performance", replace(options, user_settings=settings))
         result.confirmed, result.best_qps = record, rate

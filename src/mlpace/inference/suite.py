@@ -90,7 +90,10 @@ def infer(request: InferRequest, log: Callable[[str], None] = print) -> list[dic
                 if mode == "performance" and request.find_peak and scenario in ("Server", "Offline"):
                     search = find_peak_server if scenario == "Server" else find_peak_offline
                     peak = search(task, options, calibration.batch_rate * (0.5 if scenario == "Server" else 1), log)
-                    record = dict(peak.confirmed or {})
+                    record = dict(peak.confirmed or {"benchmark": task.result_name(request.target_fraction),
+                                                     "scenario": scenario, "mode": mode,
+                                                     "quick": options.quick, "result": "ERROR",
+                                                     "error": peak.error, "folder": str(options.out)})
                     record["peak_qps"] = peak.best_qps
                     record["peak_trials"] = peak.trials
                 else:

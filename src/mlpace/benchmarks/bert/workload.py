@@ -38,16 +38,16 @@ class BertConfig:
     data_path: str = ""                  # folder with training/ and eval/ shards; empty = mini
     init_checkpoint: str = ""            # torch state dict to start from (MLPerf phase 2)
     vocab_size: int = 0                  # 0 = the lines of data_path/vocab.txt
-    hidden: int = 128
+    hidden: int = 64
     layers: int = 2
-    heads: int = 4
-    intermediate: int = 512
+    heads: int = 2
+    intermediate: int = 256
     max_seq_len: int = 64
-    batch_size: int = 64                 # global batch size
+    batch_size: int = 32                 # global batch size
     eval_batch_size: int = 256
     base_lr: float = 0.01
     warmup_steps: int = 100
-    train_steps: int = 4000              # the learning rate reaches 0 here
+    train_steps: int = 3000              # the learning rate reaches 0 here (~4.4 mini epochs)
     poly_power: float = 1.0
     beta1: float = 0.9
     beta2: float = 0.999
