@@ -116,8 +116,11 @@ def test_aborted_when_epochs_run_out(tmp_path):
 def test_aborted_when_time_budget_spent(tmp_path):
     log = tmp_path / "r.txt"
     outcome = run_once(LinearWorkload(), RunContext(seed=1), log, time_budget_s=0.0)
-    assert outcome.reason == "time budget" and not outcome.evals
-    assert read_log(log)[-1]["metadata"]["status"] == "aborted"
+    assert outcome.reason == "time budget" and outcome.samples == 64  # one step, then the clock
+    assert len(outcome.evals) == 1  # the quality reached is still measured and logged
+    lines = read_log(log)
+    assert lines[-1]["metadata"]["status"] == "aborted"
+    assert keys(lines)[-6:] == ["epoch_stop", "eval_start", "eval_accuracy", "eval_stop", "block_stop", "run_stop"]
 
 
 def test_sigterm_ends_run_as_aborted_with_valid_log(tmp_path):

@@ -5,7 +5,9 @@
 
 The run stops with `status: success` at the first evaluation that reaches the target, and
 with `status: aborted` when the epochs or the time budget are spent, or when the user asks
-(Ctrl-C or SIGTERM: the step in progress finishes, `run_stop` is logged, the file is valid).
+(Ctrl-C or SIGTERM: the step in progress finishes, one last evaluation records the quality
+reached, `run_stop` is logged, and the log passes the official checker; a second Ctrl-C
+stops at once, still logging `run_stop`).
 The timed region is the `while` loop in `run_once`; nothing else is in it.
 """
 
@@ -141,6 +143,7 @@ def run_once(workload: Workload, ctx: RunContext, log_path: Path | None,
         while epoch < max_epochs:
             first = epoch + 1
             count = min(eval_every, max_epochs - epoch)
+            cut = ""  # why the block ended early: "interrupted" or "time budget"
             log.start(constants.BLOCK_START, first_epoch_num=first, epoch_count=count)
             for epoch in range(first, first + count):
                 log.start(constants.EPOCH_START, epoch_num=epoch)
@@ -148,17 +151,13 @@ def run_once(workload: Workload, ctx: RunContext, log_path: Path | None,
                     samples += n
                     progress.step(epoch, samples)
                     if stop.requested or time.monotonic() > deadline:
+                        cut = "interrupted" if stop.requested else "time budget"
                         break
-                else:
-                    log.end(constants.EPOCH_STOP, epoch_num=epoch)
-                    continue
-                break  # interrupted or out of time inside the epoch
-            if stop.requested:
-                reason = "interrupted"
-                break
-            if time.monotonic() > deadline:
-                reason = "time budget"
-                break
+                log.end(constants.EPOCH_STOP, epoch_num=epoch)
+                if cut:
+                    break
+            # An early stop still evaluates once, so that the log records the quality reached
+            # and stays a complete MLPerf log (the checker wants an eval in every run).
             log.start(constants.EVAL_START, epoch_num=epoch)
             quality = workload.evaluate(epoch)
             log.event(constants.EVAL_ACCURACY, quality, epoch_num=epoch)
@@ -166,11 +165,17 @@ def run_once(workload: Workload, ctx: RunContext, log_path: Path | None,
             log.end(constants.BLOCK_STOP, first_epoch_num=first)
             evals.append((epoch, (_now_ms() - start_ms) / 1000, quality))
             progress.evaluated(epoch, quality)
+            if cut:
+                reason = cut
+                break
             if workload.spec.reached(quality, target):
                 status, reason = constants.SUCCESS, "target reached"
                 break
             if stop.requested:
                 reason = "interrupted"
+                break
+            if time.monotonic() > deadline:
+                reason = "time budget"
                 break
         stop_ms = _now_ms()
         log.end(constants.RUN_STOP, time_ms=stop_ms, status=status)

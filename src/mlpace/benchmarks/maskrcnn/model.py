@@ -71,7 +71,7 @@ class MaskRCNN(nn.Module):
     def __init__(self, num_classes: int, body: ResNet, stage_channels: list[int], fpn_stages: list[int],
                  strides: list[int], anchor_sizes: list[tuple[float, ...]], channels: int,
                  extra_pool: bool, fc_dim: int, mask_convs: int, canonical_level: int,
-                 canonical_size: float):
+                 canonical_size: float, mask_pool: int = 14):
         super().__init__()
         self.num_classes = num_classes           # including background
         self.body, self.fpn_stages = body, fpn_stages
@@ -91,6 +91,7 @@ class MaskRCNN(nn.Module):
         self.mask_deconv = nn.ConvTranspose2d(channels, channels, 2, stride=2)
         self.mask_logits = nn.Conv2d(channels, num_classes, 1)
         self.canonical_level, self.canonical_size = canonical_level, canonical_size
+        self.mask_pool = mask_pool               # RoIAlign size of the mask head; masks are 2x that
         for m in [self.rpn_conv, self.rpn_cls, self.rpn_bbox]:
             nn.init.normal_(m.weight, std=0.01)
             nn.init.zeros_(m.bias)
@@ -186,10 +187,10 @@ class MaskRCNN(nn.Module):
         return self.box_cls(x), self.box_bbox(x).view(len(x), -1, 4)
 
     def mask_head(self, feats, boxes: list[torch.Tensor]) -> torch.Tensor:
-        x = self.pool(feats, boxes, 14)
+        x = self.pool(feats, boxes, self.mask_pool)
         for conv in self.mask_fcn:
             x = torch.relu(conv(x))
-        return self.mask_logits(torch.relu(self.mask_deconv(x)))     # N x K+1 x 28 x 28
+        return self.mask_logits(torch.relu(self.mask_deconv(x)))     # N x K+1 x 2S x 2S
 
 
 def maskrcnn_resnet50_fpn(num_classes: int = 81) -> MaskRCNN:
@@ -200,14 +201,15 @@ def maskrcnn_resnet50_fpn(num_classes: int = 81) -> MaskRCNN:
                     fc_dim=1024, mask_convs=4, canonical_level=2, canonical_size=224)
 
 
-def maskrcnn_mini(num_classes: int, widths=(8, 16, 32), channels: int = 64) -> MaskRCNN:
+def maskrcnn_mini(num_classes: int, widths=(8, 16, 32), channels: int = 32) -> MaskRCNN:
     """Mask R-CNN-mini for 64x64 scenes: a 3-stage bottleneck ResNet (strides 2/4/8), FPN on
-    the stride-4 and stride-8 stages, two anchor sizes per level, a 2-conv mask head."""
+    the stride-4 and stride-8 stages, two anchor sizes per level, a 2-conv mask head on 7x7
+    RoIs giving 14x14 masks (objects are at most 33 px wide)."""
     from mlpace.benchmarks.resnet.model import resnet_mini
     body = resnet_mini(1, widths=widths)
     return MaskRCNN(num_classes, body, [w * 4 for w in widths], [1, 2], [4, 8],
                     [(10, 16), (24, 36)], channels=channels, extra_pool=False, fc_dim=256,
-                    mask_convs=2, canonical_level=1, canonical_size=20)
+                    mask_convs=2, canonical_level=1, canonical_size=20, mask_pool=7)
 
 
 def mlperf_tensor_names(model: MaskRCNN) -> list[str]:

@@ -39,7 +39,7 @@ class MaskRcnnConfig:
     min_image_size: int = 800             # reference resize: shorter side ...
     max_image_size: int = 1333            # ... and the cap on the longer side
     widths: tuple[int, ...] = (8, 16, 32)     # maskrcnn_mini backbone
-    channels: int = 64                    # maskrcnn_mini FPN / head width
+    channels: int = 32                    # maskrcnn_mini FPN / head width
     batch_size: int = 16                  # global batch size
     eval_batch_size: int = 100
     base_lr: float = 0.04
@@ -50,10 +50,11 @@ class MaskRcnnConfig:
     momentum: float = 0.9
     weight_decay: float = 1e-4
     rpn_pre_nms: int = 200                # per level, training and evaluation
-    rpn_post_nms_train: int = 100         # proposals per image
+    rpn_post_nms_train: int = 64          # proposals per image
     rpn_post_nms_test: int = 50
     rpn_batch: int = 64                   # sampled anchors per image (half positive at most)
-    roi_batch: int = 64                   # sampled RoIs per image (a quarter positive at most)
+    roi_batch: int = 32                   # sampled RoIs per image (a quarter positive at most)
+    max_detections: int = 20              # per image (COCO counts up to 100; scenes hold <= 4)
     num_workers: int = 0
     train_images: int = 3000              # mini data set size
     val_images: int = 500
@@ -68,7 +69,7 @@ CONFIGS = {
                                 base_lr=0.02, warmup_steps=500, warmup_factor=1 / 3,
                                 decay_steps=(60000, 80000), weight_decay=1e-4, rpn_pre_nms=2000,
                                 rpn_post_nms_train=1000, rpn_post_nms_test=1000, rpn_batch=256,
-                                roi_batch=512, num_workers=8),
+                                roi_batch=512, max_detections=100, num_workers=8),
 }
 
 
@@ -349,7 +350,7 @@ class MaskRcnnWorkload(Workload):
             keep = scores > 0.05
             cls = keep.nonzero()[:, 1]
             b, s = boxes[keep], scores[keep]
-            kept = batched_nms(b, s, cls, 0.5)[:100]
+            kept = batched_nms(b, s, cls, 0.5)[:cfg.max_detections]
             results.append([b[kept], s[kept], cls[kept] + 1])
         mask_logits = model.mask_head(feats, [r[0] for r in results])
         start = 0

@@ -6,7 +6,7 @@ warm-up over 200 epochs from 1e-4, batch size 2, 128³ training patches with 40 
 oversampling and random flips, Dice + cross-entropy loss, sliding-window evaluation (128³
 windows, overlap 0.5, Gaussian weights) every 20 epochs; target mean DICE 0.908 over kidney
 and tumour. An epoch is one patch from each of the 168 training cases.
-Mini: the same network with four narrow levels on generated 48³ volumes (data.py), 32³ patches.
+Mini: the same network with three narrow levels on generated 48³ volumes (data.py), 32³ patches.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from mlpace.rules.benchmarks import get_spec
 @dataclass(frozen=True)
 class Unet3dConfig:
     data_path: str = ""                  # KiTS19 root (reference); empty = generated mini data
-    filters: tuple[int, ...] = (8, 16, 32, 64)
+    filters: tuple[int, ...] = (8, 16, 32)
     patch_size: int = 32                 # training patch edge (training_input_shape)
     roi_size: int = 32                   # sliding-window edge (validation_input_shape)
     overlap: float = 0.5                 # sliding-window overlap
@@ -55,7 +55,9 @@ class Unet3dConfig:
 
 
 CONFIGS = {
-    "mini": Unet3dConfig(),
+    # Mini: three levels learn faster per CPU second than four on 32³ patches; a lower rate and
+    # more foreground patches made the slowest seeds find the tumours sooner.
+    "mini": Unet3dConfig(base_lr=0.4, oversampling=0.6),
     "reference": Unet3dConfig(filters=REFERENCE_FILTERS, patch_size=128, roi_size=128, batch_size=2,
                               eval_batch_size=1, base_lr=0.8, init_lr=1e-4, warmup_epochs=200,
                               momentum=0.9, weight_decay=0.0, oversampling=0.4),
