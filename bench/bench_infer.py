@@ -32,7 +32,7 @@ def naive_rate(task, seconds: float) -> float:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--benchmarks", nargs="+", default=["resnet50", "bert"])
+    parser.add_argument("--benchmarks", nargs="+", default=["resnet50", "bert", "dlrm"])
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of each measurement")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--device", default="cpu")

@@ -72,3 +72,17 @@ def test_mini_run_log_passes_the_official_checker(data_root, tmp_path):
     assert outcome.epochs == 1 and set(outcome.quality) == {"BBOX", "SEGM"}
     ok, out = run_compliance_checker(tmp_path / "result_0.txt")
     assert ok, out[-3000:]
+
+
+@pytest.mark.slow
+def test_reference_pipeline_trains_and_evaluates_on_coco_layout(data_root, tmp_path):
+    """ResNet-50-FPN Mask R-CNN with the reference resize/pad/flip pipeline, one step on two
+    images (resized to 128 px here: the code path is the 800/1333 one)."""
+    two = cached_dataset(data_root, "coco-scenes-ssd-test-2x2", coco.MINI_VERSION,
+                         lambda d: coco.generate_scenes(d, 2, 2, size=64, max_objects=3))
+    w = make_workload("maskrcnn", "reference", {"data_path": str(two), "batch_size": 2,
+                                                "eval_batch_size": 2, "num_workers": 0,
+                                                "min_image_size": 96, "max_image_size": 128})
+    outcome = run_once(w, RunContext(seed=1), tmp_path / "ref.log", max_epochs=1)
+    assert outcome.epochs == 1 and outcome.samples == 2
+    assert all(0.0 <= v < 1.0 for v in outcome.quality.values())

@@ -37,6 +37,7 @@ def test_nms_keeps_the_best_of_each_overlapping_group():
     assert nms(boxes, scores, 0.5).tolist() == [1, 2]
     # at a threshold above every overlap nothing is suppressed, order is by score
     assert nms(boxes, scores, 0.95).tolist() == [1, 0, 2, 3]
+    assert nms(boxes, scores, 0.95, max_keep=2).tolist() == [1, 0]
 
 
 def test_box_encoding_round_trips_and_matching_covers_every_object():

@@ -29,7 +29,7 @@ def test_outputs_are_click_probabilities_scored_by_auc(task):
     assert task.total == 600 and task.metric == "AUC" and task.targets == (0.99, 0.999)
     out = task.predict([task.load(i) for i in range(5)])
     assert all(o.dtype == np.float32 and 0.0 < o[0] < 1.0 for o in out)
-    assert 0.0 <= task.reference_score <= 1.0
+    assert task.reference_score == pytest.approx(task.notes["quality"])   # the training evaluation's AUC
 
 
 def test_onnxruntime_matches_torch(task, data_dir):

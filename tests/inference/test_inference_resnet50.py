@@ -30,6 +30,8 @@ def test_the_mini_model_is_trained_once_then_cached(data_dir, monkeypatch):
     task = resnet50.build(BuildOptions(data_dir=data_dir, threads=1, train_overrides=TINY, train_epochs=1))
     assert task.total == 40
     assert task.notes["epochs"] == 1                            # how training ended is kept
+    # served with the training code's own preprocessing: the same score as its evaluation
+    assert task.reference_score == pytest.approx(task.notes["quality"])
     meta = json.loads(next((data_dir / "inference-models").glob("*.json")).read_text())
     assert meta["fp32_scores"]["40"] == pytest.approx(task.reference_score)
 

@@ -22,7 +22,8 @@ def test_detections_in_mlperf_layout_scored_by_cocoeval(tmp_path):
     rows = task.predict([task.load(3)])[0].reshape(-1, 7)
     assert rows.dtype == np.float32 and (rows[:, 0] == 3).all()          # [qsl_idx, ymin, xmin, ymax, xmax, score, class]
     assert ((rows[:, 1:5] >= 0) & (rows[:, 1:5] <= 1)).all() and (rows[:, 6] >= 1).all()
-    assert score_directly(task) == pytest.approx(task.reference_score)   # the training evaluation's mAP
+    assert score_directly(task) == pytest.approx(task.reference_score)
+    assert task.reference_score == pytest.approx(task.notes["quality"])  # the training evaluation's mAP
     assert task.score({}) == 0.0
 
 

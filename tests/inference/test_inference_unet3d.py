@@ -22,6 +22,7 @@ def task(tmp_path_factory):
 
 def test_predictions_are_voxel_labels_scored_by_dice(task):
     assert task.total == 2 and task.targets == (0.99, 0.999)
+    assert task.reference_score == pytest.approx(task.notes["quality"], abs=1e-4)   # the training evaluation's DICE
     out = task.predict([task.load(0)])[0]
     assert out.dtype == np.uint8 and out.size == task.load(0).size and set(np.unique(out)) <= {0, 1, 2}
     assert task.score({0: out}) == pytest.approx(task.score({0: task.predict([task.load(0)])[0]}))

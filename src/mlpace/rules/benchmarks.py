@@ -77,7 +77,8 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {spec.name: spec for spec in [
         reference=ScaleSpec("Mask R-CNN ResNet-50-FPN", "COCO 2017",
                             target={"BBOX": 0.377, "SEGM": 0.339}, eval_every=1, max_epochs=14,
                             time_budget_s=7 * DAY),
-        mini=ScaleSpec("Mask R-CNN-mini", "generated scenes with masks in COCO format",
+        mini=ScaleSpec("Mask R-CNN-mini (bottleneck ResNet, 2-level FPN, 14x14 masks)",
+                       "the ssd scenes with instance masks (COCO RLE), 64x64 JPEGs",
                        target={"BBOX": 0.20, "SEGM": 0.20}, eval_every=1, max_epochs=30,
                        time_budget_s=900, untrained_quality={"BBOX": 0.0, "SEGM": 0.0})),
     BenchmarkSpec(
@@ -85,8 +86,9 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {spec.name: spec for spec in [
         direction="max", runs=10, olympic_drop=1,
         reference=ScaleSpec("BERT-large (phase 2, LAMB)", "Wikipedia 2020/01/01 HDF5 shards",
                             target=0.720, eval_every=1, max_epochs=40, time_budget_s=7 * DAY),
-        mini=ScaleSpec("BERT-mini", "generated/real text, WordPiece, HDF5 shards", target=0.50,
-                       eval_every=1, max_epochs=40, time_budget_s=600, untrained_quality=0.0)),
+        mini=ScaleSpec("BERT-mini (2 layers, hidden 64, LAMB)",
+                       "Python's pydoc topics, WordPiece 2048, MLPerf HDF5 shards", target=0.225,
+                       eval_every=1, max_epochs=5, time_budget_s=600, untrained_quality=0.0)),
     BenchmarkSpec(
         name="dlrm", area="recommendation", metric="ROC AUC", direction="max",
         runs=5, olympic_drop=1,

@@ -156,8 +156,7 @@ class MaskRCNN(nn.Module):
                 boxes.append(b[keep]), scores.append(s[keep].float())
                 levels.append(torch.full((int(keep.sum()),), lvl, device=b.device))
             boxes, scores, levels = torch.cat(boxes), torch.cat(scores), torch.cat(levels)
-            keep = batched_nms(boxes, scores, levels, nms_threshold)   # NMS within each level
-            keep = keep[scores[keep].argsort(descending=True)][:post_nms]
+            keep = batched_nms(boxes, scores, levels, nms_threshold, post_nms)   # within each level
             out.append(boxes[keep])
         return out
 

@@ -350,7 +350,7 @@ class MaskRcnnWorkload(Workload):
             keep = scores > 0.05
             cls = keep.nonzero()[:, 1]
             b, s = boxes[keep], scores[keep]
-            kept = batched_nms(b, s, cls, 0.5)[:cfg.max_detections]
+            kept = batched_nms(b, s, cls, 0.5, cfg.max_detections)
             results.append([b[kept], s[kept], cls[kept] + 1])
         mask_logits = model.mask_head(feats, [r[0] for r in results])
         start = 0

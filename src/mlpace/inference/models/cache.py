@@ -136,3 +136,18 @@ def with_reference_score(task, cache: ModelCache, fp32_predict):
     fp32 = replace(task, predict=fp32_predict)
     task.reference_score = cache.reference_score(task.total, lambda: score_directly(fp32))
     return task
+
+
+def serve_bundle(options, cache: ModelCache, bundle, **task_fields):
+    """An InferenceTask serving `bundle` on the chosen backend, with its accuracy target
+    relative to the same model run eagerly in FP32 (`task_fields`: the InferenceTask fields
+    other than predict, reference_score and notes)."""
+    from mlpace.inference.backends import make_predict
+    from mlpace.inference.task import InferenceTask
+
+    load, total = task_fields["load"], task_fields["total"]
+    example = [load(i) for i in range(min(2, total))]   # the ONNX export traces these
+    task = InferenceTask(predict=make_predict(bundle, options.backend, options.device, options.precision,
+                                              options.threads, example),
+                         reference_score=0.0, notes=cache.meta.get("training", {}), **task_fields)
+    return with_reference_score(task, cache, make_predict(bundle, "torch", options.device))

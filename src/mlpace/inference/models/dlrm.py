@@ -50,8 +50,7 @@ def build(options: BuildOptions) -> InferenceTask:
 
     from mlpace.harness.datasets import data_root
     from mlpace.harness.workload import RunContext
-    from mlpace.inference.backends import make_predict
-    from mlpace.inference.models.cache import ModelCache, prepared_workload, with_reference_score
+    from mlpace.inference.models.cache import ModelCache, prepared_workload, serve_bundle
 
     if options.scale == "reference" and not options.checkpoint:
         raise MlpaceError("reference dlrm needs --checkpoint (a DLRM state_dict)")
@@ -69,11 +68,6 @@ def build(options: BuildOptions) -> InferenceTask:
     def load(index):
         return dense[index], categorical[index]
 
-    example = [load(i) for i in range(min(2, total))]
-    task = InferenceTask(
-        name="dlrm", loadgen_model=LOADGEN_MODEL, total=total, load=load,
-        predict=make_predict(_bundle(model), options.backend, options.device, options.precision,
-                             options.threads, example),
-        output_dtype="float32", score=_auc(labels), metric="AUC",
-        reference_score=0.0, targets=TARGETS, max_batch=1024, notes=cache.meta.get("training", {}))
-    return with_reference_score(task, cache, make_predict(_bundle(model), "torch", options.device))
+    return serve_bundle(options, cache, _bundle(model), name="dlrm", loadgen_model=LOADGEN_MODEL,
+                        total=total, load=load, output_dtype="float32", score=_auc(labels), metric="AUC",
+                        targets=TARGETS, max_batch=1024)

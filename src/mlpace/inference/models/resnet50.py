@@ -38,8 +38,7 @@ def build(options: BuildOptions) -> InferenceTask:
 
     from mlpace.benchmarks.resnet import data as image_data
     from mlpace.benchmarks.resnet.model import resnet50, resnet_mini
-    from mlpace.inference.backends import make_predict
-    from mlpace.inference.models.cache import ModelCache, prepared_workload, with_reference_score
+    from mlpace.inference.models.cache import ModelCache, prepared_workload, serve_bundle
 
     torch.set_num_threads(max(1, options.threads))
     if options.scale == "reference" and not options.checkpoint:
@@ -49,10 +48,11 @@ def build(options: BuildOptions) -> InferenceTask:
                        options.train_overrides, options.checkpoint, options.train_epochs)
     if options.scale == "mini":
         images, labels, classes = image_data.load_into_memory(workload.root, "val")
-        # The training code's evaluation normalisation, done once at load time.
-        inputs = images.float().div_(255).sub_(0.5).div_(0.25).numpy()
+        # The training code's own evaluation preprocessing, done once at load time.
+        inputs = workload._normalise(images).numpy()
         labels = labels.numpy()
-        model = cache.load_or_train(lambda: resnet_mini(len(classes)))
+        config = workload.config
+        model = cache.load_or_train(lambda: resnet_mini(len(classes), config.blocks, config.widths))
         load = inputs.__getitem__
     else:
         dataset = image_data.ImageFolder(workload.root, "val", train=False, size=224)
@@ -61,11 +61,6 @@ def build(options: BuildOptions) -> InferenceTask:
         load = lambda i: dataset[i][0].numpy()  # noqa: E731 - decoded on demand by the QSL
 
     total = len(labels) if options.limit is None else min(options.limit, len(labels))
-    example = [load(i) for i in range(min(2, total))]
-    task = InferenceTask(
-        name="resnet50", loadgen_model=LOADGEN_MODEL, total=total, load=load,
-        predict=make_predict(_bundle(model), options.backend, options.device, options.precision,
-                             options.threads, example),
-        output_dtype="int32", score=_top1(labels), metric="accuracy",
-        reference_score=0.0, targets=TARGETS, max_batch=64, notes=cache.meta.get("training", {}))
-    return with_reference_score(task, cache, make_predict(_bundle(model), "torch", options.device))
+    return serve_bundle(options, cache, _bundle(model), name="resnet50", loadgen_model=LOADGEN_MODEL,
+                        total=total, load=load, output_dtype="int32", score=_top1(labels),
+                        metric="accuracy", targets=TARGETS, max_batch=64)

@@ -70,8 +70,7 @@ def build_variant(name: str, options: BuildOptions) -> InferenceTask:
     from mlpace.benchmarks import coco
     from mlpace.benchmarks.ssd import data as ssd_data
     from mlpace.benchmarks.ssd.model import ssd_mini
-    from mlpace.inference.backends import make_predict
-    from mlpace.inference.models.cache import ModelCache, prepared_workload, with_reference_score
+    from mlpace.inference.models.cache import ModelCache, prepared_workload, serve_bundle
 
     if options.scale != "mini":
         raise MlpaceError(f"{name} runs at mini scale only in this mlpace (reference COCO is not wired yet)")
@@ -90,13 +89,6 @@ def build_variant(name: str, options: BuildOptions) -> InferenceTask:
     def load(index):
         return index, images[index]   # the index goes into the response rows, as MLPerf's do
 
-    def predictor(backend: str, precision: str):
-        return make_predict(_bundle(model), backend, options.device, precision, options.threads,
-                            [load(i) for i in range(min(2, total))])
-
-    task = InferenceTask(
-        name=name, loadgen_model=name, total=total, load=load,
-        predict=predictor(options.backend, options.precision), output_dtype="float32",
-        score=_coco_map(split), metric="mAP", reference_score=0.0, targets=TARGETS, max_batch=64,
-        notes=cache.meta.get("training", {}))
-    return with_reference_score(task, cache, predictor("torch", "fp32"))
+    return serve_bundle(options, cache, _bundle(model), name=name, loadgen_model=name, total=total,
+                        load=load, output_dtype="float32", score=_coco_map(split), metric="mAP",
+                        targets=TARGETS, max_batch=64)
