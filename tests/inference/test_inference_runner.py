@@ -136,4 +136,5 @@ def test_quick_query_counts_follow_the_model_speed():
     assert default_user_settings("Offline", fast, quick=True)["min_query_count"] == 64
     assert "min_query_count" not in default_user_settings("Offline", fast)   # official runs keep the rules
     assert default_user_settings("Offline", fast)["target_qps"] == 1250.0
+    assert default_user_settings("Offline", fast, quick=True)["target_qps"] == 3000.0
     assert default_user_settings("Server", fast)["target_qps"] == 500.0

@@ -222,9 +222,18 @@ def unwrap(model):
     return getattr(model, "module", model)
 
 
+def _joined(ctx) -> bool:
+    """True when collectives must run: several ranks, and a process group joined (a context
+    that only says rank=1 of 2, as a test of rank-0-only logging does, communicates nothing)."""
+    if ctx.world_size == 1:
+        return False
+    import torch.distributed as dist
+    return dist.is_available() and dist.is_initialized()
+
+
 def all_reduce_sum(values: Sequence[float], ctx) -> list[float]:
     """Element-wise sum of `values` over all ranks (float64), e.g. [correct, total]."""
-    if ctx.world_size == 1:
+    if not _joined(ctx):
         return [float(v) for v in values]
     import torch
     import torch.distributed as dist
@@ -237,20 +246,20 @@ def all_reduce_sum(values: Sequence[float], ctx) -> list[float]:
 def any_rank(flag: bool, ctx) -> bool:
     """True on every rank when `flag` is true on any rank: one stop decision for all ranks
     (a time budget or Ctrl-C seen by one rank must end the same step on all of them)."""
-    if ctx.world_size == 1:
+    if not _joined(ctx):
         return bool(flag)
     return all_reduce_sum([1.0 if flag else 0.0], ctx)[0] > 0
 
 
 def barrier(ctx) -> None:
-    if ctx.world_size > 1:
+    if _joined(ctx):
         import torch.distributed as dist
         dist.barrier()
 
 
 def broadcast(value: Any, ctx) -> Any:
     """Rank 0's `value` on every rank (e.g. a randomly drawn base seed)."""
-    if ctx.world_size == 1:
+    if not _joined(ctx):
         return value
     import torch.distributed as dist
     box = [value]

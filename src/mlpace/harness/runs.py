@@ -29,6 +29,7 @@ from mlpace.harness.config import config_dict
 from mlpace.harness.timed_run import Progress, RunOutcome, StopRequest, Submission, run_once
 from mlpace.harness.workload import RunContext
 from mlpace.rules.benchmarks import BenchmarkSpec
+from mlpace.submission.output import write_atomic
 from mlpace.submission.scoring import Score, olympic_score
 from mlpace.submission.sysinfo import capture_system_description
 
@@ -75,18 +76,6 @@ class ResultSet:
 def run_seeds(base: int, n: int) -> list[int]:
     """n well-spread 31-bit seeds derived from one base seed (reproducible)."""
     return [int(s) for s in np.random.SeedSequence(base).generate_state(n) % (2**31 - 1)]
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; results are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _prepare_dirs(req: TrainRequest, system: str) -> tuple[Path, Path]:
@@ -161,8 +150,8 @@ def _train_result(req: TrainRequest, progress_for, placement: dict) -> ResultSet
     system_file = Path(req.out) / req.org / "systems" / f"{system}.json"
     if lead:
         result_dir, system_file = _prepare_dirs(req, system)
-        atomic_write_text(system_file, json.dumps(description, indent=4) + "\n")
-        atomic_write_text(result_dir / "mlpace_config.json",
+        write_atomic(system_file, json.dumps(description, indent=4) + "\n")
+        write_atomic(result_dir / "mlpace_config.json",
                           json.dumps(config_dict(workloads[0].config), indent=2) + "\n")
     base = req.seed if req.seed is not None else random.SystemRandom().randrange(2**31)
     base = distributed.broadcast(base, RunContext(**placement))   # one seed for all ranks
@@ -189,7 +178,7 @@ def _train_result(req: TrainRequest, progress_for, placement: dict) -> ResultSet
                 score = olympic_score([o.seconds / 60 if o.converged else None for o in outcomes],
                                       spec.olympic_drop)
             if lead:
-                atomic_write_text(result_dir / "score.json",
+                write_atomic(result_dir / "score.json",
                                   json.dumps(_score_record(req, spec, seeds, outcomes, score, base), indent=2) + "\n")
             if stop.requested:
                 raise RunInterrupted(f"interrupted: {len(outcomes)} run(s) finished, logs in {result_dir}")

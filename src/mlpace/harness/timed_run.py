@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from mlpace.harness import distributed
 from mlpace.harness.mlperf_log import MLPerfLog, constants
 from mlpace.harness.workload import RunContext, Workload
 from mlpace.rules.benchmarks import Quality
@@ -150,8 +151,9 @@ def run_once(workload: Workload, ctx: RunContext, log_path: Path | None,
                 for n in workload.train_epoch(epoch):
                     samples += n
                     progress.step(epoch, samples)
-                    if stop.requested or time.monotonic() > deadline:
-                        cut = "interrupted" if stop.requested else "time budget"
+                    # any_rank: every rank of a distributed run takes the same decision
+                    if distributed.any_rank(stop.requested or time.monotonic() > deadline, ctx):
+                        cut = "interrupted" if distributed.any_rank(stop.requested, ctx) else "time budget"
                         break
                 log.end(constants.EPOCH_STOP, epoch_num=epoch)
                 if cut:
@@ -171,10 +173,10 @@ def run_once(workload: Workload, ctx: RunContext, log_path: Path | None,
             if workload.spec.reached(quality, target):
                 status, reason = constants.SUCCESS, "target reached"
                 break
-            if stop.requested:
+            if distributed.any_rank(stop.requested, ctx):
                 reason = "interrupted"
                 break
-            if time.monotonic() > deadline:
+            if distributed.any_rank(time.monotonic() > deadline, ctx):
                 reason = "time budget"
                 break
         stop_ms = _now_ms()

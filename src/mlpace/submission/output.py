@@ -18,16 +18,22 @@ from mlpace.submission.summarize import INFERENCE_COLUMNS, SYSTEM_COLUMNS, Summa
 
 
 def write_atomic(path: str | os.PathLike, text: str) -> Path:
-    """Write `text` to `path` via a temporary file and a rename."""
+    """Write `text` to `path` via a temporary file and a rename: readers (and a crash) see the
+    old file or the new one, never half of one. The one atomic writer of mlpace."""
     path = Path(path)
+    tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             handle.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; results are meant to be shared
         os.replace(tmp, path)
     except OSError as err:
         raise MlpaceError(f"cannot write {path}: {err.strerror or err}") from None
+    finally:
+        if tmp and os.path.exists(tmp):
+            os.unlink(tmp)
     return path
 
 

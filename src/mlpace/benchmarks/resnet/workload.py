@@ -168,14 +168,14 @@ class ResnetWorkload(Workload):
         self.step += 1
 
     @staticmethod
-    def _normalise(x: torch.Tensor) -> torch.Tensor:
+    def normalise(x: torch.Tensor) -> torch.Tensor:
         """Per-image centring: the backgrounds' random colour carries no class information."""
         x = x.float().div_(64)
         return x - x.mean(dim=(2, 3), keepdim=True)
 
     def _mini_batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Normalise and random-translate (pad 4, crop) a batch held in memory."""
-        x = self._normalise(self.train_x[idx])
+        x = self.normalise(self.train_x[idx])
         n, _, h, w = x.shape
         x = F.pad(x, (4, 4, 4, 4), mode="reflect")
         dx = torch.randint(0, 9, (n,), generator=self.generator)
@@ -213,7 +213,7 @@ class ResnetWorkload(Workload):
         if self.in_memory:
             bs = self.config.eval_batch_size
             part = distributed.shard(self.n_val, self.ctx)
-            batches = ((self._normalise(self.val_x[i:min(i + bs, part.stop)]),
+            batches = ((self.normalise(self.val_x[i:min(i + bs, part.stop)]),
                         self.val_y[i:min(i + bs, part.stop)])
                        for i in range(part.start, part.stop, bs))
         else:

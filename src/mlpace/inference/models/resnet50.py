@@ -49,7 +49,7 @@ def build(options: BuildOptions) -> InferenceTask:
     if options.scale == "mini":
         images, labels, classes = image_data.load_into_memory(workload.root, "val")
         # The training code's own evaluation preprocessing, done once at load time.
-        inputs = workload._normalise(images).numpy()
+        inputs = workload.normalise(images).numpy()
         labels = labels.numpy()
         config = workload.config
         model = cache.load_or_train(lambda: resnet_mini(len(classes), config.blocks, config.widths))
