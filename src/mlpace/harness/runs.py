@@ -166,10 +166,17 @@ def _train_result(req: TrainRequest, progress_for, placement: dict) -> ResultSet
             final = result_dir / f"result_{i}.txt"
             partial = result_dir / f".result_{i}.txt.partial"
             ctx = RunContext(seed=seed, data_dir=_data_dir(req), **placement)
-            outcome = run_once(workload, ctx, partial if lead else None, submission,
-                               progress=progress_for(i) if progress_for and lead else None,
-                               time_budget_s=req.time_budget_s, max_epochs=req.max_epochs, stop=stop,
-                               after_init=lambda: distributed.barrier(ctx))
+            try:
+                outcome = run_once(workload, ctx, partial if lead else None, submission,
+                                   progress=progress_for(i) if progress_for and lead else None,
+                                   time_budget_s=req.time_budget_s, max_epochs=req.max_epochs,
+                                   stop=stop, after_init=lambda: distributed.barrier(ctx))
+            except BaseException:
+                # A run that died after run_start ended its log with run_stop aborted: keep it
+                # as a result file, in plain sight. One that died in init is not a run.
+                if lead and partial.exists() and '"key": "run_stop"' in partial.read_text():
+                    os.replace(partial, final)
+                raise
             if lead:                # only rank 0 writes the log and the score
                 os.replace(partial, final)
                 outcome.log_path = final

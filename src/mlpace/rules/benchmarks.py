@@ -79,7 +79,7 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {spec.name: spec for spec in [
                             time_budget_s=7 * DAY),
         mini=ScaleSpec("Mask R-CNN-mini (bottleneck ResNet, 2-level FPN, 14x14 masks)",
                        "the ssd scenes with instance masks (COCO RLE), 64x64 JPEGs",
-                       target={"BBOX": 0.20, "SEGM": 0.20}, eval_every=1, max_epochs=30,
+                       target={"BBOX": 0.20, "SEGM": 0.20}, eval_every=1, max_epochs=8,
                        time_budget_s=900, untrained_quality={"BBOX": 0.0, "SEGM": 0.0})),
     BenchmarkSpec(
         name="bert", area="natural language processing", metric="masked-LM accuracy",
@@ -121,8 +121,9 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {spec.name: spec for spec in [
         # (and START_EVAL_AT=1000, which the harness does not model yet)
         reference=ScaleSpec("3D U-Net", "KiTS19 (NIfTI volumes)", target=0.908, eval_every=20,
                             max_epochs=4000, time_budget_s=7 * DAY),
-        mini=ScaleSpec("3D U-Net-mini", "generated CT-like volumes in KiTS19 layout", target=0.80,
-                       eval_every=1, max_epochs=60, time_budget_s=600, untrained_quality=0.0)),
+        # mini: 4-13 epochs to 0.65 over 5 seeds (BENCHMARKS.md); an untrained net scores ~0.01
+        mini=ScaleSpec("3D U-Net-mini", "generated CT-like volumes in KiTS19 layout", target=0.65,
+                       eval_every=1, max_epochs=30, time_budget_s=600, untrained_quality=0.01)),
 ]}
 
 

@@ -19,7 +19,6 @@ from mlpace.benchmarks.ssd import data as ssd_data
 from mlpace.benchmarks.ssd.model import detect, match, mlperf_tensor_names, ssd_loss, ssd_mini, ssd_resnet34
 from mlpace.errors import MlpaceError
 from mlpace.harness.config import apply_overrides
-from mlpace.harness.datasets import cached_dataset, require_dir
 from mlpace.harness.mlperf_log import constants
 from mlpace.harness.workload import RunContext, Workload
 from mlpace.rules.benchmarks import get_spec
@@ -62,18 +61,7 @@ CONFIGS = {
 
 class SsdWorkload(Workload):
     def prepare_data(self, data_dir: Path) -> None:
-        cfg = self.config
-        if cfg.data_path:
-            self.root = require_dir(Path(cfg.data_path), "COCO 2017 data set")
-        elif self.scale == "mini":
-            self.root = cached_dataset(
-                data_dir, f"coco-scenes-{cfg.image_size}px-{cfg.max_objects}obj-"
-                          f"{cfg.train_images}x{cfg.val_images}", coco.MINI_VERSION,
-                lambda d: coco.generate_scenes(d, cfg.train_images, cfg.val_images,
-                                               cfg.image_size, cfg.max_objects))
-        else:
-            raise MlpaceError("the reference ssd needs COCO 2017: pass --set data_path=/path/to/coco "
-                              "(with train2017/, val2017/ and annotations/)")
+        self.root = coco.data_root_for(self.config, self.scale, data_dir, "ssd")
 
     def setup(self, ctx: RunContext) -> None:
         cfg = self.config
