@@ -96,7 +96,9 @@ def test_mini_run_reaches_target(data_root, tmp_path):
     """The real thing: the default mini config trains to 85 % top-1 within its epoch budget."""
     torch.set_num_threads(2)
     w = make_workload("resnet", "mini", {})
-    outcome = run_once(w, RunContext(seed=2, data_dir=data_root), tmp_path / "result_0.txt")
+    # The wall-clock budget is lifted: this checks convergence, which a loaded machine must not fail.
+    outcome = run_once(w, RunContext(seed=2, data_dir=data_root), tmp_path / "result_0.txt",
+                       time_budget_s=7200)
     assert outcome.converged, outcome.evals
     assert outcome.evals[0][2] < 0.5  # the first epoch is far from the target: learning, not luck
 
