@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from mlpace.benchmarks.resnet.data import _background, _contrasting_colour, _shape_points
+from mlpace.benchmarks.resnet.data import background, contrasting_colour, shape_points
 from mlpace.errors import MlpaceError
 
 MINI_VERSION = 1
@@ -168,13 +168,13 @@ def _object_alpha(rng: np.random.Generator, name: str, size: int) -> np.ndarray:
     if name == "circle":
         draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=255)
     else:
-        draw.polygon(_shape_points(name, cx, cy, r, angle), fill=255)
+        draw.polygon(shape_points(name, cx, cy, r, angle), fill=255)
     return np.asarray(mask.resize((size, size), Image.BOX), np.float32) / 255
 
 
 def draw_scene(rng: np.random.Generator, size: int, max_objects: int):
     """One scene: the image and [(class index, visible mask)] of its objects, back to front."""
-    img = np.asarray(_background(rng, size), np.float32).copy()
+    img = np.asarray(background(rng, size), np.float32).copy()
     owner = np.full((size, size), -1, np.int64)   # which object each pixel shows
     objects: list[tuple[int, float]] = []         # (class, full area)
     for _ in range(int(rng.integers(1, max_objects + 1))):
@@ -188,7 +188,7 @@ def draw_scene(rng: np.random.Generator, size: int, max_objects: int):
                 break
         else:
             continue
-        colour = np.array(_contrasting_colour(rng, img.mean()), np.float32)
+        colour = np.array(contrasting_colour(rng, img.mean()), np.float32)
         img = img * (1 - alpha[..., None]) + colour * alpha[..., None]
         owner = trial
         objects.append((label, float(covered.sum())))

@@ -122,7 +122,7 @@ class ImageFolder:
 
 
 # ----------------------------------------------------------------------------- generator
-def _shape_points(name: str, cx: float, cy: float, r: float, angle: float) -> list[tuple[float, float]]:
+def shape_points(name: str, cx: float, cy: float, r: float, angle: float) -> list[tuple[float, float]]:
     def polygon(n, radii):
         pts = []
         for k in range(n * len(radii)):
@@ -151,7 +151,7 @@ def _shape_points(name: str, cx: float, cy: float, r: float, angle: float) -> li
     raise ValueError(name)
 
 
-def _background(rng: np.random.Generator, size: int) -> Image.Image:
+def background(rng: np.random.Generator, size: int) -> Image.Image:
     """Smooth random colour field plus a random texture: no class information."""
     coarse = rng.uniform(0, 255, size=(3, 3, 3)).astype(np.uint8)
     img = Image.fromarray(coarse).resize((size, size), Image.BICUBIC)
@@ -167,7 +167,7 @@ def _background(rng: np.random.Generator, size: int) -> Image.Image:
     return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
 
 
-def _contrasting_colour(rng: np.random.Generator, background_level: float) -> tuple[int, int, int]:
+def contrasting_colour(rng: np.random.Generator, background_level: float) -> tuple[int, int, int]:
     """A random colour whose brightness differs clearly from the background's."""
     while True:
         colour = rng.integers(0, 256, size=3)
@@ -179,9 +179,9 @@ def draw_mini_image(rng: np.random.Generator, label: int, size: int = MINI_SIZE)
     """One image of class `label`, drawn at 4x and downsampled (anti-aliased edges)."""
     name = MINI_CLASSES[label]
     big = size * 4
-    img = _background(rng, size).resize((big, big), Image.BILINEAR)
+    img = background(rng, size).resize((big, big), Image.BILINEAR)
     draw = ImageDraw.Draw(img)
-    fg = _contrasting_colour(rng, np.asarray(img, dtype=np.float32).mean())
+    fg = contrasting_colour(rng, np.asarray(img, dtype=np.float32).mean())
     r = rng.uniform(0.26, 0.44) * big
     cx, cy = rng.uniform(r, big - r), rng.uniform(r, big - r)
     angle = rng.uniform(-0.35, 0.35) - math.pi / 2
@@ -197,7 +197,7 @@ def draw_mini_image(rng: np.random.Generator, label: int, size: int = MINI_SIZE)
         draw.ellipse((cx + off * math.cos(d) - r * 0.85, cy + off * math.sin(d) - r * 0.85,
                       cx + off * math.cos(d) + r * 0.85, cy + off * math.sin(d) + r * 0.85), fill=bg)
     else:
-        draw.polygon(_shape_points(name, cx, cy, r, angle), fill=fg)
+        draw.polygon(shape_points(name, cx, cy, r, angle), fill=fg)
     for _ in range(int(rng.integers(0, 2))):  # distractor strokes
         pts = [tuple(rng.uniform(0, big, 2)) for _ in range(2)]
         draw.line(pts, fill=tuple(int(v) for v in rng.integers(0, 256, 3)), width=int(rng.integers(2, 6)))
