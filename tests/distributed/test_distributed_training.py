@@ -111,7 +111,10 @@ def test_a_lost_rank_aborts_every_rank_in_bounded_time(tmp_path, data_root, faul
     # dead: peers see the closed connection at once; hung: the 10 s collective timeout,
     # then the launcher's 15 s grace before SIGKILL of the stopped worker (plus a loaded CI box).
     assert elapsed < (60 if fault == "kill" else 90), elapsed
-    lines = mllog(partial)
+    # the aborted run's log is kept in plain sight as result_0.txt (runs.py renames it)
+    log = partial.parent / "result_0.txt"
+    assert log.exists() and not partial.exists()
+    lines = mllog(log)
     assert lines[-1]["key"] == "run_stop" and lines[-1]["metadata"]["status"] == "aborted"
     errors = [l for l in err.splitlines() if l.startswith("error:")]
     assert errors and "Traceback" not in err, err
