@@ -51,6 +51,15 @@ class RunContext:
         return contextlib.nullcontext()
 
 
+def weight_decay_groups(model, weight_decay: float) -> list[dict]:
+    """Optimizer parameter groups with no weight decay on norms and biases (every 1-d tensor),
+    as the MLPerf reference recipes do."""
+    decay, no_decay = [], []
+    for p in model.parameters():
+        (no_decay if p.ndim <= 1 else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
 class Workload:
     """Base class of a benchmark at one scale; subclasses fill in the methods below."""
 

@@ -28,7 +28,7 @@ from mlpace.errors import MlpaceError
 from mlpace.harness.config import apply_overrides
 from mlpace.harness.datasets import cached_dataset, require_dir
 from mlpace.harness.mlperf_log import constants
-from mlpace.harness.workload import RunContext, Workload
+from mlpace.harness.workload import RunContext, Workload, weight_decay_groups
 from mlpace.rules.benchmarks import get_spec
 
 
@@ -107,10 +107,7 @@ class BertWorkload(Workload):
         if cfg.init_checkpoint:
             self._load_checkpoint(Path(cfg.init_checkpoint))
         self.model.to(ctx.device)
-        decay, no_decay = [], []
-        for name, p in self.model.named_parameters():   # no weight decay on LayerNorm and biases
-            (no_decay if p.ndim <= 1 else decay).append(p)
-        self.optimizer = Lamb([{"params": decay}, {"params": no_decay, "weight_decay": 0.0}],
+        self.optimizer = Lamb(weight_decay_groups(self.model, cfg.weight_decay),
                               lr=cfg.base_lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.epsilon,
                               weight_decay=cfg.weight_decay)
         self.steps_per_epoch = len(train) // cfg.batch_size

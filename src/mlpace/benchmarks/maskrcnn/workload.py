@@ -26,7 +26,7 @@ from mlpace.benchmarks.ssd.model import batched_nms, box_iou, cxcywh_to_xyxy, de
 from mlpace.errors import MlpaceError
 from mlpace.harness.config import apply_overrides
 from mlpace.harness.mlperf_log import constants
-from mlpace.harness.workload import RunContext, Workload
+from mlpace.harness.workload import RunContext, Workload, weight_decay_groups
 from mlpace.rules.benchmarks import get_spec
 
 
@@ -176,11 +176,8 @@ class MaskRcnnWorkload(Workload):
         else:
             raise MlpaceError(f"unknown maskrcnn model {cfg.model!r}; use maskrcnn_mini or maskrcnn_resnet50_fpn")
         self.model = self.model.to(ctx.device)
-        decay, no_decay = [], []
-        for p in self.model.parameters():
-            (no_decay if p.ndim <= 1 else decay).append(p)
         self.optimizer = torch.optim.SGD(
-            [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            weight_decay_groups(self.model, cfg.weight_decay),
             lr=cfg.base_lr, momentum=cfg.momentum)
         self.steps_per_epoch = max(1, len(self.train_split) // cfg.batch_size)
         self.step = 0

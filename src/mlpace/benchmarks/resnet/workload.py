@@ -21,7 +21,7 @@ from mlpace.harness import distributed
 from mlpace.harness.config import apply_overrides
 from mlpace.harness.datasets import cached_dataset, require_dir
 from mlpace.harness.mlperf_log import constants
-from mlpace.harness.workload import RunContext, Workload
+from mlpace.harness.workload import RunContext, Workload, weight_decay_groups
 from mlpace.rules.benchmarks import get_spec
 
 
@@ -109,11 +109,8 @@ class ResnetWorkload(Workload):
             self.model = resnet50(len(train.classes))
         self.model = self.model.to(ctx.device, memory_format=torch.channels_last)
         self.model = distributed.wrap_model(self.model, ctx)
-        decay, no_decay = [], []
-        for name, p in self.model.named_parameters():   # no weight decay on BN and biases
-            (no_decay if p.ndim <= 1 else decay).append(p)
         self.optimizer = torch.optim.SGD(
-            [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            weight_decay_groups(self.model, cfg.weight_decay),
             lr=cfg.base_lr, momentum=cfg.momentum)
         self.steps_per_epoch = self.n_train // cfg.batch_size
         self.step = 0

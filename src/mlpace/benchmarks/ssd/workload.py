@@ -20,7 +20,7 @@ from mlpace.benchmarks.ssd.model import detect, match, mlperf_tensor_names, ssd_
 from mlpace.errors import MlpaceError
 from mlpace.harness.config import apply_overrides
 from mlpace.harness.mlperf_log import constants
-from mlpace.harness.workload import RunContext, Workload
+from mlpace.harness.workload import RunContext, Workload, weight_decay_groups
 from mlpace.rules.benchmarks import get_spec
 
 
@@ -98,11 +98,8 @@ class SsdWorkload(Workload):
             raise MlpaceError(f"unknown ssd model {cfg.model!r}; use ssd_mini or ssd_resnet34")
         self.model = self.model.to(ctx.device, memory_format=torch.channels_last)
         self.anchors = self.model.anchors
-        decay, no_decay = [], []
-        for p in self.model.parameters():   # no weight decay on BatchNorm and biases
-            (no_decay if p.ndim <= 1 else decay).append(p)
         self.optimizer = torch.optim.SGD(
-            [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            weight_decay_groups(self.model, cfg.weight_decay),
             lr=cfg.base_lr, momentum=cfg.momentum)
         self.steps_per_epoch = max(1, len(self.train_split) // cfg.batch_size)
         self.warmup_steps = max(1, int(cfg.warmup_epochs * self.steps_per_epoch))
