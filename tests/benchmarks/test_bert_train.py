@@ -13,7 +13,7 @@ import yaml
 from mlpace.benchmarks import make_workload
 from mlpace.benchmarks.bert import data as bert_data
 from mlpace.benchmarks.bert.model import Lamb
-from mlpace.benchmarks.bert.workload import masked_lm_hits
+from mlpace.benchmarks.bert.workload import masked_lm_hits, mlperf_eval_interval
 from mlpace.harness.timed_run import run_once
 from mlpace.harness.workload import RunContext
 
@@ -76,3 +76,5 @@ def test_reference_config_logs_the_closed_rule_keys(tiny_shards):
     assert sorted(workload.initialized_tensors()) == sorted(tensors)
     assert hyper["opt_base_learning_rate"] == 3.5e-4 and hyper["global_batch_size"] == 16
     assert next(workload.train_epoch(1)) == 16
+    # MLPerf's cadence: 0.05 * (230.23 * 16 + 3e6) rounded down to 25,000s; 4096 -> 175,000
+    assert workload.eval_interval_samples() == 150_000 and mlperf_eval_interval(4096) == 175_000

@@ -71,6 +71,7 @@ def test_reference_config_logs_the_closed_rule_keys(tmp_path):
     assert sorted(workload.initialized_tensors()) == sorted(tensors)
     assert hyper["sgd_opt_learning_rate_decay_poly_power"] == 2
     assert workload.eval_samples() == 100                  # MLPerf evaluates on half of the eval day
+    assert workload.eval_interval_samples() == 30          # 20 evaluations per epoch of 600 lines
     model = workload.trained_model()
     assert model.embeddings.embedding_dim == 128
     assert [m.out_features for m in model.top_mlp if hasattr(m, "out_features")] == [1024, 1024, 512, 256, 1]

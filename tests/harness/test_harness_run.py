@@ -147,6 +147,60 @@ def test_crash_inside_timed_region_still_ends_log(tmp_path):
     assert last["key"] == "run_stop" and last["metadata"]["status"] == "aborted"
 
 
+def _with_mini(workload, **scale):
+    """The workload with its mini scale spec replaced (the target unreachable by default)."""
+    fields = {"model": "linear", "dataset": "blobs", "target": 1.01, "eval_every": 1,
+              "max_epochs": 3, "time_budget_s": 60, **scale}
+    workload.spec = BenchmarkSpec(**{**SPEC.__dict__, "mini": ScaleSpec(**fields)})
+    return workload
+
+
+class SampleCadenceWorkload(LinearWorkload):
+    """Evaluates every 128 samples, inside its 512-sample epochs (as MLPerf's dlrm and bert)."""
+    def eval_interval_samples(self):
+        return 128
+
+
+def test_evaluation_inside_epochs_by_sample_count(tmp_path):
+    log = tmp_path / "r.txt"
+    outcome = run_once(_with_mini(SampleCadenceWorkload(), max_epochs=2), RunContext(seed=1), log)
+    lines = read_log(log)
+    evals = [line["metadata"]["epoch_num"] for line in lines if line["key"] == "eval_accuracy"]
+    assert evals == [0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0]  # fractional epochs trained
+    assert [e for e, _, _ in outcome.evals] == evals
+    # one epoch per block, each block's evaluations inside its epoch
+    assert [line["metadata"]["epoch_count"] for line in lines if line["key"] == "block_start"] == [1, 1]
+    k = keys(lines)
+    assert k.index("eval_start") < k.index("epoch_stop")
+    ok, output = run_compliance_checker(log)
+    assert ok, output
+
+
+def test_sample_cadence_stops_mid_epoch_when_target_reached(tmp_path):
+    log = tmp_path / "r.txt"
+    outcome = run_once(_with_mini(SampleCadenceWorkload(), target=0.9), RunContext(seed=3), log)
+    assert outcome.converged and outcome.evals[-1][2] >= 0.9
+    assert outcome.samples % 128 == 0 and outcome.samples == round(outcome.evals[-1][0] * 512)
+    lines = read_log(log)
+    assert keys(lines)[-4:] == ["eval_stop", "epoch_stop", "block_stop", "run_stop"]
+    assert lines[-1]["metadata"]["status"] == "success"
+
+
+def test_no_evaluation_before_start_eval_at(tmp_path):
+    log = tmp_path / "r.txt"
+    outcome = run_once(_with_mini(LinearWorkload(), max_epochs=6, eval_every=2, start_eval_at=4),
+                       RunContext(seed=1), log)
+    assert [e for e, _, _ in outcome.evals] == [4, 6]
+    blocks = [line["metadata"]["first_epoch_num"] for line in read_log(log) if line["key"] == "block_start"]
+    assert blocks == [1, 3, 5]
+
+
+def test_start_eval_at_beyond_the_last_epoch_still_evaluates_once(tmp_path):
+    log = tmp_path / "r.txt"
+    outcome = run_once(_with_mini(LinearWorkload(), max_epochs=2, start_eval_at=10), RunContext(seed=1), log)
+    assert [e for e, _, _ in outcome.evals] == [2] and outcome.reason == "max epochs"
+
+
 def test_only_rank_zero_writes(tmp_path):
     log = tmp_path / "r.txt"
     run_once(LinearWorkload(), RunContext(seed=1, rank=1, world_size=2), log)

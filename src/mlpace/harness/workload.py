@@ -12,6 +12,8 @@ in a fixed order (see `mlpace.harness.timed_run`):
         train_epoch(epoch)        a generator: one optimizer step per next(), yields the
                                   number of samples that step trained on
         evaluate(epoch)           the quality metric (float, or dict for several metrics)
+                                  at the scale spec's epoch cadence, or every
+                                  eval_interval_samples() training samples
 
 The harness owns the loop, the clock, the log and the stop conditions, so that a benchmark's
 own code is only the ML, and so that the same methods drive a bare loop in bench/.
@@ -91,6 +93,11 @@ class Workload:
 
     def train_samples(self) -> int:
         raise NotImplementedError
+
+    def eval_interval_samples(self) -> int:
+        """Evaluate after every this many training samples, inside epochs (MLPerf's cadence
+        for bert and dlrm); 0 (the default): every `eval_every` epochs of the scale spec."""
+        return 0
 
     def eval_samples(self) -> int:
         raise NotImplementedError

@@ -53,10 +53,17 @@ class BertConfig:
     beta2: float = 0.999
     epsilon: float = 1e-6
     weight_decay: float = 0.01
+    eval_interval_samples: int = 0       # 0: once per epoch; -1: MLPerf's rule (mlperf_eval_interval)
     mini_vocab_size: int = 2048          # mini data set: WordPiece vocabulary size
     mini_max_predictions: int = 10       # masked positions per sequence
     mini_dupe_factor: int = 10           # differently masked copies of the training text
     threads: int = 0                     # torch CPU threads (0 = torch's default)
+
+
+def mlperf_eval_interval(global_batch_size: int) -> int:
+    """MLPerf's BERT evaluation cadence in training samples (training rules v1.0):
+    FLOOR(0.05 * (230.23 * global_batch_size + 3,000,000), 25,000)."""
+    return int(0.05 * (230.23 * global_batch_size + 3_000_000) // 25_000) * 25_000
 
 
 CONFIGS = {
@@ -64,7 +71,8 @@ CONFIGS = {
     "reference": BertConfig(model="bert_large", vocab_size=30522, hidden=1024, layers=24,
                             heads=16, intermediate=4096, max_seq_len=512, batch_size=448,
                             eval_batch_size=64, base_lr=3.5e-4, warmup_steps=0,
-                            train_steps=7100, poly_power=1.0, weight_decay=0.01),
+                            train_steps=7100, poly_power=1.0, weight_decay=0.01,
+                            eval_interval_samples=-1),
 }
 
 
@@ -147,6 +155,10 @@ class BertWorkload(Workload):
 
     def eval_samples(self) -> int:
         return len(self.val["input_ids"])
+
+    def eval_interval_samples(self) -> int:
+        cfg = self.config
+        return mlperf_eval_interval(cfg.batch_size) if cfg.eval_interval_samples < 0 else cfg.eval_interval_samples
 
     def learning_rate(self, step: int) -> float:
         """Linear warm-up, then polynomial decay to 0 at train_steps (MLPerf BERT)."""

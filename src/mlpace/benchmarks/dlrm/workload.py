@@ -49,6 +49,7 @@ class DlrmConfig:
     decay_start_step: int = 3000         # about 7.7 mini epochs of 390 steps
     decay_steps: int = 3000
     poly_power: float = 2.0
+    evals_per_epoch: int = 1             # MLPerf evaluates 20 times per epoch (every 0.05)
     mini_rows_per_day: int = 100_000     # mini data set size
     mini_eval_rows: int = 50_000
     threads: int = 0                     # torch CPU threads (0 = torch's default)
@@ -60,7 +61,8 @@ CONFIGS = {
                             eval_fraction=0.5, max_ind_range=40_000_000, embedding_dim=128,
                             bottom_mlp=(512, 256, 128), top_mlp=(1024, 1024, 512, 256, 1),
                             batch_size=55296, eval_batch_size=65536, base_lr=24.0,
-                            warmup_steps=2750, decay_start_step=49315, decay_steps=27772),
+                            warmup_steps=2750, decay_start_step=49315, decay_steps=27772,
+                            evals_per_epoch=20),
 }
 
 
@@ -129,6 +131,11 @@ class DlrmWorkload(Workload):
 
     def eval_samples(self) -> int:
         return len(self.val[2])
+
+    def eval_interval_samples(self) -> int:
+        if self.config.evals_per_epoch <= 1:
+            return 0
+        return -(-self.train_samples() // self.config.evals_per_epoch)
 
     def learning_rate(self, step: int) -> float:
         """MLPerf DLRM: linear warm-up from 0, constant, then polynomial decay to 0."""
