@@ -1,4 +1,4 @@
-"""Two-process gloo training of mini resnet through `mlpace train --nproc-per-node 2`.
+"""Two-process gloo training of mini resnet (and unet3d, bert) through `mlpace train --nproc-per-node 2`.
 
 Each test starts the real command (torch's elastic launcher spawns the workers), so they are
 end-to-end and slow. Reaching the mini target needs the whole mini data set (a smaller one
@@ -61,6 +61,50 @@ def test_two_processes_reach_the_target_and_pass_the_checker(tmp_path, data_root
     ok, report = run_compliance_checker(logs[0])
     assert ok, report
     assert out.count("resnet (mini)") == 1                   # only rank 0 reports
+
+
+@pytest.mark.slow
+def test_unet3d_trains_on_two_processes(tmp_path):
+    """Each rank trains on half of every batch and scores half of the cases; the log counts
+    the global batch and every case once, and passes the checker."""
+    tiny = ["--set", "train_cases=8", "--set", "eval_cases=4", "--set", "volume_size=40",
+            "--set", "batch_size=4", *ONE_THREAD]
+    proc = mlpace(["train", "unet3d", "--nproc-per-node", "2", "--seed", "3", "--quiet", "--no-store",
+                   "--max-epochs", "2", "--out", str(tmp_path / "out"), "--data-dir", str(tmp_path / "data"),
+                   *tiny])
+    out, err = proc.communicate(timeout=900)
+    assert proc.returncode in (0, 1), out + err           # 1: the mini target not reached in 2 epochs
+    (log,) = list((tmp_path / "out").rglob("result_0.txt"))
+    lines = mllog(log)
+    assert value(lines, "world_size") == 2 and value(lines, "global_batch_size") == 4
+    assert value(lines, "eval_samples") == 4 and value(lines, "train_samples") == 8
+    assert len([l for l in lines if l["key"] == "eval_accuracy"]) == 2
+    assert 0.0 <= value(lines, "eval_accuracy", last=True) <= 1.0
+    ok, report = run_compliance_checker(log)
+    assert ok, report
+
+
+@pytest.mark.slow
+def test_bert_trains_on_two_processes(tmp_path):
+    """Data-parallel masked-LM pre-training: the halves of each batch on two ranks, the
+    evaluation counts summed over ranks."""
+    from mlpace.benchmarks.bert import data as bert_data
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    bert_data.generate_mini(shards, vocab_size=512, seq_len=48, max_pred=8, dupe_factor=1, train_shards=2)
+    tiny = ["--set", f"data_path={shards}", "--set", "hidden=32", "--set", "intermediate=64",
+            "--set", "layers=1", "--set", "max_seq_len=48", "--set", "batch_size=64", *ONE_THREAD]
+    proc = mlpace(["train", "bert", "--nproc-per-node", "2", "--seed", "3", "--quiet", "--no-store",
+                   "--max-epochs", "1", "--out", str(tmp_path / "out"), *tiny])
+    out, err = proc.communicate(timeout=900)
+    assert proc.returncode in (0, 1), out + err
+    (log,) = list((tmp_path / "out").rglob("result_0.txt"))
+    lines = mllog(log)
+    assert value(lines, "world_size") == 2 and value(lines, "global_batch_size") == 64
+    evals = [l["value"] for l in lines if l["key"] == "eval_accuracy"]
+    assert len(evals) == 1 and 0.0 < evals[0] < 1.0       # it learned the frequent tokens
+    ok, report = run_compliance_checker(log)
+    assert ok, report
 
 
 def _workers(launcher_pid: int):

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from mlpace.benchmarks.bert import data as bert_data
 from mlpace.benchmarks.bert.model import BertForPreTraining, Lamb, mlperf_tensor_names
 from mlpace.errors import MlpaceError
+from mlpace.harness import distributed
 from mlpace.harness.config import apply_overrides
 from mlpace.harness.datasets import cached_dataset, require_dir
 from mlpace.harness.mlperf_log import constants
@@ -77,6 +78,8 @@ CONFIGS = {
 
 
 class BertWorkload(Workload):
+    supports_distributed = True      # uses the hooks of mlpace.harness.distributed
+
     def prepare_data(self, data_dir: Path) -> None:
         cfg = self.config
         if cfg.data_path:
@@ -93,13 +96,11 @@ class BertWorkload(Workload):
     def setup(self, ctx: RunContext) -> None:
         cfg = self.config
         self.ctx = ctx
-        if ctx.world_size > 1:
-            raise MlpaceError("bert trains in one process here; data-parallel bert is not "
-                              "implemented (drop --nproc-per-node)")
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         torch.manual_seed(ctx.seed)
-        self.generator = torch.Generator().manual_seed(ctx.seed)
+        self.generator = torch.Generator().manual_seed(ctx.seed)  # the same shuffle on every rank
+        self.local_batch = distributed.local_batch(cfg.batch_size, ctx)
         train = bert_data.read_shards(bert_data.shard_paths(self.root / "training"))
         val = bert_data.read_shards(bert_data.shard_paths(self.root / "eval"))
         if train.input_ids.shape[1] > cfg.max_seq_len:
@@ -114,7 +115,7 @@ class BertWorkload(Workload):
                                         cfg.max_seq_len)
         if cfg.init_checkpoint:
             self._load_checkpoint(Path(cfg.init_checkpoint))
-        self.model.to(ctx.device)
+        self.model = distributed.wrap_model(self.model.to(ctx.device), ctx)
         self.optimizer = Lamb(weight_decay_groups(self.model, cfg.weight_decay),
                               lr=cfg.base_lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.epsilon,
                               weight_decay=cfg.weight_decay)
@@ -148,7 +149,10 @@ class BertWorkload(Workload):
         }
 
     def initialized_tensors(self) -> list[str]:
-        return mlperf_tensor_names(self.model)
+        return mlperf_tensor_names(distributed.unwrap(self.model))
+
+    def trained_model(self):
+        return distributed.unwrap(self.model)
 
     def train_samples(self) -> int:
         return len(self.train["input_ids"])
@@ -168,10 +172,10 @@ class BertWorkload(Workload):
         progress = min(1.0, step / max(1, cfg.train_steps))
         return cfg.base_lr * (1.0 - progress) ** cfg.poly_power
 
-    def _forward(self, batch: dict[str, torch.Tensor]):
-        dev = self.ctx.device
+    def _forward(self, batch: dict[str, torch.Tensor], model=None):
+        dev, model = self.ctx.device, model or self.model
         with self.ctx.autocast():
-            mlm, nsp = self.model(batch["input_ids"].to(dev), batch["input_mask"].to(dev),
+            mlm, nsp = model(batch["input_ids"].to(dev), batch["input_mask"].to(dev),
                                   batch["segment_ids"].to(dev), batch["masked_lm_positions"].to(dev))
         return mlm.float(), nsp.float()
 
@@ -181,6 +185,7 @@ class BertWorkload(Workload):
         order = torch.randperm(len(self.train["input_ids"]), generator=self.generator)
         for i in range(self.steps_per_epoch):
             idx = order[i * bs:(i + 1) * bs]
+            idx = idx[distributed.shard(len(idx), self.ctx)]   # this rank's part of the batch
             batch = {k: v[idx] for k, v in self.train.items()}
             for group in self.optimizer.param_groups:
                 group["lr"] = self.learning_rate(self.step)
@@ -192,17 +197,22 @@ class BertWorkload(Workload):
             loss.backward()
             self.optimizer.step()
             self.step += 1
-            yield len(idx)
+            yield len(idx) * self.ctx.world_size
 
     @torch.no_grad()
     def evaluate(self, epoch: int) -> float:
-        self.model.eval()
+        """Masked-LM accuracy; each rank scores its part of the evaluation set, the counts are
+        summed over ranks (the plain module runs it: no DDP collectives in evaluation)."""
+        model = distributed.unwrap(self.model)
+        model.eval()
         bs, correct, total = self.config.eval_batch_size, 0, 0
-        for i in range(0, len(self.val["input_ids"]), bs):
-            batch = {k: v[i:i + bs] for k, v in self.val.items()}
-            mlm, _ = self._forward(batch)
+        part = distributed.shard(len(self.val["input_ids"]), self.ctx)
+        for i in range(part.start, part.stop, bs):
+            batch = {k: v[i:min(i + bs, part.stop)] for k, v in self.val.items()}
+            mlm, _ = self._forward(batch, model)
             c, t = masked_lm_hits(mlm.cpu(), batch["masked_lm_ids"])
             correct, total = correct + c, total + t
+        correct, total = distributed.all_reduce_sum([correct, total], self.ctx)
         return correct / max(total, 1)
 
 

@@ -22,6 +22,7 @@ from mlpace.benchmarks.unet3d import data as kits
 from mlpace.benchmarks.unet3d.metrics import dice_ce_loss, dice_score, sliding_window_inference
 from mlpace.benchmarks.unet3d.model import REFERENCE_FILTERS, UNet3D, mlperf_tensor_names
 from mlpace.errors import MlpaceError
+from mlpace.harness import distributed
 from mlpace.harness.config import apply_overrides
 from mlpace.harness.datasets import cached_dataset, require_dir
 from mlpace.harness.mlperf_log import constants
@@ -65,6 +66,8 @@ CONFIGS = {
 
 
 class Unet3dWorkload(Workload):
+    supports_distributed = True      # uses the hooks of mlpace.harness.distributed
+
     def prepare_data(self, data_dir: Path) -> None:
         cfg = self.config
         if cfg.data_path:
@@ -86,7 +89,11 @@ class Unet3dWorkload(Workload):
         if cfg.optimizer not in ("sgd", "adam"):
             raise MlpaceError(f"unet3d optimizer must be sgd or adam, got {cfg.optimizer!r}")
         torch.manual_seed(ctx.seed)
-        self.rng = np.random.default_rng(ctx.seed)
+        # Patches and flips draw from a per-rank stream; the case order is the same on every
+        # rank (each takes its part of every batch), and alone the two are one stream.
+        self.rng = np.random.default_rng(distributed.rank_seed(ctx.seed, ctx))
+        self.shuffle = self.rng if ctx.world_size == 1 else np.random.default_rng(ctx.seed)
+        self.local_batch = distributed.local_batch(cfg.batch_size, ctx)
         train_cases, eval_cases = kits.list_cases(self.root)
         self.train = kits.load_split(train_cases, (cfg.patch_size,) * 3)
         self.val = kits.load_split(eval_cases, (cfg.roi_size,) * 3)
@@ -94,6 +101,7 @@ class Unet3dWorkload(Workload):
         self.foreground = [np.argwhere(y > 0) for _, y in self.train]
         # channels-last 3D convolutions are 10-20 % faster on CPU (oneDNN) and fine on GPUs
         self.model = UNet3D(1, 3, cfg.filters).to(ctx.device, memory_format=torch.channels_last_3d)
+        self.model = distributed.wrap_model(self.model, ctx)
         if cfg.optimizer == "sgd":
             self.optimizer = torch.optim.SGD(self.model.parameters(), lr=cfg.init_lr, momentum=cfg.momentum,
                                              weight_decay=cfg.weight_decay, nesterov=True)
@@ -123,7 +131,10 @@ class Unet3dWorkload(Workload):
         }
 
     def initialized_tensors(self) -> list[str]:
-        return mlperf_tensor_names(self.model)
+        return mlperf_tensor_names(distributed.unwrap(self.model))
+
+    def trained_model(self):
+        return distributed.unwrap(self.model)
 
     def train_samples(self) -> int:
         return len(self.train)
@@ -163,10 +174,11 @@ class Unet3dWorkload(Workload):
         self.model.train()
         for group in self.optimizer.param_groups:
             group["lr"] = self.learning_rate(epoch)
-        order = self.rng.permutation(len(self.train))
+        order = self.shuffle.permutation(len(self.train))
         dev = self.ctx.device
         for step in range(self.steps_per_epoch):
-            patches = [self._patch(int(c)) for c in order[step * cfg.batch_size:(step + 1) * cfg.batch_size]]
+            batch = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+            patches = [self._patch(int(c)) for c in batch[distributed.shard(len(batch), self.ctx)]]
             x = torch.from_numpy(np.stack([p[0] for p in patches]))[:, None].to(dev)
             x = x.contiguous(memory_format=torch.channels_last_3d)
             y = torch.from_numpy(np.stack([p[1] for p in patches])).to(dev)
@@ -184,19 +196,24 @@ class Unet3dWorkload(Workload):
 
     @torch.no_grad()
     def dice_per_class(self) -> torch.Tensor:
-        """[kidney DICE, tumour DICE], each averaged over the evaluation cases."""
+        """[kidney DICE, tumour DICE], each averaged over the evaluation cases.
+
+        Each rank scores its own part of the cases; the sums are added over ranks. The plain
+        module runs it: a DDP forward would add collectives the ranks may not share."""
         cfg = self.config
-        self.model.eval()
-        scores = []
+        model = distributed.unwrap(self.model)
+        model.eval()
+        total = torch.zeros(2, dtype=torch.float64)
         pad_value = (kits.CLIP_HU[0] - kits.MEAN_HU) / kits.STD_HU
-        for x, y in self.val:
+        for x, y in self.val[distributed.shard(len(self.val), self.ctx)]:
             image = torch.from_numpy(x)[None, None].to(self.ctx.device)
             label = torch.from_numpy(y)[None].to(self.ctx.device)
             logits, label = sliding_window_inference(
-                self.model, image, label, cfg.roi_size, cfg.overlap, pad_value, cfg.eval_batch_size,
+                model, image, label, cfg.roi_size, cfg.overlap, pad_value, cfg.eval_batch_size,
                 autocast=self.ctx.autocast)
-            scores.append(dice_score(logits, label)[0].cpu())
-        return torch.stack(scores).mean(0)
+            total += dice_score(logits, label)[0].cpu().double()
+        kidney, tumour = distributed.all_reduce_sum(total.tolist(), self.ctx)
+        return torch.tensor([kidney, tumour]) / len(self.val)
 
 
 def make(scale: str, overrides: dict) -> Unet3dWorkload:
