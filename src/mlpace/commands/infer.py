@@ -84,7 +84,7 @@ def _request(args: argparse.Namespace):
                        system=args.system or default_system_name(), quick=args.quick,
                        workers=args.workers, max_batch=args.max_batch, timeout_s=args.timeout,
                        user_settings=user),
-        find_peak=args.find_peak, target_fraction=float(args.accuracy_target) / 100)
+        find_peak=args.find_peak, target_fraction=round(float(args.accuracy_target) / 100, 6))   # 0.999, not 0.9990000000000001
 
 
 def run_infer(args: argparse.Namespace) -> int:

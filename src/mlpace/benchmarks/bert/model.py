@@ -162,3 +162,32 @@ class Lamb(torch.optim.Optimizer):
                 trust = torch.where((w_norm > 0) & (u_norm > 0), w_norm / u_norm, torch.ones_like(w_norm))
                 p.add_(update.mul_(trust), alpha=-group["lr"])   # no host sync on GPU
         return None
+
+
+class BertForQuestionAnswering(nn.Module):
+    """BERT with SQuAD's span head: a start and an end logit per token (`qa_outputs`, as
+    Google's `run_squad.py` names it). The encoder's names are those of `BertForPreTraining`,
+    so a pre-trained state_dict loads into it (`load_encoder`)."""
+
+    def __init__(self, vocab: int, hidden: int, layers: int, heads: int, intermediate: int,
+                 max_len: int):
+        super().__init__()
+        self.embeddings = Embeddings(vocab, hidden, max_len)
+        self.layers = nn.ModuleList(Layer(hidden, heads, intermediate) for _ in range(layers))
+        self.qa_outputs = nn.Linear(hidden, 2)
+        self.apply(_init_weights)
+
+    def forward(self, input_ids, input_mask, segment_ids):
+        """Logits (batch, seq_len, 2): [..., 0] start, [..., 1] end (MLPerf's SUT output)."""
+        attention_mask = input_mask[:, None, None, :].bool()
+        x = self.embeddings(input_ids, segment_ids)
+        for layer in self.layers:
+            x = layer(x, attention_mask)
+        return self.qa_outputs(x)
+
+    def load_encoder(self, pretrained: dict) -> None:
+        """Embeddings and transformer layers from a `BertForPreTraining` state_dict."""
+        encoder = {k: v for k, v in pretrained.items() if k.startswith(("embeddings.", "layers."))}
+        missing, _ = self.load_state_dict(encoder, strict=False)
+        if [k for k in missing if not k.startswith("qa_outputs.")]:
+            raise ValueError(f"the pre-trained state_dict lacks {missing[0]}")
