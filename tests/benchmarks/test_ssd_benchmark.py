@@ -11,8 +11,10 @@ import yaml
 
 import mlperf_logging
 from mlpace.benchmarks import coco, make_workload
-from mlpace.benchmarks.ssd.model import (box_iou, cxcywh_to_xyxy, decode, encode, match, nms,
-                                         ssd_loss, ssd_resnet34)
+from mlpace.benchmarks.detection import box_iou, cxcywh_to_xyxy, decode, encode, nms
+from mlpace.benchmarks.ssd.model import (DepthwiseSeparable, MobileNetV1, match, ssd_loss, ssd_mobilenet_mini,
+                                         ssd_mobilenet_v1, ssd_resnet34)
+from mlpace.errors import MlpaceError
 from mlpace.harness.datasets import cached_dataset
 from mlpace.harness.timed_run import run_once
 from mlpace.harness.workload import RunContext
@@ -60,6 +62,60 @@ def test_reference_model_has_mlperf_default_boxes():
     model = ssd_resnet34(81)
     assert model.feature_sizes == [38, 19, 10, 5, 3, 1]
     assert len(model.anchors) == 8732
+
+
+def depthwise_convs(model) -> list[torch.nn.Conv2d]:
+    return [m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.groups > 1]
+
+
+def test_mobilenet_backbone_is_depthwise_separable():
+    model = ssd_mobilenet_mini(6, 64, width_multiplier=0.5)
+    body = model.backbone
+    assert isinstance(body, MobileNetV1) and len(body.blocks) == 7
+    for block in body.blocks:
+        assert isinstance(block, DepthwiseSeparable)
+        dw, pw = block.depthwise, block.pointwise
+        assert dw.groups == dw.in_channels == dw.out_channels and dw.kernel_size == (3, 3)
+        assert pw.groups == 1 and pw.kernel_size == (1, 1) and pw.in_channels == dw.out_channels
+    assert len(depthwise_convs(model)) == 7          # every depthwise conv is a block's
+    # Kaiming on a depthwise conv's true fan (9 taps), not torch's channels x 9
+    assert body.blocks[-1].depthwise.weight.detach().std().item() == pytest.approx((2 / 9) ** 0.5, rel=0.1)
+    # 8x8 and 4x4 from blocks 5 and 7, then 2x2 and 1x1 from the extra blocks: the ResNet
+    # SSD-mini's maps and its 340 default boxes
+    x = torch.zeros(2, 3, 64, 64)
+    assert [tuple(f.shape[1:]) for f in body(x)] == [(128, 8, 8), (256, 4, 4)]
+    assert model.feature_sizes == [8, 4, 2, 1] and len(model.anchors) == 340
+    locs, logits = model(x)
+    assert locs.shape == (2, 340, 4) and logits.shape == (2, 340, 6)
+    # the width multiplier scales every layer
+    assert ssd_mobilenet_mini(6, 64, width_multiplier=0.25).backbone.feature_channels == [64, 128]
+
+
+def test_reference_mobilenet_is_tf_ssd_mobilenet_v1():
+    """MobileNet-v1 1.0 read at conv11 and conv13, as TF's ssd_mobilenet_v1 (MLPerf's)."""
+    model = ssd_mobilenet_v1(91)
+    body = model.backbone
+    assert len(body.blocks) == 13 and body.feature_channels == [512, 1024]
+    assert len(depthwise_convs(body)) == 13
+    assert sum(p.numel() for p in body.parameters()) == 3_206_976   # MobileNet-v1 1.0 without its classifier
+    assert model.feature_sizes == [19, 10, 5, 3, 2, 1]
+    assert model.boxes_per_cell == [3, 6, 6, 6, 6, 6] and len(model.anchors) == 1917
+    assert all(p.kernel_size == (1, 1) for p in model.predictors)
+
+
+@pytest.mark.parametrize("backbone", ["resnet", "mobilenet"])
+def test_backbone_is_a_config_choice(backbone, tiny_coco):
+    w = make_workload("ssd", "mini", {"data_path": str(tiny_coco), "backbone": backbone, "batch_size": 4})
+    w.prepare_data(Path("unused"))
+    w.setup(RunContext(seed=1))
+    assert bool(depthwise_convs(w.model)) == (backbone == "mobilenet")
+    for _ in w.train_epoch(1):
+        pass
+    assert 0.0 <= w.evaluate(1) <= 1.0
+    names = w.initialized_tensors()
+    assert len(names) == len(set(names)) == len(list(w.model.parameters()))
+    with pytest.raises(MlpaceError, match="unknown ssd model 'ssd_mini' or backbone 'vgg'"):
+        make_workload("ssd", "mini", {"backbone": "vgg"})
 
 
 def test_reference_config_logs_the_closed_rule_keys(tiny_coco):

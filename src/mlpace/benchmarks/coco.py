@@ -137,6 +137,14 @@ def data_root_for(config, scale: str, data_dir: Path, benchmark: str) -> Path:
 
 
 # ----------------------------------------------------------------------------- metric
+def detection_result(split: CocoSplit, index: int, box_xyxy, score: float, label: int, **extra) -> dict:
+    """One detection of image `index` in COCO results format, from a box x1y1x2y2 in pixels and
+    a contiguous label 1..K (`extra`: e.g. "segmentation")."""
+    x1, y1, x2, y2 = box_xyxy
+    return {"image_id": split.image_ids[index], "category_id": split.category_ids[label - 1],
+            "bbox": [x1, y1, x2 - x1, y2 - y1], "score": score, **extra}
+
+
 def coco_map(split: CocoSplit, detections: list[dict], iou_type: str = "bbox") -> float:
     """COCO mAP@[.5:.95] (COCOeval's stats[0]) of `detections` against the split's ground truth.
 

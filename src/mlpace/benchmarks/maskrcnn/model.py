@@ -8,7 +8,8 @@
 RoIAlign is `grid_sample` at 2x2 points per output bin, averaged (the "aligned" convention:
 pixel p of a stride-s map sits at p / s). Each RoI reads the FPN level chosen by its size
 (level = canonical_level + log2(sqrt(area) / canonical_size), as in the FPN paper). Boxes use
-the SSD module's coder (RPN weights 1, RoI head weights 10/10/5/5) and plain-torch NMS.
+the coder shared with SSD (`mlpace.benchmarks.detection`; RPN weights 1, RoI head
+weights 10/10/5/5) and plain-torch NMS.
 """
 
 from __future__ import annotations
@@ -19,15 +20,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mlpace.benchmarks.detection import batched_nms, decode
 from mlpace.benchmarks.resnet.model import ResNet
-from mlpace.benchmarks.ssd.model import batched_nms, box_iou, decode, encode
 
 RPN_VARIANCES = (1.0, 1.0)
 ROI_VARIANCES = (0.1, 0.2)          # = Faster R-CNN's box coder weights (10, 10, 5, 5)
-
-
-def xyxy_to_cxcywh(b: torch.Tensor) -> torch.Tensor:
-    return torch.cat([(b[..., :2] + b[..., 2:]) / 2, b[..., 2:] - b[..., :2]], -1)
 
 
 def roi_align(feature: torch.Tensor, stride: float, boxes: torch.Tensor, size: int,

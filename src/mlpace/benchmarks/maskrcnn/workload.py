@@ -10,7 +10,6 @@ COCO-format scenes with instance masks (`mlpace.benchmarks.coco`), held in memor
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterator
 
 import numpy as np
@@ -18,15 +17,14 @@ import torch
 import torch.nn.functional as F
 
 from mlpace.benchmarks import coco
+from mlpace.benchmarks.detection import (CocoWorkload, batched_nms, box_iou, cxcywh_to_xyxy, decode,
+                                         encode, flip_batch, normalize, xyxy_to_cxcywh)
 from mlpace.benchmarks.maskrcnn.model import (ROI_VARIANCES, RPN_VARIANCES, maskrcnn_mini,
-                                              maskrcnn_resnet50_fpn, mlperf_tensor_names,
-                                              roi_align, xyxy_to_cxcywh)
-from mlpace.benchmarks.ssd.data import normalize
-from mlpace.benchmarks.ssd.model import batched_nms, box_iou, cxcywh_to_xyxy, decode, encode
+                                              maskrcnn_resnet50_fpn, mlperf_tensor_names, roi_align)
 from mlpace.errors import MlpaceError
 from mlpace.harness.config import apply_overrides
 from mlpace.harness.mlperf_log import constants
-from mlpace.harness.workload import RunContext, Workload, weight_decay_groups
+from mlpace.harness.workload import RunContext
 from mlpace.rules.benchmarks import get_spec
 
 
@@ -84,10 +82,8 @@ def sample(positive: torch.Tensor, negative: torch.Tensor, total: int, fraction:
 
 
 def flip_instances(images: torch.Tensor, boxes: list, masks: list, flip: torch.Tensor):
-    width = images.shape[-1]
-    images = torch.where(flip[:, None, None, None], images.flip(-1), images)
-    boxes = [torch.stack([width - b[:, 2], b[:, 1], width - b[:, 0], b[:, 3]], 1) if f else b
-             for b, f in zip(boxes, flip.tolist())]
+    """`flip_batch` with boxes in pixels, and the instance masks too."""
+    images, boxes = flip_batch(images, boxes, flip, images.shape[-1])
     masks = [m.flip(-1) if f else m for m, f in zip(masks, flip.tolist())]
     return images, boxes, masks
 
@@ -142,27 +138,13 @@ def paste_masks(masks: torch.Tensor, boxes: torch.Tensor, height: int, width: in
     return torch.cat(out) if out else masks.new_zeros(0, height, width)
 
 
-class MaskRcnnWorkload(Workload):
-    def prepare_data(self, data_dir: Path) -> None:
-        self.root = coco.data_root_for(self.config, self.scale, data_dir, "maskrcnn")
-
+class MaskRcnnWorkload(CocoWorkload):
     def setup(self, ctx: RunContext) -> None:
         cfg = self.config
-        self.ctx = ctx
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
-        torch.manual_seed(ctx.seed)
-        self.generator = torch.Generator().manual_seed(ctx.seed)
-        self.train_split = coco.load_split(self.root, "train")
-        self.val_split = coco.load_split(self.root, "val")
-        num_classes = len(self.train_split.category_ids) + 1
-        self.in_memory = cfg.model == "maskrcnn_mini"
+        num_classes = self.setup_coco(ctx, in_memory=cfg.model == "maskrcnn_mini")
         if self.in_memory:
             self.model = maskrcnn_mini(num_classes, cfg.widths, cfg.channels)
-            self.train_x = coco.load_images(self.train_split)
-            self.val_x = coco.load_images(self.val_split)
             self.train_boxes = [torch.from_numpy(b) for b in self.train_split.boxes]
-            self.train_labels = [torch.from_numpy(l) for l in self.train_split.labels]
             self.train_masks = [torch.from_numpy(self.train_split.masks(i)) for i in range(len(self.train_split))]
         elif cfg.model == "maskrcnn_resnet50_fpn":
             self.model = maskrcnn_resnet50_fpn(num_classes)
@@ -176,11 +158,7 @@ class MaskRcnnWorkload(Workload):
         else:
             raise MlpaceError(f"unknown maskrcnn model {cfg.model!r}; use maskrcnn_mini or maskrcnn_resnet50_fpn")
         self.model = self.model.to(ctx.device)
-        self.optimizer = torch.optim.SGD(
-            weight_decay_groups(self.model, cfg.weight_decay),
-            lr=cfg.base_lr, momentum=cfg.momentum)
-        self.steps_per_epoch = max(1, len(self.train_split) // cfg.batch_size)
-        self.step = 0
+        self.setup_optimizer()
 
     def hyperparameters(self) -> dict:
         cfg = self.config
@@ -202,12 +180,6 @@ class MaskRcnnWorkload(Workload):
 
     def initialized_tensors(self) -> list[str]:
         return mlperf_tensor_names(self.model)
-
-    def train_samples(self) -> int:
-        return len(self.train_split)
-
-    def eval_samples(self) -> int:
-        return len(self.val_split)
 
     def learning_rate(self, step: int) -> float:
         cfg = self.config
@@ -280,8 +252,6 @@ class MaskRcnnWorkload(Workload):
 
     def _train_step(self, x, boxes, labels, masks) -> None:
         cfg, model = self.config, self.model
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.learning_rate(self.step)
         with self.ctx.autocast():
             feats = model.features(x.to(self.ctx.device))
             logits, deltas = model.rpn(feats)
@@ -290,20 +260,13 @@ class MaskRcnnWorkload(Workload):
                                         cfg.rpn_post_nms_train)
             loss = self._rpn_loss(logits, deltas, anchors, boxes) + \
                 self._roi_losses(feats, proposals, boxes, labels, masks)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        self.step += 1
-        self.last_loss = float(loss.detach())
+        self.optimizer_step(loss)
 
     def train_epoch(self, epoch: int) -> Iterator[int]:
         self.model.train()
         if self.in_memory:
-            n, bs = len(self.train_split), self.config.batch_size
-            order = torch.randperm(n, generator=self.generator)
-            for i in range(self.steps_per_epoch):
-                idx = order[i * bs:(i + 1) * bs].tolist()
-                flip = torch.rand(len(idx), generator=self.generator) < 0.5
+            for idx, flip in self.in_memory_batches():
+                idx = idx.tolist()
                 x, boxes, masks = flip_instances(normalize(self.train_x[idx]), [self.train_boxes[j] for j in idx],
                                                  [self.train_masks[j] for j in idx], flip)
                 self._train_step(x, boxes, [self.train_labels[j] for j in idx], masks)
@@ -360,19 +323,16 @@ class MaskRcnnWorkload(Workload):
             with self.ctx.autocast():
                 results = self._detect(x.to(self.ctx.device))
             for (boxes, scores, labels, masks), scale in zip(results, scales):
-                image_id = split.image_ids[index]
-                info = split.coco.imgs[image_id]
-                index += 1
+                i, index = index, index + 1
                 if len(boxes) == 0:
                     continue
+                info = split.coco.imgs[split.image_ids[i]]
                 boxes = boxes.cpu() / scale
                 pasted = paste_masks(masks.cpu(), boxes, info["height"], info["width"]) >= 0.5
                 rles = mask_utils.encode(np.asfortranarray(pasted.permute(1, 2, 0).numpy().astype(np.uint8)))
                 for b, s, l, rle in zip(boxes.tolist(), scores.tolist(), labels.tolist(), rles):
                     rle["counts"] = rle["counts"].decode("ascii")
-                    out.append({"image_id": image_id, "category_id": split.category_ids[l - 1],
-                                "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]], "score": s,
-                                "segmentation": rle})
+                    out.append(coco.detection_result(split, i, b, s, l, segmentation=rle))
         return out
 
     def evaluate(self, epoch: int) -> dict[str, float]:

@@ -1,4 +1,5 @@
-"""Object detection: SSD-ResNet34 on COCO 2017 (reference) and SSD-mini on generated COCO-format scenes."""
+"""Object detection: SSD-ResNet34 on COCO 2017 (reference) and SSD-mini on generated COCO-format
+scenes; `backbone=mobilenet` swaps in MobileNet-v1 (the backbone of inference's ssd-mobilenet)."""
 
 SCALES = ("mini", "reference")
 

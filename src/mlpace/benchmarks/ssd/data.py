@@ -2,7 +2,8 @@
 
 Reference scale: decode each image, SSD's random crop (`max_samples` = 1 trial per sampled
 IoU bound, as the MLPerf v1.0 rules fix it), horizontal flip, resize to 300x300, normalise.
-Mini scale: the whole split is decoded into memory once and only flipped (`flip_batch`).
+Mini scale: the whole split is decoded into memory once and only flipped
+(`mlpace.benchmarks.detection.flip_batch`).
 Boxes leave here as x1y1x2y2 in [0, 1] units of the network input.
 """
 
@@ -13,14 +14,9 @@ import torch
 from PIL import Image
 
 from mlpace.benchmarks.coco import CocoSplit, read_image
+from mlpace.benchmarks.detection import normalize
 
-MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1) * 255
-STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1) * 255
 CROP_MIN_IOU = (None, 0.1, 0.3, 0.5, 0.7, 0.9, -1.0)   # None: keep the whole image
-
-
-def normalize(images_uint8: torch.Tensor) -> torch.Tensor:
-    return (images_uint8.float() - MEAN) / STD
 
 
 def normalized_boxes(split: CocoSplit, index: int) -> np.ndarray:
@@ -86,11 +82,3 @@ class CocoDetection(torch.utils.data.Dataset):
 def collate(batch):
     images, boxes, labels = zip(*batch)
     return torch.stack(images), list(boxes), list(labels)
-
-
-def flip_batch(images: torch.Tensor, boxes: list[torch.Tensor], flip: torch.Tensor):
-    """Mirror the images (and their boxes) where `flip` is true."""
-    images = torch.where(flip[:, None, None, None], images.flip(-1), images)
-    boxes = [torch.stack([1 - b[:, 2], b[:, 1], 1 - b[:, 0], b[:, 3]], 1) if f else b
-             for b, f in zip(boxes, flip.tolist())]
-    return images, boxes

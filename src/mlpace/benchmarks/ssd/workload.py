@@ -4,32 +4,42 @@ Reference: MLPerf Training v1.0/v1.1 closed SSD-ResNet34 at 300x300 on COCO 2017
 momentum, a linear warm-up from 0 and x0.1 steps at epochs 44 and 55, weight decay, target
 0.23 mAP (pycocotools COCOeval, IoU .5:.95). Mini: the same recipe on SSD-mini and the
 generated COCO-format scenes (`mlpace.benchmarks.coco`), held in memory.
+
+`backbone` picks the SSD's backbone at either scale: `resnet` (the benchmark's) or `mobilenet`
+(MobileNet-v1, the backbone of MLPerf Inference's ssd-mobilenet, which the inference
+benchmark trains here; MLPerf has no training benchmark for it, so its recipe is this one).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterator
 
 import torch
 
 from mlpace.benchmarks import coco
+from mlpace.benchmarks.detection import CocoWorkload, flip_batch, normalize
 from mlpace.benchmarks.ssd import data as ssd_data
-from mlpace.benchmarks.ssd.model import detect, match, mlperf_tensor_names, ssd_loss, ssd_mini, ssd_resnet34
+from mlpace.benchmarks.ssd.model import (SSD, detect, match, mlperf_tensor_names, ssd_loss, ssd_mini,
+                                         ssd_mobilenet_mini, ssd_mobilenet_v1, ssd_resnet34)
 from mlpace.errors import MlpaceError
 from mlpace.harness.config import apply_overrides
 from mlpace.harness.mlperf_log import constants
-from mlpace.harness.workload import RunContext, Workload, weight_decay_groups
+from mlpace.harness.workload import RunContext
 from mlpace.rules.benchmarks import get_spec
+
+MODELS = ("ssd_mini", "ssd300")
+BACKBONES = ("resnet", "mobilenet")
 
 
 @dataclass(frozen=True)
 class SsdConfig:
-    model: str = "ssd_mini"              # ssd_mini | ssd_resnet34
+    model: str = "ssd_mini"              # ssd_mini (in memory, image_size) | ssd300 (the reference)
+    backbone: str = "resnet"             # resnet (ResNet-34 at ssd300) | mobilenet (MobileNet-v1)
     data_path: str = ""                  # COCO 2017 root (reference); empty = generated mini data
     image_size: int = 64
-    widths: tuple[int, ...] = (16, 32, 64)   # ssd_mini backbone
+    widths: tuple[int, ...] = (16, 32, 64)   # ssd_mini's ResNet stages
+    width_multiplier: float = 1.0        # MobileNet-v1's width multiplier (alpha)
     batch_size: int = 32                 # global batch size
     eval_batch_size: int = 100
     base_lr: float = 0.05
@@ -50,41 +60,37 @@ class SsdConfig:
 CONFIGS = {
     # mini: the decay boundaries sit after the epoch where runs usually converge (5-7), as
     # MLPerf's 44/55 sit after the reference's first evaluations at 40 and 50
-    "mini": SsdConfig(decay_boundary_epochs=(9, 12)),
+    "mini": SsdConfig(decay_boundary_epochs=(9, 12), width_multiplier=0.25),
     # MLPerf v1.0 reference (mlcommons/training single_stage_detector): batch 32, lr 2.5e-3 per
     # 32 images, weight decay 5e-4, decay at 44/55 (the rules' allowed boundaries), 80 epochs.
-    "reference": SsdConfig(model="ssd_resnet34", image_size=300, batch_size=32, eval_batch_size=32,
+    "reference": SsdConfig(model="ssd300", image_size=300, batch_size=32, eval_batch_size=32,
                            base_lr=2.5e-3, warmup_epochs=1.0, warmup_factor=0.0,
                            decay_boundary_epochs=(44, 55), weight_decay=5e-4, num_workers=8),
 }
 
 
-class SsdWorkload(Workload):
-    def prepare_data(self, data_dir: Path) -> None:
-        self.root = coco.data_root_for(self.config, self.scale, data_dir, "ssd")
+def build_model(config: SsdConfig, num_classes: int) -> SSD:
+    """The SSD a config names (`model` x `backbone`), untrained."""
+    if config.model == "ssd300":
+        if config.backbone == "mobilenet":
+            return ssd_mobilenet_v1(num_classes, config.width_multiplier)
+        return ssd_resnet34(num_classes)
+    if config.backbone == "mobilenet":
+        return ssd_mobilenet_mini(num_classes, config.image_size, config.width_multiplier)
+    return ssd_mini(num_classes, config.image_size, config.widths)
 
+
+class SsdWorkload(CocoWorkload):
     def setup(self, ctx: RunContext) -> None:
         cfg = self.config
-        self.ctx = ctx
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
-        torch.manual_seed(ctx.seed)
-        self.generator = torch.Generator().manual_seed(ctx.seed)
-        self.train_split = coco.load_split(self.root, "train")
-        self.val_split = coco.load_split(self.root, "val")
-        num_classes = len(self.train_split.category_ids) + 1
-        self.in_memory = cfg.model == "ssd_mini"
+        num_classes = self.setup_coco(ctx, in_memory=cfg.model == "ssd_mini")
+        self.model = build_model(cfg, num_classes)
         if self.in_memory:
-            self.model = ssd_mini(num_classes, cfg.image_size, cfg.widths)
-            self.train_x = coco.load_images(self.train_split)
-            self.val_x = coco.load_images(self.val_split)
             if self.train_x.shape[-1] != cfg.image_size or self.val_x.shape[-1] != cfg.image_size:
                 raise MlpaceError(f"ssd_mini expects {cfg.image_size}px images")
             self.train_boxes = [torch.from_numpy(ssd_data.normalized_boxes(self.train_split, i))
                                 for i in range(len(self.train_split))]
-            self.train_labels = [torch.from_numpy(l) for l in self.train_split.labels]
-        elif cfg.model == "ssd_resnet34":
-            self.model = ssd_resnet34(num_classes)
+        else:
             train = ssd_data.CocoDetection(self.train_split, cfg.image_size, True, cfg.max_samples, ctx.seed)
             val = ssd_data.CocoDetection(self.val_split, cfg.image_size, False)
             self.train_loader = torch.utils.data.DataLoader(
@@ -94,16 +100,10 @@ class SsdWorkload(Workload):
             self.val_loader = torch.utils.data.DataLoader(
                 val, batch_size=cfg.eval_batch_size, num_workers=cfg.num_workers,
                 collate_fn=ssd_data.collate)
-        else:
-            raise MlpaceError(f"unknown ssd model {cfg.model!r}; use ssd_mini or ssd_resnet34")
         self.model = self.model.to(ctx.device, memory_format=torch.channels_last)
         self.anchors = self.model.anchors
-        self.optimizer = torch.optim.SGD(
-            weight_decay_groups(self.model, cfg.weight_decay),
-            lr=cfg.base_lr, momentum=cfg.momentum)
-        self.steps_per_epoch = max(1, len(self.train_split) // cfg.batch_size)
+        self.setup_optimizer()
         self.warmup_steps = max(1, int(cfg.warmup_epochs * self.steps_per_epoch))
-        self.step = 0
 
     def hyperparameters(self) -> dict:
         cfg = self.config
@@ -123,12 +123,6 @@ class SsdWorkload(Workload):
     def initialized_tensors(self) -> list[str]:
         return mlperf_tensor_names(self.model)
 
-    def train_samples(self) -> int:
-        return len(self.train_split)
-
-    def eval_samples(self) -> int:
-        return len(self.val_split)
-
     def learning_rate(self, step: int) -> float:
         """Linear warm-up from warmup_factor x base_lr, then x decay_factor at each boundary."""
         cfg = self.config
@@ -143,27 +137,15 @@ class SsdWorkload(Workload):
         dev = self.ctx.device
         loc_t = torch.stack([t[0] for t in targets]).to(dev)
         label_t = torch.stack([t[1] for t in targets]).to(dev)
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.learning_rate(self.step)
         with self.ctx.autocast():
             locs, logits = self.model(x.to(dev).contiguous(memory_format=torch.channels_last))
-        loss = ssd_loss(locs.float(), logits.float(), loc_t, label_t)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        self.step += 1
-        self.last_loss = float(loss.detach())
+        self.optimizer_step(ssd_loss(locs.float(), logits.float(), loc_t, label_t))
 
     def train_epoch(self, epoch: int) -> Iterator[int]:
         self.model.train()
         if self.in_memory:
-            n, bs = len(self.train_split), self.config.batch_size
-            order = torch.randperm(n, generator=self.generator)
-            for i in range(self.steps_per_epoch):
-                idx = order[i * bs:(i + 1) * bs]
-                flip = torch.rand(len(idx), generator=self.generator) < 0.5
-                x, boxes = ssd_data.flip_batch(ssd_data.normalize(self.train_x[idx]),
-                                               [self.train_boxes[j] for j in idx], flip)
+            for idx, flip in self.in_memory_batches():
+                x, boxes = flip_batch(normalize(self.train_x[idx]), [self.train_boxes[j] for j in idx], flip)
                 self._train_step(x, boxes, [self.train_labels[j] for j in idx])
                 yield len(idx)
         else:
@@ -177,7 +159,7 @@ class SsdWorkload(Workload):
         self.model.eval()
         split, bs = self.val_split, self.config.eval_batch_size
         if self.in_memory:
-            batches = (ssd_data.normalize(self.val_x[i:i + bs]) for i in range(0, len(split), bs))
+            batches = (normalize(self.val_x[i:i + bs]) for i in range(0, len(split), bs))
         else:
             batches = (x for x, _, _ in self.val_loader)
         results, index = [], 0
@@ -189,9 +171,7 @@ class SsdWorkload(Workload):
                 scale = torch.tensor([info["width"], info["height"]] * 2)
                 xyxy = boxes * scale
                 for b, s, l in zip(xyxy.tolist(), scores.tolist(), labels.tolist()):
-                    results.append({"image_id": split.image_ids[index],
-                                    "category_id": split.category_ids[l - 1],
-                                    "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]], "score": s})
+                    results.append(coco.detection_result(split, index, b, s, l))
                 index += 1
         return results
 
@@ -201,4 +181,7 @@ class SsdWorkload(Workload):
 
 def make(scale: str, overrides: dict) -> SsdWorkload:
     config = apply_overrides(CONFIGS[scale], overrides)
+    if config.model not in MODELS or config.backbone not in BACKBONES:
+        raise MlpaceError(f"unknown ssd model {config.model!r} or backbone {config.backbone!r}; "
+                          f"use model {' or '.join(MODELS)}, backbone {' or '.join(BACKBONES)}")
     return SsdWorkload(get_spec("ssd"), scale, config)
