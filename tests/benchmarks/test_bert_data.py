@@ -64,3 +64,23 @@ def test_bad_shards_give_one_clear_error(tmp_path):
         bert_data.read_shards([tmp_path / "y.hdf5"])
     with pytest.raises(MlpaceError, match="no .hdf5 shards"):
         bert_data.shard_paths(tmp_path / "empty")
+
+
+def test_mini_data_is_the_same_in_every_process(tmp_path):
+    """The default vocabulary ships with mlpace (the WordPiece trainer's ties fall in hash
+    order, which changes between processes), so a fresh process writes identical shards."""
+    import subprocess
+    import sys
+    script = ("import sys; from pathlib import Path; from mlpace.benchmarks.bert import data; "
+              "data.generate_mini(Path(sys.argv[1]), dupe_factor=1, train_shards=1)")
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        subprocess.run([sys.executable, "-c", script, str(tmp_path / name)], check=True)
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert (a / "vocab.txt").read_bytes() == (b / "vocab.txt").read_bytes()
+    assert (a / "vocab.txt").read_bytes() == bert_data.SHIPPED_VOCAB.read_bytes()
+    for part in ("training", "eval"):
+        da = bert_data.read_shards(bert_data.shard_paths(a / part))
+        db = bert_data.read_shards(bert_data.shard_paths(b / part))
+        for field in bert_data.FIELDS:
+            assert np.array_equal(getattr(da, field), getattr(db, field)), (part, field)

@@ -23,6 +23,7 @@ evaluation text is never trained on.
 from __future__ import annotations
 
 import re
+import shutil
 import sys
 import zlib
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ FIELDS = ("input_ids", "input_mask", "segment_ids", "masked_lm_positions", "mask
 DTYPES = {"input_ids": "i4", "input_mask": "i1", "segment_ids": "i1", "masked_lm_positions": "i4",
           "masked_lm_ids": "i4", "next_sentence_labels": "i1"}
 SPECIAL = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
-MINI_VERSION = 1
+MINI_VERSION = 2    # 2: the shipped vocabulary (reproducible data)
 MINI_NAME = f"bert-mini-py{sys.version_info[0]}{sys.version_info[1]}"   # the text is Python's
 
 
@@ -117,6 +118,23 @@ def is_eval_topic(name: str, eval_share: float) -> bool:
     return (zlib.crc32(name.encode()) % 1000) < eval_share * 1000
 
 
+# The `tokenizers` WordPiece trainer breaks ties between equally frequent merges in hash order,
+# which differs from process to process: two trainings on the same text give vocabularies a
+# few tokens apart, and with them different shards and models. So the default mini vocabulary
+# was trained once (on Python 3.11's topics) and ships with mlpace; other sizes are trained on
+# the fly. Regenerate it with `python -m mlpace.benchmarks.bert.data`.
+SHIPPED_VOCAB = Path(__file__).with_name("mini_vocab.txt")
+SHIPPED_VOCAB_SIZE = 2048
+
+
+def mini_training_texts(eval_share: float = 0.1) -> tuple[dict[str, str], list[str], list[str]]:
+    """(topics, training topic names, evaluation topic names), both sorted."""
+    topics = python_topics()
+    train_names = sorted(n for n in topics if not is_eval_topic(n, eval_share))
+    eval_names = sorted(n for n in topics if is_eval_topic(n, eval_share))
+    return topics, train_names, eval_names
+
+
 def train_wordpiece(texts: list[str], vocab_size: int, folder: Path) -> Path:
     from tokenizers import BertWordPieceTokenizer
     tokenizer = BertWordPieceTokenizer(lowercase=True)
@@ -192,10 +210,12 @@ def generate_mini(root: Path, vocab_size: int = 2048, seq_len: int = 64, max_pre
     """root/vocab.txt, root/training/part_*_of_*.hdf5 and root/eval/eval.hdf5."""
     from tokenizers import BertWordPieceTokenizer
     root = Path(root)
-    topics = python_topics()
-    train_names = sorted(n for n in topics if not is_eval_topic(n, eval_share))
-    eval_names = sorted(n for n in topics if is_eval_topic(n, eval_share))
-    vocab_path = train_wordpiece([topics[n] for n in train_names], vocab_size, root)
+    topics, train_names, eval_names = mini_training_texts(eval_share)
+    if vocab_size == SHIPPED_VOCAB_SIZE:
+        vocab_path = root / "vocab.txt"
+        shutil.copyfile(SHIPPED_VOCAB, vocab_path)
+    else:
+        vocab_path = train_wordpiece([topics[n] for n in train_names], vocab_size, root)
     vocab = read_vocab(vocab_path)
     tokenizer = BertWordPieceTokenizer(str(vocab_path), lowercase=True)
     special = {t: vocab[t] for t in SPECIAL}
@@ -223,3 +243,12 @@ def generate_mini(root: Path, vocab_size: int = 2048, seq_len: int = 64, max_pre
         write_shard(root / "training" / f"part_{i:05d}_of_{train_shards:05d}.hdf5",
                     {k: v[part] for k, v in train.items()})
     write_shard(root / "eval" / "eval.hdf5", evaluation)
+
+
+if __name__ == "__main__":   # retrain the shipped mini vocabulary (see SHIPPED_VOCAB)
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        topics, train_names, _ = mini_training_texts()
+        trained = train_wordpiece([topics[n] for n in train_names], SHIPPED_VOCAB_SIZE, Path(tmp))
+        shutil.copyfile(trained, SHIPPED_VOCAB)
+    print(f"wrote {SHIPPED_VOCAB}")
