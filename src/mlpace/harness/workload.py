@@ -111,5 +111,6 @@ class Workload:
 
     # --- after the run -------------------------------------------------------------------
     def trained_model(self):
-        """The trained torch module (inference reuses it)."""
-        return getattr(self, "model", None)
+        """The trained torch module (inference reuses it), out of any DDP wrapper."""
+        model = getattr(self, "model", None)
+        return getattr(model, "module", model)

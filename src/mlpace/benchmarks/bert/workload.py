@@ -151,9 +151,6 @@ class BertWorkload(Workload):
     def initialized_tensors(self) -> list[str]:
         return mlperf_tensor_names(distributed.unwrap(self.model))
 
-    def trained_model(self):
-        return distributed.unwrap(self.model)
-
     def train_samples(self) -> int:
         return len(self.train["input_ids"])
 

@@ -135,9 +135,6 @@ class ResnetWorkload(Workload):
     def initialized_tensors(self) -> list[str]:
         return mlperf_tensor_names(distributed.unwrap(self.model))
 
-    def trained_model(self):
-        return distributed.unwrap(self.model)
-
     def train_samples(self) -> int:
         return self.n_train
 
