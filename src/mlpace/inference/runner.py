@@ -112,7 +112,8 @@ def score_accuracy(task: InferenceTask, folder: Path, fraction: float) -> dict:
              f"hash={hashlib.sha256(log_path.read_bytes()).hexdigest()}"]
     write_atomic(folder / "accuracy.txt", "\n".join(lines) + "\n")
     return {"metric": task.metric, "score": score, "samples": len(outputs), "target": target,
-            "fraction": fraction, "reference_score": task.reference_score, "passed": passed}
+            "fraction": fraction, "reference_score": task.reference_score, "passed": passed,
+            "direction": task.direction}
 
 
 def run_test(task: InferenceTask, scenario: str, mode: str, options: RunOptions) -> dict:

@@ -116,7 +116,8 @@ def _metric(record: dict) -> tuple[str, str]:
     """A short metric name and value for the table (LoadGen's names are long)."""
     if record.get("mode") == "accuracy":
         acc = record.get("accuracy", {})
-        return f">= {acc.get('target', 0):.4f}", f"{acc.get('score', float('nan')):.4f}"
+        sign = "<=" if acc.get("direction") == "min" else ">="      # WER: lower is better
+        return f"{sign} {acc.get('target', 0):.4f}", f"{acc.get('score', float('nan')):.4f}"
     name, value = record.get("metric") or "", record.get("value")
     if not isinstance(value, (int, float)):
         return name, ""

@@ -1,0 +1,101 @@
+"""rnnt: speech recognition on LibriSpeech dev-clean, word error rate, 99 % of FP32 (1 - WER).
+
+A sample is one utterance's features (normalised log-mel frames, stacked as the training
+benchmark stacks them: float32, frames x features). The SUT decodes greedily (the training
+evaluation's decoder, up to 30 symbols a frame and 300 an utterance) and answers with the
+token ids behind a length prefix: int32 [n, id_1 ... id_n], so an empty transcript is still a
+non-empty answer. The accuracy script turns ids back into text and scores the corpus WER with
+jiwer, as the training evaluation does.
+mini: the training benchmark's mini RNN-T (trained once, cached) on its generated dev-clean
+utterances; reference: a user checkpoint (this RNN-T's state_dict) on real LibriSpeech.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mlpace.errors import MlpaceError
+from mlpace.inference.models import BuildOptions
+from mlpace.inference.task import InferenceTask
+
+LOADGEN_MODEL = "rnnt"
+TRAINING_BENCHMARK = "rnnt"
+TARGETS = (0.99,)
+
+
+def encode_answer(ids: list[int]) -> np.ndarray:
+    return np.array([len(ids), *ids], dtype=np.int32)
+
+
+def decode_answer(answer: np.ndarray) -> list[int] | None:
+    """The ids of a length-prefixed answer; None when it is malformed."""
+    answer = np.asarray(answer).ravel()
+    if answer.size == 0 or answer[0] < 0 or answer[0] != answer.size - 1:
+        return None
+    return [int(i) for i in answer[1:]]
+
+
+def _decoder(model, config, device: str, precision: str):
+    """predict(samples) for feature matrices: padded batch -> greedy ids, length-prefixed."""
+    import torch
+
+    from mlpace.benchmarks.rnnt.workload import pad
+
+    if precision != "fp32" and not device.startswith("cuda"):
+        raise MlpaceError(f"--precision {precision} needs a CUDA device; use fp32 on CPU")
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+
+    def predict(samples):
+        x, lens = pad([torch.from_numpy(np.asarray(s, dtype=np.float32)) for s in samples])
+        with torch.inference_mode():
+            if dtype is None:
+                hyps = model.greedy_decode(x.to(device), lens.to(device), config.max_symbols_per_step,
+                                           config.max_symbols)
+            else:
+                with torch.autocast(device_type="cuda", dtype=dtype):
+                    hyps = model.greedy_decode(x.to(device), lens.to(device), config.max_symbols_per_step,
+                                               config.max_symbols)
+        return [encode_answer(h) for h in hyps]
+    return predict
+
+
+def _wer(texts: list[str], tokenizer):
+    def score(outputs: dict[int, np.ndarray]) -> float:
+        from mlpace.benchmarks.rnnt.metrics import word_error_rate
+        refs, hyps = [], []
+        for index, answer in sorted(outputs.items()):
+            ids = decode_answer(answer)
+            refs.append(texts[index])
+            hyps.append(tokenizer.decode(ids) if ids is not None else "")   # malformed: all deleted
+        return word_error_rate(refs, hyps) if refs else 1.0
+    return score
+
+
+def build(options: BuildOptions) -> InferenceTask:
+    import torch
+
+    from mlpace.harness.datasets import data_root
+    from mlpace.harness.workload import RunContext
+    from mlpace.inference.models.cache import ModelCache, prepared_workload, with_reference_score
+
+    if options.backend == "onnxruntime":
+        raise MlpaceError("rnnt runs on the torch backends only (greedy decoding loops over frames)")
+    if options.scale == "reference" and not options.checkpoint:
+        raise MlpaceError("reference rnnt needs --checkpoint (an RNN-T state_dict)")
+    torch.set_num_threads(max(1, options.threads))
+    workload = prepared_workload(TRAINING_BENCHMARK, options.scale, options.data_dir, options.train_overrides)
+    # The training setup reads the corpus and computes the dev-clean features inference serves.
+    workload.setup(RunContext(device="cpu", seed=0, data_dir=data_root(options.data_dir)))
+    config = workload.config
+    cache = ModelCache("rnnt-" + options.scale, TRAINING_BENCHMARK, options.data_dir,
+                       options.train_overrides, options.checkpoint, options.train_epochs)
+    model = cache.load_or_train(workload.build_model).to(options.device)
+    features = [f.numpy() for f in workload.eval_features]
+    total = len(features) if options.limit is None else min(options.limit, len(features))
+    task = InferenceTask(
+        name="rnnt", loadgen_model=LOADGEN_MODEL, total=total, load=features.__getitem__,
+        predict=_decoder(model, config, options.device, options.precision), output_dtype="int32",
+        score=_wer(workload.eval_texts, workload.tokenizer), metric="WER", reference_score=0.0,
+        direction="min", targets=TARGETS, max_batch=config.eval_batch_size,
+        notes=cache.meta.get("training", {}))
+    return with_reference_score(task, cache, _decoder(model, config, options.device, "fp32"))
