@@ -71,9 +71,11 @@ class ModelCache:
         self.meta = {} if checkpoint else _read_meta(self.meta_path)
 
     def _fingerprint(self) -> str:
-        from mlpace.benchmarks import make_workload
-        config = make_workload(self.benchmark, "mini", self.overrides).config
-        text = f"{config!r} max_epochs={self.max_epochs}"
+        """The training config and the training data's name and version: a new generator
+        version (different data, or a different vocabulary) must not reuse old weights."""
+        workload = prepared_workload(self.benchmark, "mini", self.data_dir, self.overrides)
+        data = getattr(workload, "root", None)
+        text = f"{workload.config!r} max_epochs={self.max_epochs} data={Path(data).name if data else ''}"
         return hashlib.sha1(text.encode()).hexdigest()[:10]
 
     def _train(self):
