@@ -54,6 +54,26 @@ def test_loader_errors_are_one_line(tmp_path):
         libri.list_splits(tmp_path)
 
 
+def test_evaluation_alone_needs_only_dev_clean(tmp_path):
+    """Inference loads the evaluation split without the training subsets (at reference scale
+    those are 960 h); the features match what a full setup computes."""
+    import shutil
+    root = tmp_path / "libri"
+    libri.generate_mini(root, train_utterances=2, eval_utterances=2, train_speakers=1, eval_speakers=1)
+    full = make_workload("rnnt", "reference", {"data_path": str(root)})
+    full.prepare_data(tmp_path)
+    full.setup(RunContext(seed=1))
+    shutil.rmtree(root / "train-clean-100")
+    alone = make_workload("rnnt", "reference", {"data_path": str(root)})
+    alone.prepare_data(tmp_path)
+    alone.load_evaluation()
+    assert not hasattr(alone, "train_audio") and alone.eval_texts == full.eval_texts
+    assert all(torch.equal(a, b) for a, b in zip(alone.eval_features, full.eval_features))
+    shutil.rmtree(root / "dev-clean")
+    with pytest.raises(MlpaceError, match="no dev-clean utterances"):
+        alone.load_evaluation()
+
+
 def test_transcripts_are_normalised_like_the_reference():
     assert libri.normalize_transcript("HELLO,  WORLD! IT'S 3") == "hello world it's"
     tok = CharTokenizer()

@@ -35,7 +35,7 @@ from mlpace.errors import MlpaceError
 from mlpace.harness.config import apply_overrides
 from mlpace.harness.datasets import cached_dataset, require_dir
 from mlpace.harness.mlperf_log import constants
-from mlpace.harness.workload import RunContext, Workload
+from mlpace.harness.workload import RunContext, Workload, weight_decay_groups
 from mlpace.rules.benchmarks import get_spec
 
 
@@ -164,19 +164,13 @@ class RnntWorkload(Workload):
         torch.manual_seed(ctx.seed)
         self.rng = np.random.default_rng(ctx.seed)
         self.generator = torch.Generator().manual_seed(ctx.seed)
-        self.tokenizer = self._tokenizer()
-        self.features = LogMel(FeatureSpec(n_mels=cfg.n_mels, stack=cfg.frame_stack))
         train, held_out = libri.list_splits(self.root, cfg.max_duration)
+        self._load_evaluation(held_out)
         self.train_audio = [torch.from_numpy(libri.read_audio(u.path)) for u in train]
         self.train_labels = [torch.tensor(self.tokenizer.encode(u.text), dtype=torch.long) for u in train]
         self.train_seconds = np.array([u.seconds for u in train])
-        self.eval_texts = [u.text for u in held_out]
-        # evaluation features are fixed (no augmentation): computed once, untimed
-        eval_gen = torch.Generator().manual_seed(0)
-        self.eval_features = [splice(self.features(torch.from_numpy(libri.read_audio(u.path)), eval_gen),
-                                     cfg.frame_stack) for u in held_out]
         self.model = self.build_model().to(ctx.device)
-        params = self._param_groups()
+        params = weight_decay_groups(self.model, cfg.weight_decay)
         if cfg.optimizer == "lamb":
             from mlpace.benchmarks.bert.model import Lamb
             self.optimizer = Lamb(params, lr=cfg.base_lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.epsilon)
@@ -187,13 +181,24 @@ class RnntWorkload(Workload):
         self.step = 0
         self.losses: list[float] = []          # per-utterance training loss of every (micro)batch
 
-    def _param_groups(self) -> list[dict]:
-        """Weight decay on matrices (every tensor of two or more dimensions), none on biases."""
-        decay, no_decay = [], []
-        for p in self.model.parameters():
-            (no_decay if p.ndim <= 1 else decay).append(p)
-        wd = self.config.weight_decay
-        return [{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}]
+    def load_evaluation(self) -> None:
+        """Only what evaluation needs (tokenizer, dev-clean texts and features), without the
+        training subsets: inference serves these (at reference scale, without listing 960 h)."""
+        held_out = libri.list_subset(self.root, libri.EVAL_SUBSET)
+        if not held_out:
+            raise MlpaceError(f"no {libri.EVAL_SUBSET} utterances under {self.root} "
+                              "(<speaker>/<chapter>/*.flac + *.trans.txt)")
+        self._load_evaluation(held_out)
+
+    def _load_evaluation(self, held_out: list) -> None:
+        cfg = self.config
+        self.tokenizer = self._tokenizer()
+        self.features = LogMel(FeatureSpec(n_mels=cfg.n_mels, stack=cfg.frame_stack))
+        self.eval_texts = [u.text for u in held_out]
+        # evaluation features are fixed (no augmentation): computed once, untimed
+        eval_gen = torch.Generator().manual_seed(0)
+        self.eval_features = [splice(self.features(torch.from_numpy(libri.read_audio(u.path)), eval_gen),
+                                     cfg.frame_stack) for u in held_out]
 
     def hyperparameters(self) -> dict:
         cfg = self.config

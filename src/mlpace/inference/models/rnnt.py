@@ -74,8 +74,6 @@ def _wer(texts: list[str], tokenizer):
 def build(options: BuildOptions) -> InferenceTask:
     import torch
 
-    from mlpace.harness.datasets import data_root
-    from mlpace.harness.workload import RunContext
     from mlpace.inference.models.cache import ModelCache, prepared_workload, with_reference_score
 
     if options.backend == "onnxruntime":
@@ -84,8 +82,8 @@ def build(options: BuildOptions) -> InferenceTask:
         raise MlpaceError("reference rnnt needs --checkpoint (an RNN-T state_dict)")
     torch.set_num_threads(max(1, options.threads))
     workload = prepared_workload(TRAINING_BENCHMARK, options.scale, options.data_dir, options.train_overrides)
-    # The training setup reads the corpus and computes the dev-clean features inference serves.
-    workload.setup(RunContext(device="cpu", seed=0, data_dir=data_root(options.data_dir)))
+    # The training benchmark's tokenizer and dev-clean features, computed as its evaluation does.
+    workload.load_evaluation()
     config = workload.config
     cache = ModelCache("rnnt-" + options.scale, TRAINING_BENCHMARK, options.data_dir,
                        options.train_overrides, options.checkpoint, options.train_epochs)
