@@ -178,8 +178,7 @@ def run_once(workload: Workload, ctx: RunContext, log_path: Path | None,
                         cut = "interrupted" if distributed.any_rank(stop.requested, ctx) else "time budget"
                         break
                     if interval and samples >= next_eval:
-                        while next_eval <= samples:
-                            next_eval += interval
+                        next_eval = (samples // interval + 1) * interval   # the next multiple
                         if epoch >= start_eval_at:
                             fraction = round(epoch - 1 + (samples - epoch_start_samples) / per_epoch, 4)
                             if evaluate(fraction):
