@@ -8,7 +8,7 @@ from mlpace.errors import MlpaceError
 from mlpace.inference import settings as conf
 from mlpace.submission.loadgen_log import parse_summary_file
 
-FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures" / "inference_v1.1"
+FIXTURES = Path(__file__).resolve().parents[1] / "data" / "mlperf" / "inference_v1.1"
 
 
 def test_parse_conf_strips_comments_and_spacing():
@@ -75,7 +75,6 @@ def test_bad_number_is_a_clear_error():
                               "performance")
 
 
-@pytest.mark.skipif(not FIXTURES.is_dir(), reason="shared fixtures ../shared/fixtures absent")
 def test_shipped_rules_match_the_published_v1_1_results():
     """The seeds, durations, query counts and latency bounds are those v1.1 submitters ran with."""
     checked = 0

@@ -20,7 +20,7 @@ from mlpace.report.site import build_site
 from mlpace.results.importers import import_trees
 from mlpace.results.store import open_store
 
-FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "data" / "mlperf"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # The flags a shared CI machine needs: no sandbox (containers), no GPU, nothing that phones home.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
@@ -28,8 +28,6 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-b
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not (FIXTURES / "training_v1.0").is_dir(),
-                       reason=f"published MLPerf fixtures not found at {FIXTURES}"),
     pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian: apt-get install chromium)"),
 ]
 

@@ -15,12 +15,10 @@ from mlpace.results import queries
 from mlpace.results.importers import import_trees
 from mlpace.results.store import open_store
 
-FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "data" / "mlperf"
 TRAINING = FIXTURES / "training_v1.0"
 INFERENCE = FIXTURES / "inference_v1.1"
 
-pytestmark = pytest.mark.skipif(not TRAINING.is_dir() or not INFERENCE.is_dir(),
-                                reason=f"published MLPerf fixtures not found at {FIXTURES}")
 
 
 @pytest.fixture(scope="module")

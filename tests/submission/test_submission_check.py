@@ -10,10 +10,9 @@ import pytest
 
 from mlpace.submission.check import FAIL, PASS, WARN, check, plain_compliance_message
 
-FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "data" / "mlperf"
 TRAINING = FIXTURES / "training_v1.0"
 INFERENCE = FIXTURES / "inference_v1.1"
-needs_fixtures = pytest.mark.skipif(not FIXTURES.is_dir(), reason=f"no published fixtures at {FIXTURES}")
 
 
 def _copy(src: Path, dst: Path) -> Path:
@@ -45,9 +44,6 @@ def test_plain_words():
     message = ("CHECK for 'opt_base_learning_rate' failed in line 12:\n:::MLLOG {...}\n"
                "failed test: v['value'] > 0\ncurrent context[s]={}")
     assert plain_compliance_message(message) == "line 12 ('opt_base_learning_rate') breaks the rule `v['value'] > 0`"
-
-
-@needs_fixtures
 def test_published_resnet_with_one_aborted_run(tmp_path):
     report = check(_small_org(tmp_path), workers=1)
     compliance = [f for f in report.findings if f.rule.startswith("compliance")]
@@ -60,9 +56,6 @@ def test_published_resnet_with_one_aborted_run(tmp_path):
     assert _levels(report, "RCP") == [PASS]
     assert _levels(report, "system description (official)") == [PASS]
     assert report.ok and report.to_json()["passed"]
-
-
-@needs_fixtures
 def test_two_failing_runs_fail_the_result(tmp_path):
     org = _small_org(tmp_path)
     path = org / "results" / "dgxa100_ngc21.05_mxnet" / "resnet" / "result_0.txt"
@@ -72,9 +65,6 @@ def test_two_failing_runs_fail_the_result(tmp_path):
     assert not report.ok
     assert FAIL in _levels(report, "run count")
     assert FAIL in _levels(report, "olympic")
-
-
-@needs_fixtures
 def test_v11_drift_is_a_warning(tmp_path):
     """Today's mlperf-logging rejects the weights_initialization lists that were warnings in v1.1."""
     org = _small_org(tmp_path, benchmark="ssd")
@@ -82,9 +72,6 @@ def test_v11_drift_is_a_warning(tmp_path):
     compliance = [f for f in report.findings if f.rule.startswith("compliance")]
     assert compliance and all(f.level == WARN for f in compliance)
     assert all("today's mlperf-logging makes it an error" in f.reason for f in compliance)
-
-
-@needs_fixtures
 def test_inference_checks():
     report = check(INFERENCE, workers=1)
     accuracy = [f for f in report.findings if f.rule == "accuracy target"]

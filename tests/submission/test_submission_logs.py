@@ -10,13 +10,9 @@ from mlpace.submission.loadgen_log import (canonical_scenario, parse_accuracy_fi
                                            parse_summary_text)
 from mlpace.submission.training_log import parse_mllog_lines, parse_result_file, parse_result_text
 
-FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "data" / "mlperf"
 TRAINING = FIXTURES / "training_v1.0"
 INFERENCE = FIXTURES / "inference_v1.1"
-needs_fixtures = pytest.mark.skipif(not FIXTURES.is_dir(), reason=f"no published fixtures at {FIXTURES}")
-
-
-@needs_fixtures
 def test_real_nvidia_log_with_shell_noise():
     run = parse_result_file(TRAINING / "NVIDIA/results/dgxa100_ngc21.05_mxnet/resnet/result_0.txt")
     assert (run.benchmark, run.submitter, run.division, run.availability) == ("resnet", "NVIDIA", "closed", "onprem")
@@ -26,17 +22,11 @@ def test_real_nvidia_log_with_shell_noise():
     assert 20 < run.minutes < 40
     assert run.global_batch_size and run.seed is not None
     assert run.evals and all(len(e) == 3 for e in run.evals)
-
-
-@needs_fixtures
 def test_aborted_run_has_no_minutes():
     run = parse_result_file(TRAINING / "NVIDIA/results/dgxa100_ngc21.05_mxnet/resnet/result_1.txt")
     assert run.status == "aborted"
     assert run.minutes is None and not run.converged
     assert any("did not converge" in note for note in run.notes)
-
-
-@needs_fixtures
 def test_maskrcnn_eval_values_are_dicts():
     run = parse_result_file(TRAINING / "NVIDIA/results/dgxa100_ngc21.05_pytorch/maskrcnn/result_0.txt")
     epoch, time_ms, value = run.evals[0]
@@ -79,9 +69,6 @@ def test_unreadable_and_huge_files(tmp_path):
     big.write_text("x" * 2048)
     with pytest.raises(MlpaceError, match="refusing"):
         read_text_limited(big, limit=1024)
-
-
-@needs_fixtures
 def test_loadgen_v11_server_summary():
     summary = parse_summary_file(
         INFERENCE / "closed/Intel/results/1-node-2S-ICX-OpenVINO-INT8/resnet50/Server/performance/run_1/mlperf_log_summary.txt")
@@ -93,9 +80,6 @@ def test_loadgen_v11_server_summary():
     assert summary["settings"]["min_duration (ms)"] == 600000
     assert summary["settings"]["target_latency (ns)"] == 15000000
     assert summary["errors"] is False
-
-
-@needs_fixtures
 def test_loadgen_lowercase_folder_and_warning_line():
     path = INFERENCE / "closed/Intel/results/1-node-2S-ICX-PyTorch-INT8/resnet50/offline/performance/run_1/mlperf_log_summary.txt"
     summary = parse_summary_file(path)
@@ -123,9 +107,6 @@ Recommendations:
     assert summary["value"] == 795039 and not summary["valid"]
     assert summary["min_duration_satisfied"] is False and summary["early_stopping_satisfied"] is True
     assert "Recommendations" not in summary["stats"]
-
-
-@needs_fixtures
 def test_accuracy_reports_of_each_benchmark():
     closed = INFERENCE / "closed"
     cases = {

@@ -14,10 +14,9 @@ from mlpace.submission.summarize import summarize
 from mlpace.submission.sysinfo import REQUIRED_FIELDS
 from mlpace.submission.tree import safe_name
 
-FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "data" / "mlperf"
 RESNET = FIXTURES / "training_v1.0" / "NVIDIA" / "results" / "dgxa100_ngc21.05_mxnet" / "resnet"
 ALIBABA = FIXTURES / "inference_v1.1" / "closed" / "Alibaba"
-needs_fixtures = pytest.mark.skipif(not FIXTURES.is_dir(), reason=f"no published fixtures at {FIXTURES}")
 
 
 def _mlpace_training_output(root: Path, runs: int = 5) -> Path:
@@ -29,9 +28,6 @@ def _mlpace_training_output(root: Path, runs: int = 5) -> Path:
         (folder / f"result_{i + 1}.txt").write_text(text.replace('"value": "closed"', '"value": "open"'),
                                                     encoding="latin-1")
     return root
-
-
-@needs_fixtures
 def test_training_package_layout_and_check(tmp_path):
     source = _mlpace_training_output(tmp_path / "runs")
     out = package([source], "MyOrg", tmp_path / "sub", availability="cloud",
@@ -49,9 +45,6 @@ def test_training_package_layout_and_check(tmp_path):
     assert summary.round.ruleset == "1.0.0"          # these runs were made in May 2021
     report = check(out, ruleset="1.1.0", workers=1)
     assert report.ok, [vars(f) for f in report.findings if f.level == "fail"]
-
-
-@needs_fixtures
 def test_refuses_wrong_run_count_and_overwrite(tmp_path):
     source = _mlpace_training_output(tmp_path / "runs", runs=4)
     with pytest.raises(MlpaceError, match="4 runs of resnet; a result needs exactly 5"):
@@ -63,9 +56,6 @@ def test_refuses_wrong_run_count_and_overwrite(tmp_path):
     with pytest.raises(MlpaceError, match="already exists"):
         package([source], "MyOrg", tmp_path / "sub")
     assert (tmp_path / "sub" / "MyOrg" / "systems" / "cpu-box.json").read_text() == before
-
-
-@needs_fixtures
 def test_refuses_division_mismatch(tmp_path):
     source = _mlpace_training_output(tmp_path / "runs")
     with pytest.raises(MlpaceError, match="logged for the open division"):
@@ -83,9 +73,6 @@ def test_refuses_bad_names_and_options(tmp_path):
     for bad in ("..", "a/b", "x\x00y", ""):
         with pytest.raises(MlpaceError):
             safe_name(bad, "system")
-
-
-@needs_fixtures
 def test_inference_package(tmp_path):
     """`mlpace infer` output (official layout, any scenario spelling) is copied and completed."""
     source_org = tmp_path / "runs" / "open" / "mlpace"

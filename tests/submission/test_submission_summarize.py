@@ -15,10 +15,9 @@ from mlpace.submission.output import write_csv, write_json
 from mlpace.submission.rounds import round_for_ruleset, round_from_path, round_from_time
 from mlpace.submission.summarize import summarize
 
-FIXTURES = Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "data" / "mlperf"
 TRAINING = FIXTURES / "training_v1.0"
 INFERENCE = FIXTURES / "inference_v1.1"
-needs_fixtures = pytest.mark.skipif(not FIXTURES.is_dir(), reason=f"no published fixtures at {FIXTURES}")
 
 # As published by MLCommons for training v1.0 (minutes, two decimals; DESIGN.md).
 PUBLISHED = {
@@ -47,8 +46,6 @@ OFFICIAL = {
 
 @pytest.fixture(scope="module")
 def v10_summary():
-    if not TRAINING.is_dir():
-        pytest.skip(f"no published fixtures at {TRAINING}")
     return summarize(TRAINING, workers=1)
 
 
@@ -92,9 +89,6 @@ def test_csv_and_json(v10_summary, tmp_path):
     details = {(d["system"], d["benchmark"]): d for d in data["training_details"]}
     mxnet_resnet = details[("dgxa100_ngc21.05_mxnet", "resnet")]
     assert mxnet_resnet["score"]["failed"] == 1 and len(mxnet_resnet["runs"]) == 5
-
-
-@needs_fixtures
 def test_parallel_parsing_gives_the_same_scores():
     serial = _scores(summarize(TRAINING / "Google", ruleset="1.0.0", workers=1))
     parallel = _scores(summarize(TRAINING / "Google", ruleset="1.0.0", workers=2))
@@ -106,9 +100,6 @@ def _copy(src: Path, dst: Path) -> Path:
     for path in [dst, *dst.rglob("*")]:
         os.chmod(path, 0o755 if path.is_dir() else 0o644)
     return dst
-
-
-@needs_fixtures
 def test_scaling_json_and_too_many_failures(tmp_path):
     org = _copy(TRAINING / "Google", tmp_path / "training_v1.0" / "Google")
     ssd = org / "results" / "tpu-v4-128-TF" / "ssd"
@@ -136,9 +127,6 @@ def test_round_detection():
     assert round_for_ruleset("1.0").drop("unet3d") == 4
     with pytest.raises(MlpaceError, match="unknown training ruleset"):
         round_for_ruleset("9.9.9")
-
-
-@needs_fixtures
 def test_inference_rows():
     summary = summarize(INFERENCE)
     assert summary.round is None and not summary.training
@@ -183,9 +171,6 @@ def _run_cli(*argv):
             "sys.exit(cli.main(sys.argv[1:]))")
     return subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True,
                           env={**os.environ, "COLUMNS": "200"}, timeout=120)
-
-
-@needs_fixtures
 def test_cli_summarize(tmp_path):
     done = _run_cli("summarize", str(TRAINING / "Graphcore"), "--ruleset", "1.0.0",
                     "--csv", str(tmp_path / "t.csv"), "--json", str(tmp_path / "t.json"))
@@ -203,9 +188,6 @@ def test_absurd_file_size_is_refused(tmp_path):
     tree = SafeTree(tmp_path, max_file_bytes=1024)
     assert [p.name for p in tree.files(tmp_path)] == ["ok.txt"]
     assert "over the" in tree.problems[0][1]
-
-
-@needs_fixtures
 def test_rcp_normalisation_only_from_v21(tmp_path):
     org = tmp_path / "NVIDIA"
     _copy(TRAINING / "NVIDIA" / "results" / "dgxa100_ngc21.05_mxnet" / "resnet",
@@ -222,7 +204,6 @@ def test_rcp_normalisation_only_from_v21(tmp_path):
 
 
 @pytest.mark.slow
-@needs_fixtures
 def test_same_scores_as_the_official_summarizer_live(tmp_path):
     """Run the official tool on a copy of Google's v1.0 results and compare every score."""
     org = _copy(TRAINING / "Google", tmp_path / "Google")
