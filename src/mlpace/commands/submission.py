@@ -9,13 +9,15 @@ from __future__ import annotations
 import json
 import sys
 
+from mlpace.rules.divisions import TRAINING_DIVISIONS
+
 
 def register(subparsers) -> None:
     """Add this area's verbs to the CLI."""
     p = subparsers.add_parser("sysinfo", help="print this machine's MLPerf system description (JSON)")
     p.add_argument("--system-name", help="system name (default: host, accelerator, framework)")
     p.add_argument("--submitter", default="mlpace", help="organisation submitting (default: mlpace)")
-    p.add_argument("--division", default="open", choices=["open", "closed"])
+    p.add_argument("--division", default="open", choices=TRAINING_DIVISIONS)
     p.add_argument("--availability", default="onprem",
                    help="onprem, cloud, preview or research (default: onprem)")
     p.add_argument("--overrides", metavar="JSON", help="JSON file of fields to set by hand")
@@ -26,7 +28,7 @@ def register(subparsers) -> None:
     p.add_argument("sources", nargs="+", metavar="RESULTS", help="folders written by `mlpace train` / `mlpace infer`")
     p.add_argument("--org", required=True, help="organisation name used in the tree")
     p.add_argument("--out", required=True, help="folder to create the submission in")
-    p.add_argument("--division", default="open", choices=["open", "closed"])
+    p.add_argument("--division", default="open", choices=TRAINING_DIVISIONS)
     p.add_argument("--availability", default="onprem",
                    help="onprem (available on-premise), cloud, preview or research (default: onprem)")
     p.add_argument("--system-desc", metavar="JSON", help="system-description fields to set by hand")
@@ -72,7 +74,7 @@ def _sysinfo(args) -> int:
 
 def _package(args) -> int:
     from mlpace.submission.package import package
-    from mlpace.submission.rounds import MLPACE_RULESET
+    from mlpace.rules.rounds import MLPACE_RULESET
     from mlpace.submission.sysinfo import load_overrides
     out = package(args.sources, args.org, args.out, division=args.division,
                   availability=args.availability, overrides=load_overrides(args.system_desc),

@@ -29,6 +29,8 @@ from mlpace.harness.config import config_dict
 from mlpace.harness.timed_run import Progress, RunOutcome, StopRequest, Submission, run_once
 from mlpace.harness.workload import RunContext
 from mlpace.rules.benchmarks import BenchmarkSpec
+from mlpace.rules.divisions import default_division, require_division_allowed
+from mlpace.rules.rounds import MLPACE_RULESET as RULESET
 from mlpace.submission.output import write_atomic
 from mlpace.submission.scoring import Score, olympic_score
 from mlpace.submission.sysinfo import capture_system_description
@@ -95,9 +97,6 @@ def _prepare_dirs(req: TrainRequest, system: str) -> tuple[Path, Path]:
     return result_dir, systems_dir / f"{system}.json"
 
 
-RULESET = "1.1.0"  # the MLPerf Training rules mlpace's logs follow
-
-
 def reproduce_command(req: TrainRequest, base_seed: int) -> str:
     """The command line that repeats this result (seeds included), for the submission README."""
     parts = ["mlpace", "train", req.benchmark, "--scale", req.scale, "--runs", str(req.runs),
@@ -137,12 +136,13 @@ def train_result(req: TrainRequest,
 
 def _train_result(req: TrainRequest, progress_for, placement: dict) -> ResultSet:
     lead = placement["rank"] == 0
+    require_division_allowed(req.scale, req.division)
     workloads = [make_workload(req.benchmark, req.scale, req.overrides)]  # validates early
     distributed.check_supported(workloads[0], placement["world_size"])
     spec = workloads[0].spec
     description = capture_system_description(
         req.system, submitter=req.org,
-        division=req.division or ("open" if req.scale == "mini" else "closed"),
+        division=req.division or default_division(req.scale),
         status=req.availability)
     description.update(req.system_overrides)
     system = description["system_name"]

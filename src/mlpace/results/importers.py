@@ -36,13 +36,14 @@ from mlpace.results import schema as s
 from mlpace.results.store import Store
 from mlpace.rules.benchmarks import BENCHMARKS
 from mlpace.submission import loadgen_log
-from mlpace.submission.rounds import Round, round_for_ruleset, round_from_path, round_from_time
+from mlpace.rules.divisions import INFERENCE_DIVISION_FOLDERS
+from mlpace.rules.rounds import Round, pick_round
 from mlpace.submission.summarize import TrainingResult, parse_many, score_result
 from mlpace.submission.summarize import system_columns as official_system_columns
 from mlpace.submission.training_log import TrainingRun
 from mlpace.submission.tree import SafeTree, find_org_folders
 
-DIVISIONS = {"closed", "open", "network"}
+DIVISIONS = set(INFERENCE_DIVISION_FOLDERS)
 ROUND_FOLDER = re.compile(r"^(training|inference)(?:_results)?[_-]v?(\d+(?:\.\d+)*)$", re.I)
 RESULT_FILE = re.compile(r"^result_\d+\.txt$")
 
@@ -208,16 +209,8 @@ def _check_training_run(run: TrainingRun) -> None:
 
 def _scoring_round(sub: Submission, runs: list[TrainingRun]) -> Round:
     """The rules to score under: the round's own when known, else mlpace's (by run dates)."""
-    if sub.round_version != "local":
-        try:
-            return round_for_ruleset(sub.round_version, how=f"round {sub.round_name}")
-        except MlpaceError:
-            pass
-    hinted = round_from_path(str(sub.root.resolve()))
-    if hinted:
-        return hinted
-    starts = [run.run_start_ms for run in runs if run.run_start_ms]
-    return round_from_time(min(starts)) if starts else round_for_ruleset("1.1", how="default")
+    named = None if sub.round_version == "local" else sub.round_version
+    return pick_round(sub.root, None, [run.run_start_ms for run in runs], named=named)
 
 
 def _parse_inference(result: ResultFolder) -> dict:

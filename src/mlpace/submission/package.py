@@ -31,17 +31,14 @@ from pathlib import Path
 
 from mlpace.errors import MlpaceError
 from mlpace.submission.loadgen_log import canonical_scenario, read_json_limited
-from mlpace.submission.rounds import MLPACE_RULESET, round_for_ruleset
+from mlpace.rules.divisions import AVAILABILITY_SPELLINGS, TRAINING_DIVISIONS, require_division_allowed
+from mlpace.rules.rounds import MLPACE_RULESET, round_for_ruleset
 from mlpace.submission.sysinfo import REQUIRED_FIELDS, capture_system_description
 from mlpace.submission.training_log import parse_result_file
 from mlpace.submission.tree import SafeTree, safe_name
 
-AVAILABILITY = {   # accepted spellings -> the system-description `status` value of v1.x
-    "onprem": "onprem", "available": "onprem", "on-premise": "onprem",
-    "cloud": "cloud", "preview": "preview",
-    "research": "research", "rdi": "research",
-}
-DIVISIONS = ("closed", "open")
+AVAILABILITY = AVAILABILITY_SPELLINGS   # accepted spellings -> the `status` value of v1.x
+DIVISIONS = TRAINING_DIVISIONS
 _RESULT_FILE = re.compile(r"^result_(\d+)\.txt$")
 _SEARCH_DEPTH = 8
 
@@ -121,9 +118,24 @@ def _system_description(tset: TrainingSet, org: str, division: str, status: str,
     return desc
 
 
+def _recorded_scale(folder: Path) -> str | None:
+    """The scale `mlpace train` recorded for a result folder (its score.json), if any."""
+    try:
+        record = read_json_limited(folder / "score.json") if (folder / "score.json").is_file() else {}
+    except MlpaceError:
+        return None
+    return record.get("scale") if isinstance(record, dict) else None
+
+
 def _check_logs(tset: TrainingSet, division: str) -> list[str]:
-    """Runs must say the benchmark and division they are filed under."""
+    """Runs must say the benchmark and division they are filed under, at a scale that may
+    claim that division (mini results are open by construction)."""
     problems = []
+    folder = tset.files[0].parent
+    try:
+        require_division_allowed(_recorded_scale(folder) or "reference", division)
+    except MlpaceError as err:
+        problems.append(f"{folder}: {err}")
     for path in tset.files:
         run = parse_result_file(path)
         if run.benchmark and run.benchmark != tset.benchmark:
