@@ -4,8 +4,8 @@ The official `mlperf_logging` package only knows its *current* rules. Older roun
 by the rules of their day, and those differ in ways that change published numbers:
 - the compliance checker of today rejects logs that passed (with warnings) in 2021, so the
   official summarizer of today drops genuine v1.1 runs as "failed";
-- the limit on initialisation time (first `init_start` to `init_stop`) changed: none in
-  v0.6, 20 min in v0.7, 30 min in v1.0/v1.1, and from v2.0 on 30 min closed / 240 min open
+- the limit on initialisation time (first `init_start` to `init_stop`) changed: 20 min in
+  v0.6/v0.7, 30 min in v1.0/v1.1, and from v2.0 on 30 min closed / 240 min open
   (`training_<ruleset>/common.yaml` of the compliance checker). A run over the limit fails
   compliance, and the official summarizer scores a failing run as a failed (dropped) one;
 - RCP normalisation: from v2.1 on the RCP checker computes a normalisation factor for a
@@ -58,14 +58,12 @@ def _version_tuple(ruleset: str) -> tuple[int, ...]:
     return tuple(int(part) for part in ruleset.split("."))
 
 
-def init_time_limit_ms(ruleset: str, division: str | None) -> float | None:
-    """The compliance checker's limit on first init_start -> init_stop, or None (no limit).
+def init_time_limit_ms(ruleset: str, division: str | None) -> float:
+    """The compliance checker's limit on first init_start -> init_stop (exclusive).
 
     From `training_<ruleset>/common.yaml`: `ll.timestamp - s['first_init_start'] < limit`.
     """
     version = _version_tuple(ruleset)
-    if version < (0, 7, 0):
-        return None
     if version < (1, 0, 0):
         return 20 * MINUTE_MS
     if version < (2, 0, 0):
@@ -105,7 +103,7 @@ class Round:
         spec = BENCHMARKS.get(benchmark)
         return spec.olympic_drop if spec else DEFAULT_DROP
 
-    def init_limit_ms(self, division: str | None) -> float | None:
+    def init_limit_ms(self, division: str | None) -> float:
         return init_time_limit_ms(self.ruleset, division)
 
     def rules(self) -> list[str]:
@@ -117,13 +115,10 @@ class Round:
             "converge counts as one of the slowest (at most 1, unet3d at most 4)",
         ]
         closed, open_ = self.init_limit_ms("closed"), self.init_limit_ms("open")
-        if closed is None:
-            lines.append("no limit on initialisation time in this round")
-        else:
-            limit = f"{closed / MINUTE_MS:g} min" if closed == open_ else \
-                f"{closed / MINUTE_MS:g} min closed, {open_ / MINUTE_MS:g} min open"
-            lines.append(f"a run whose init_start -> init_stop exceeds {limit} fails compliance "
-                         "and counts as a failed run, as in the official summarizer")
+        limit = f"{closed / MINUTE_MS:g} min" if closed == open_ else \
+            f"{closed / MINUTE_MS:g} min closed, {open_ / MINUTE_MS:g} min open"
+        lines.append(f"a run whose init_start -> init_stop is not under {limit} fails compliance "
+                     "and counts as a failed run, as in the official summarizer")
         lines.append("a run whose times are impossible (run_stop before run_start, non-finite "
                      "or absurd time_ms) is invalid and counts as a failed run")
         if self.has_rcp_factor:

@@ -209,7 +209,7 @@ def _score_changing_failure(run: TrainingRun, round_: Round, division: str) -> s
     if problem:
         return problem
     limit = round_.init_limit_ms(run.division or division)
-    if limit is not None and run.init_start_ms is not None and run.init_stop_ms is not None:
+    if run.init_start_ms is not None and run.init_stop_ms is not None:
         took = run.init_stop_ms - run.init_start_ms
         if not took < limit:        # the checker's test is `took < limit`
             return (f"init_start -> init_stop took {took / 60000:.1f} min; ruleset {round_.ruleset} "
