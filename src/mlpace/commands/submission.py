@@ -10,6 +10,7 @@ import json
 import sys
 
 from mlpace.rules.divisions import TRAINING_DIVISIONS
+from mlpace.rules.rounds import MLPACE_RULESET
 
 
 def register(subparsers) -> None:
@@ -32,7 +33,7 @@ def register(subparsers) -> None:
     p.add_argument("--availability", default="onprem",
                    help="onprem (available on-premise), cloud, preview or research (default: onprem)")
     p.add_argument("--system-desc", metavar="JSON", help="system-description fields to set by hand")
-    p.add_argument("--ruleset", default=None, help="training ruleset for run counts (default: mlpace's, 1.1.0)")
+    p.add_argument("--ruleset", default=None, help=f"training ruleset for run counts (default: mlpace's, {MLPACE_RULESET})")
     p.set_defaults(handler=_package)
 
     p = subparsers.add_parser("check", help="check a submission tree against every rule")
@@ -74,7 +75,6 @@ def _sysinfo(args) -> int:
 
 def _package(args) -> int:
     from mlpace.submission.package import package
-    from mlpace.rules.rounds import MLPACE_RULESET
     from mlpace.submission.sysinfo import load_overrides
     out = package(args.sources, args.org, args.out, division=args.division,
                   availability=args.availability, overrides=load_overrides(args.system_desc),

@@ -32,11 +32,10 @@ from mlpace.report import svg
 from mlpace.results import queries
 from mlpace.results.store import Store
 from mlpace.rules.benchmarks import BENCHMARKS
+from mlpace.rules.divisions import AVAILABILITY_TITLES
 from mlpace.submission.output import write_atomic
 
 ASSETS = ("style.css", "sort.js")
-AVAILABILITY_TITLES = {"available": "Available", "preview": "Preview",
-                       "research": "Research, development or internal"}
 SYSTEM_HEADERS = ["Submitter", "System", "Processor", "#", "Accelerator", "#", "Software"]
 
 

@@ -15,13 +15,13 @@ from __future__ import annotations
 from sqlalchemy import (BigInteger, Boolean, Column, Float, ForeignKey, Integer, MetaData, String, Table,
                         Text, UniqueConstraint)
 
+from mlpace.rules.divisions import AVAILABILITY_CATEGORY
+
 metadata = MetaData()
 
 # systems.availability holds the category MLCommons groups its tables by; a description's
 # `status` maps to it like this.
-AVAILABILITY = {"onprem": "available", "on-premise": "available", "available": "available",
-                "cloud": "available", "preview": "preview", "research": "research",
-                "rdi": "research", "research, development, or internal": "research"}
+AVAILABILITY = AVAILABILITY_CATEGORY
 
 schema_version = Table(
     "schema_version", metadata,

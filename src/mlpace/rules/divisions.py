@@ -29,6 +29,13 @@ AVAILABILITY_SPELLINGS = {
     "research": "research", "rdi": "research",
 }
 
+# The category MLCommons groups its published tables by, from any spelling of either vocabulary.
+AVAILABILITY_CATEGORY = {"onprem": "available", "on-premise": "available", "available": "available",
+                         "cloud": "available", "preview": "preview", "research": "research",
+                         "rdi": "research", "research, development, or internal": "research"}
+AVAILABILITY_TITLES = {"available": "Available", "preview": "Preview",
+                       "research": "Research, development or internal"}
+
 SCALES = ("mini", "reference")
 # Scales whose results may be submitted to the closed division.
 CLOSED_SCALES = ("reference",)
