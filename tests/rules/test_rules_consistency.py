@@ -74,6 +74,21 @@ def test_reference_target_and_direction_pass_the_official_check(ruleset, name):
 
 
 @pytest.mark.parametrize("ruleset", V1_RULESETS)
+@pytest.mark.parametrize("name", sorted(BENCHMARKS))
+def test_closed_target_check_is_the_official_expression(ruleset, name):
+    """summarize applies the closed eval_accuracy check itself: same verdict at every probe."""
+    spec = BENCHMARKS[name]
+    expression = _keys(ruleset, f"closed_{name}.yaml")["eval_accuracy"]["ATLEAST_ONE_CHECK"]
+    target = spec.reference.target
+    probes = [0.0, 1e-6, 0.5, 0.999, 1.0, 1.5] + [t + d for t in
+                                                   (target.values() if isinstance(target, dict) else [target])
+                                                   for d in (-1e-3, 0.0, 1e-3)]
+    for probe in probes:
+        value = {k: probe for k in target} if isinstance(target, dict) else probe
+        assert spec.closed_target_reached(value) == bool(eval(expression, {}, {"v": {"value": value}})), probe
+
+
+@pytest.mark.parametrize("ruleset", V1_RULESETS)
 def test_divisions_and_availability_are_the_official_ones(ruleset):
     keys = _keys(ruleset, "common.yaml")
     for key, allowed in (("submission_division", TRAINING_DIVISIONS),

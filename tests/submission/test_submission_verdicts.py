@@ -136,6 +136,31 @@ def test_absurd_time_ms_is_invalid(tmp_path, stamp):
     assert run.run_stop_ms is None or time_problem(run.run_start_ms, run.run_stop_ms)
 
 
+def test_a_declared_success_below_the_closed_target_counts_as_failed(tmp_path):
+    """A log's `run_stop status: success` is a claim: the closed target decides (resnet 0.759)."""
+    org = tmp_path / "training_v1.0" / "NVIDIA"
+    system = "dgxa100_ngc21.05_mxnet"
+    folder = org / "results" / system / "resnet"
+    shutil.copytree(NVIDIA / "results" / system / "resnet", folder)
+    (org / "systems").mkdir()
+    shutil.copyfile(NVIDIA / "systems" / f"{system}.json", org / "systems" / f"{system}.json")
+    path = folder / "result_2.txt"
+    lines = path.read_text(encoding="latin-1").splitlines(keepends=True)
+    for i, line in enumerate(lines):
+        if '"key": "eval_accuracy"' in line:
+            head, record = line.split(":::MLLOG ", 1)
+            data = json.loads(record)
+            data["value"] = min(data["value"], 0.75)
+            lines[i] = f"{head}:::MLLOG {json.dumps(data)}\n"
+    path.write_text("".join(lines), encoding="latin-1")
+    [result] = summarize(org).training
+    run = next(r for r in result.runs if r.path.endswith("result_2.txt"))
+    assert run.status == "success" and run.minutes is None
+    # result_1 did not converge either: two failed runs of five, no score - as officially.
+    assert result.minutes is None and result.score.failed == 2
+    assert _official_score(folder, "resnet", "1.0.0") is None
+
+
 def test_zero_result_logs_fail(tmp_path):
     org = _minigo_org(tmp_path)
     empty = org / "results" / MINIGO_SYSTEM / "resnet"

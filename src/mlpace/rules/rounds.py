@@ -49,6 +49,8 @@ WEIGHTS_INIT_DRIFT = {"1.1.0"}
 # The official summarizer drops this many runs at each end, and tolerates as many failed
 # runs, for benchmarks that are not among mlpace's eight (its `max_dropped_scores`).
 DEFAULT_DROP = 1
+# Rounds whose closed quality targets are the reference targets of mlpace.rules.benchmarks.
+TARGET_RULESETS = ("1.0.0", "1.1.0")
 # Benchmarks that never had reference convergence points (RCPs) in any round.
 NO_RCP = {"minigo"}
 MINUTE_MS = 60 * 1000.0
@@ -103,6 +105,11 @@ class Round:
         spec = BENCHMARKS.get(benchmark)
         return spec.olympic_drop if spec else DEFAULT_DROP
 
+    def closed_target(self, benchmark: str):
+        """The BenchmarkSpec whose reference target closed runs of this round must reach, or
+        None where mlpace does not state the round's targets (rounds other than v1.0/v1.1)."""
+        return BENCHMARKS.get(benchmark) if self.ruleset in TARGET_RULESETS else None
+
     def init_limit_ms(self, division: str | None) -> float:
         return init_time_limit_ms(self.ruleset, division)
 
@@ -119,6 +126,9 @@ class Round:
             f"{closed / MINUTE_MS:g} min closed, {open_ / MINUTE_MS:g} min open"
         lines.append(f"a run whose init_start -> init_stop is not under {limit} fails compliance "
                      "and counts as a failed run, as in the official summarizer")
+        if self.ruleset in TARGET_RULESETS:
+            lines.append("a closed run counts only if one evaluation reaches the round's target "
+                         "(whatever its run_stop status says), as in the compliance checker")
         lines.append("a run whose times are impossible (run_stop before run_start, non-finite "
                      "or absurd time_ms) is invalid and counts as a failed run")
         if self.has_rcp_factor:

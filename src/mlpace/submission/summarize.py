@@ -208,6 +208,11 @@ def _score_changing_failure(run: TrainingRun, round_: Round, division: str) -> s
     problem = time_problem(run.run_start_ms, run.run_stop_ms)
     if problem:
         return problem
+    spec = round_.closed_target(run.benchmark or "")
+    if spec and (run.division or division) == "closed" and \
+            not any(spec.closed_target_reached(value) for _, _, value in run.evals):
+        return (f"run_stop says success but no eval_accuracy reaches the closed target "
+                f"{spec.reference.target} of ruleset {round_.ruleset}")
     limit = round_.init_limit_ms(run.division or division)
     if run.init_start_ms is not None and run.init_stop_ms is not None:
         took = run.init_stop_ms - run.init_start_ms
