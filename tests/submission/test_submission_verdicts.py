@@ -187,3 +187,25 @@ def test_an_unreadable_log_is_named_in_summarize_and_check(tmp_path, content):
     report = check(org, compliance=False, workers=1)
     assert any(f.level == FAIL and f.rule == "result file" and f.path.endswith("minigo/result_7.txt")
                for f in report.findings)
+
+
+@pytest.mark.parametrize("value", ["nan", "-5", "1e400", "fast"])
+def test_impossible_loadgen_metrics_are_invalid_and_json_stays_strict(tmp_path, value):
+    import re
+
+    from mlpace.results import importers
+    from mlpace.results.store import Store
+    org = tmp_path / "closed" / "Alibaba"
+    shutil.copytree(FIXTURES / "inference_v1.1" / "closed" / "Alibaba", org)
+    summary_file = (org / "results" / "A10x1_TRT" / "ssd-mobilenet" / "Offline" / "performance" /
+                    "run_1" / "mlperf_log_summary.txt")
+    summary_file.write_text(re.sub(r"Samples per second: \S+", f"Samples per second: {value}",
+                                   summary_file.read_text()))
+    summary = summarize(tmp_path)
+    bad = [r for r in summary.inference_rows if "impossible Samples per second" in r["notes"]]
+    assert len(bad) == 1 and bad[0]["value"] is None and bad[0]["valid"] is False
+    assert (bad[0]["benchmark"], bad[0]["scenario"]) == ("ssd-mobilenet", "Offline")
+    json.dumps(summary.to_json(), allow_nan=False)          # strict JSON: no NaN, no Infinity
+    store = Store(f"sqlite:///{tmp_path / 'r.sqlite'}")
+    report = importers.import_trees(store, [tmp_path])
+    assert report.failures and str(summary_file) in report.failures[0]

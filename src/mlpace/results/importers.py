@@ -38,6 +38,7 @@ from mlpace.rules.benchmarks import BENCHMARKS
 from mlpace.submission import loadgen_log
 from mlpace.rules.divisions import INFERENCE_DIVISION_FOLDERS
 from mlpace.rules.rounds import Round, pick_round
+from mlpace.rules.validity import metric_problem
 from mlpace.submission.summarize import TrainingResult, parse_many, score_result
 from mlpace.submission.summarize import system_columns as official_system_columns
 from mlpace.submission.training_log import TrainingRun
@@ -225,6 +226,8 @@ def _parse_inference(result: ResultFolder) -> dict:
         if not loadgen_log.is_performance_summary(summary):
             raise ImportFailure(path, "not a LoadGen performance summary (no Scenario or "
                                 "'Result is' line)")
+        if metric_problem(summary["value"]):
+            raise ImportFailure(path, f"impossible {summary['metric']}: {metric_problem(summary['value'])}")
         summary["path"] = str(path.relative_to(result.folder))
         summary["latency_percentiles_ns"] = {str(k): v for k, v in
                                              summary["latency_percentiles_ns"].items()}

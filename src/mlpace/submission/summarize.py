@@ -31,7 +31,7 @@ from mlpace.submission.loadgen_log import (canonical_scenario, parse_accuracy_fi
                                            parse_summary_file, read_json_limited)
 from mlpace.rules.divisions import INFERENCE_DIVISION_FOLDERS
 from mlpace.rules.rounds import Round, pick_round
-from mlpace.rules.validity import time_problem
+from mlpace.rules.validity import metric_problem, time_problem
 from mlpace.submission.scoring import Score, olympic_score
 from mlpace.submission.training_log import TrainingRun, parse_result_file
 from mlpace.submission.tree import SafeTree, find_org_folders
@@ -196,7 +196,10 @@ def _scaling_factor(tree: SafeTree, folder: Path) -> tuple[float, str]:
         return 1.0, ""
     try:
         factor = float(read_json_limited(path)["scaling_factor"])
-    except (MlpaceError, KeyError, TypeError, ValueError) as err:
+        problem = metric_problem(factor) or ("zero" if factor == 0 else None)
+        if problem:
+            raise ValueError(f"scaling_factor {problem}")
+    except (MlpaceError, KeyError, TypeError, ValueError, OverflowError) as err:
         tree.refuse(path, f"unusable scaling.json ({err}); score not scaled")
         return 1.0, ""
     return factor, f"scaled by {factor:g} (scaling.json set by the review committee)"
@@ -268,6 +271,10 @@ def _inference_rows(tree: SafeTree, org: Path, system: str, benchmark_folder: Pa
         if perf.parent.is_dir() and perf in tree.files(perf.parent):
             summary = parse_summary_file(perf)
             row.update(metric=summary["metric"], value=summary["value"], valid=summary["valid"])
+            problem = metric_problem(summary["value"]) if summary["metric"] else None
+            if problem:
+                row.update(value=None, valid=False)
+                notes.append(f"impossible {summary['metric']}: {problem} (not valid)")
             if summary["scenario"] and summary["scenario"] != scenario:
                 notes.append(f"folder says {scenario} but LoadGen ran {summary['scenario']}")
         else:
@@ -277,7 +284,10 @@ def _inference_rows(tree: SafeTree, org: Path, system: str, benchmark_folder: Pa
             metrics = parse_accuracy_file(accuracy)["metrics"]
             if metrics:
                 name = next(iter(metrics))
-                row.update(accuracy_metric=name, accuracy=metrics[name])
+                problem = metric_problem(metrics[name])
+                row.update(accuracy_metric=name, accuracy=None if problem else metrics[name])
+                if problem:
+                    notes.append(f"impossible {name}: {problem}")
         else:
             notes.append("no accuracy/accuracy.txt")
         row["notes"] = "; ".join(notes)
