@@ -209,3 +209,24 @@ def test_impossible_loadgen_metrics_are_invalid_and_json_stays_strict(tmp_path, 
     store = Store(f"sqlite:///{tmp_path / 'r.sqlite'}")
     report = importers.import_trees(store, [tmp_path])
     assert report.failures and str(summary_file) in report.failures[0]
+
+
+def test_a_closed_result_whose_rcp_check_cannot_run_does_not_pass(tmp_path):
+    """Closed logs of a benchmark the round has no RCP data for (gnmt in 1.0.0)."""
+    from mlpace.rules.rcp import rcp_verdict
+    org = tmp_path / "training_v1.0" / "NVIDIA"
+    system = "dgxa100_ngc21.05_mxnet"
+    folder = org / "results" / system / "gnmt"
+    shutil.copytree(NVIDIA / "results" / system / "resnet", folder)
+    for path in folder.glob("result_*.txt"):
+        path.write_text(path.read_text(encoding="latin-1").replace(
+            '"key": "submission_benchmark", "value": "resnet"', '"key": "submission_benchmark", "value": "gnmt"'),
+            encoding="latin-1")
+    (org / "systems").mkdir()
+    shutil.copyfile(NVIDIA / "systems" / f"{system}.json", org / "systems" / f"{system}.json")
+    verdict = rcp_verdict(folder, "1.0.0", "gnmt")
+    assert not verdict.ran and "no RCP data" in verdict.message
+    report = check(org, compliance=False, workers=1)
+    [rcp] = [f for f in report.findings if f.rule == "RCP (official)"]
+    assert rcp.level == FAIL and "needs a passing RCP check" in rcp.reason
+    assert not report.ok
