@@ -118,8 +118,8 @@ class Round:
         lines = [
             f"training round v{self.version} (ruleset {self.ruleset}; {self.how})",
             "time-to-train = run_stop - run_start of each run whose run_stop status is success",
-            "olympic mean: drop the fastest and slowest run (unet3d: 4 + 4); a run that did not "
-            "converge counts as one of the slowest (at most 1, unet3d at most 4)",
+            "olympic mean: drop the fastest and slowest run (unet3d: 4 + 4); a failed run (not "
+            "converged, or breaking a rule below) counts as one of the slowest (at most 1, unet3d 4)",
         ]
         closed, open_ = self.init_limit_ms("closed"), self.init_limit_ms("open")
         limit = f"{closed / MINUTE_MS:g} min" if closed == open_ else \
@@ -132,12 +132,12 @@ class Round:
         lines.append("a run whose times are impossible (run_stop before run_start, non-finite "
                      "or absurd time_ms) is invalid and counts as a failed run")
         if self.has_rcp_factor:
-            lines.append("RCP normalisation only through scaling.json: the published table is the "
-                         "olympic mean times the scaling.json in the folder (the RCP checker's "
-                         "factor is what `mlpace check` reports)")
+            lines.append("a scaling.json in the folder (the review committee's) multiplies the score; "
+                         "the RCP checker's own normalisation factor does not, as in the published "
+                         "tables (`mlpace check` reports it)")
         else:
-            lines.append(f"no RCP normalisation (it exists only from v2.1 on; v{self.version} did not have it)")
-        lines.append("a scaling.json left by the review committee multiplies the score")
+            lines.append(f"no RCP normalisation (it exists only from v2.1 on; v{self.version} did not "
+                         "have it); a scaling.json left by the review committee multiplies the score")
         return lines
 
 
