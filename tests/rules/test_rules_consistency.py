@@ -15,7 +15,7 @@ from mlperf_logging import benchmark_meta, compliance_checker
 from mlperf_logging.rcp_checker import rcp_checker
 
 from mlpace.rules import (BENCHMARKS, MLPACE_RULESET, ROUNDS, TRAINING_AVAILABILITY,
-                          TRAINING_DIVISIONS, init_time_limit_ms, round_for_ruleset)
+                          DIVISIONS, init_time_limit_ms, round_for_ruleset)
 
 CONFIGS = Path(compliance_checker.__file__).parent
 V1_RULESETS = ("1.0.0", "1.1.0")           # the rounds mlpace's eight benchmarks come from
@@ -91,7 +91,7 @@ def test_closed_target_check_is_the_official_expression(ruleset, name):
 @pytest.mark.parametrize("ruleset", V1_RULESETS)
 def test_divisions_and_availability_are_the_official_ones(ruleset):
     keys = _keys(ruleset, "common.yaml")
-    for key, allowed in (("submission_division", TRAINING_DIVISIONS),
+    for key, allowed in (("submission_division", DIVISIONS),
                          ("submission_status", TRAINING_AVAILABILITY)):
         expression = keys[key]["CHECK"]
         for value in allowed:
@@ -100,7 +100,7 @@ def test_divisions_and_availability_are_the_official_ones(ruleset):
 
 
 @pytest.mark.parametrize("ruleset", [r for _, r, _ in ROUNDS])
-@pytest.mark.parametrize("division", TRAINING_DIVISIONS)
+@pytest.mark.parametrize("division", DIVISIONS)
 def test_init_time_limit_matches_the_compliance_checker(ruleset, division):
     keys = _keys(ruleset, "common.yaml")
     limit = init_time_limit_ms(ruleset, division)

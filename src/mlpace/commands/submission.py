@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 
-from mlpace.rules.divisions import TRAINING_DIVISIONS
+from mlpace.rules.divisions import DIVISIONS
 from mlpace.rules.rounds import MLPACE_RULESET
 
 
@@ -18,7 +18,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("sysinfo", help="print this machine's MLPerf system description (JSON)")
     p.add_argument("--system-name", help="system name (default: host, accelerator, framework)")
     p.add_argument("--submitter", default="mlpace", help="organisation submitting (default: mlpace)")
-    p.add_argument("--division", default="open", choices=TRAINING_DIVISIONS)
+    p.add_argument("--division", default="open", choices=DIVISIONS)
     p.add_argument("--availability", default="onprem",
                    help="onprem, cloud, preview or research (default: onprem)")
     p.add_argument("--overrides", metavar="JSON", help="JSON file of fields to set by hand")
@@ -29,7 +29,7 @@ def register(subparsers) -> None:
     p.add_argument("sources", nargs="+", metavar="RESULTS", help="folders written by `mlpace train` / `mlpace infer`")
     p.add_argument("--org", required=True, help="organisation name used in the tree")
     p.add_argument("--out", required=True, help="folder to create the submission in")
-    p.add_argument("--division", default="open", choices=TRAINING_DIVISIONS)
+    p.add_argument("--division", default="open", choices=DIVISIONS)
     p.add_argument("--availability", default="onprem",
                    help="onprem (available on-premise), cloud, preview or research (default: onprem)")
     p.add_argument("--system-desc", metavar="JSON", help="system-description fields to set by hand")

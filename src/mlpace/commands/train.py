@@ -7,7 +7,7 @@ from datetime import datetime
 from pathlib import Path
 
 from mlpace.errors import MlpaceError
-from mlpace.rules.divisions import TRAINING_AVAILABILITY, TRAINING_DIVISIONS
+from mlpace.rules.divisions import TRAINING_AVAILABILITY, DIVISIONS
 
 
 def register(subparsers) -> None:
@@ -48,7 +48,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", default=None, metavar="FILE", help="JSON/YAML file of config overrides")
     p.add_argument("--data-dir", type=Path, default=None,
                    help="where data sets live (default: $MLPACE_DATA or the user cache folder)")
-    p.add_argument("--division", choices=TRAINING_DIVISIONS, default=None)
+    p.add_argument("--division", choices=DIVISIONS, default=None)
     p.add_argument("--availability", choices=TRAINING_AVAILABILITY, default="onprem")
     p.add_argument("--max-epochs", type=int, default=None, help="abort after this many epochs")
     p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",

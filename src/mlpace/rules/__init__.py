@@ -13,17 +13,16 @@ this package is cheap (no torch, no mlperf_logging until a function needs it).
 """
 
 from mlpace.rules.benchmarks import BENCHMARKS, BenchmarkSpec, ScaleSpec, get_spec
-from mlpace.rules.divisions import (AVAILABILITY_SPELLINGS, INFERENCE_AVAILABILITY,
-                                    INFERENCE_DIVISION_FOLDERS, INFERENCE_DIVISIONS, SCALES,
-                                    TRAINING_AVAILABILITY, TRAINING_DIVISIONS, default_division,
+from mlpace.rules.divisions import (AVAILABILITY_SPELLINGS, DIVISIONS, INFERENCE_DIVISION_FOLDERS,
+                                    SCALES, TRAINING_AVAILABILITY, default_division,
                                     require_division_allowed)
 from mlpace.rules.rounds import (MLPACE_RULESET, ROUNDS, Round, init_time_limit_ms, pick_round,
                                  round_for_ruleset, round_from_path, round_from_time)
 
 __all__ = [
     "BENCHMARKS", "BenchmarkSpec", "ScaleSpec", "get_spec",
-    "AVAILABILITY_SPELLINGS", "INFERENCE_AVAILABILITY", "INFERENCE_DIVISION_FOLDERS",
-    "INFERENCE_DIVISIONS", "SCALES", "TRAINING_AVAILABILITY", "TRAINING_DIVISIONS",
+    "AVAILABILITY_SPELLINGS", "DIVISIONS", "INFERENCE_DIVISION_FOLDERS", "SCALES",
+    "TRAINING_AVAILABILITY",
     "default_division", "require_division_allowed",
     "MLPACE_RULESET", "ROUNDS", "Round", "init_time_limit_ms", "pick_round",
     "round_for_ruleset", "round_from_path", "round_from_time",

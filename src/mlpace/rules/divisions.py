@@ -1,11 +1,11 @@
 """Divisions, availability categories and scales: which result may claim what.
 
-Vocabulary per usage and round:
-- training (rulesets 1.x, the `submission_status` log key and the system description's
-  `status`; training_1.1.0/common.yaml): onprem, cloud, preview, research;
-- inference v1.1 (VALID_AVAILABILITIES of the v1.1 submission checker): available, preview,
-  rdi. Divisions are closed and open in both; published inference trees of v3.0 on also
-  have a `network` division folder, which mlpace recognises when it reads them.
+Divisions are closed and open, in training (every round) and in inference v1.1; published
+inference trees of v3.0 on also have a `network` division folder, which mlpace recognises
+when it reads them. Availability is spelled per usage: training (rulesets 1.x, the
+`submission_status` log key and the system description's `status`;
+training_1.1.0/common.yaml) says onprem, cloud, preview, research; inference v1.1 says
+available, preview, rdi (`mlpace.rules.inference`, with the rest of the inference rules).
 
 Scale: a mini result runs a scaled-down model on generated data, so it is an open-division
 result by construction (DESIGN.md); only the reference scale may claim the closed division.
@@ -15,13 +15,11 @@ from __future__ import annotations
 
 from mlpace.errors import MlpaceError
 
-TRAINING_DIVISIONS = ("closed", "open")
-INFERENCE_DIVISIONS = ("closed", "open")
+DIVISIONS = ("closed", "open")
 # Division folders of published inference trees (v3.0 added `network`).
 INFERENCE_DIVISION_FOLDERS = ("closed", "open", "network")
 
 TRAINING_AVAILABILITY = ("onprem", "cloud", "preview", "research")
-INFERENCE_AVAILABILITY = ("available", "preview", "rdi")
 # Spellings a user may type -> the training `status` value of rulesets 1.x.
 AVAILABILITY_SPELLINGS = {
     "onprem": "onprem", "available": "onprem", "on-premise": "onprem",

@@ -31,14 +31,13 @@ from pathlib import Path
 
 from mlpace.errors import MlpaceError
 from mlpace.submission.loadgen_log import canonical_scenario, read_json_limited
-from mlpace.rules.divisions import AVAILABILITY_SPELLINGS, TRAINING_DIVISIONS, require_division_allowed
+from mlpace.rules.divisions import AVAILABILITY_SPELLINGS, DIVISIONS, require_division_allowed
 from mlpace.rules.rounds import MLPACE_RULESET, round_for_ruleset
 from mlpace.submission.sysinfo import REQUIRED_FIELDS, capture_system_description
 from mlpace.submission.training_log import parse_result_file
 from mlpace.submission.tree import SafeTree, safe_name
 
 AVAILABILITY = AVAILABILITY_SPELLINGS   # accepted spellings -> the `status` value of v1.x
-DIVISIONS = TRAINING_DIVISIONS
 _RESULT_FILE = re.compile(r"^result_(\d+)\.txt$")
 _SEARCH_DEPTH = 8
 
