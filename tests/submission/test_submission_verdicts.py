@@ -230,3 +230,13 @@ def test_a_closed_result_whose_rcp_check_cannot_run_does_not_pass(tmp_path):
     [rcp] = [f for f in report.findings if f.rule == "RCP (official)"]
     assert rcp.level == FAIL and "needs a passing RCP check" in rcp.reason
     assert not report.ok
+
+
+def test_an_inference_benchmark_folder_without_scenarios_is_a_problem_not_a_training_result(tmp_path):
+    org = tmp_path / "closed" / "Alibaba"
+    shutil.copytree(FIXTURES / "inference_v1.1" / "closed" / "Alibaba", org)
+    (org / "results" / "A10x1_TRT" / "resnet50-empty").mkdir()
+    summary = summarize(tmp_path)
+    assert not summary.training and summary.inference_rows
+    assert any(path.endswith("resnet50-empty") and "no LoadGen scenario folders" in problem
+               for path, problem in summary.problems)

@@ -319,9 +319,13 @@ def summarize(root: str | os.PathLike, ruleset: str | None = None,
             for benchmark_folder in tree.folders(system_folder):
                 results = [p for p in tree.files(benchmark_folder) if _RESULT_FILE.match(p.name)]
                 rows = [] if results else _inference_rows(tree, org, system, benchmark_folder, columns)
-                if results or not rows:
-                    # A folder with neither result files nor scenario folders is a training
-                    # result with zero runs: it has no score (and fails `check`).
+                if not results and not rows and division_hint:
+                    tree.refuse(benchmark_folder, "no LoadGen scenario folders (SingleStream, "
+                                "MultiStream, Server, Offline): no result")
+                elif results or not rows:
+                    # Outside an inference division folder, a folder with neither result files
+                    # nor scenario folders is a training result with zero runs: it has no
+                    # score (and fails `check`).
                     result = TrainingResult(str(org), system, benchmark_folder.name, runs=[],
                                             folder=str(benchmark_folder))
                     pending.append((result, columns, benchmark_folder, results))
