@@ -197,7 +197,7 @@ def _check_training_result(report: CheckReport, tree: SafeTree, result: Training
     if score and score.minutes is None:
         report.add(where, "olympic scoring", FAIL, score.reason)
     elif score:
-        extra = f"; {score.failed} non-converged run(s) dropped" if score.failed else ""
+        extra = f"; {score.failed} failed run(s) dropped" if score.failed else ""
         report.add(where, "olympic scoring", PASS, f"score {result.minutes:.4f} min{extra}")
     division = _division(result)
     if division == "closed" and round_.has_rcp_checks:
