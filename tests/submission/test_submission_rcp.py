@@ -81,3 +81,21 @@ def test_the_official_summarizer_agrees_on_a_fresh_tree(tmp_path):
         [ours] = [r for r in summarize(V31 / "Fujitsu").training
                   if (r.system, r.benchmark) == (folder.parent.name, folder.name)]
         assert ours.minutes == pytest.approx(score, rel=1e-12), folder
+
+
+def test_published_v10_closed_results_pass_the_rcp_check():
+    """dlrm (whose run count today's checker lost) and NVIDIA's BERT (whose samples are in
+    train_samples) included; and the official checker's logging stays off the terminal: it
+    must not leave a stderr handler on a root logger that had none."""
+    import logging
+    root = logging.getLogger()
+    saved, root.handlers = root.handlers, []
+    try:
+        report = check(V31.parent / "training_v1.0", compliance=False, workers=1)
+        assert root.handlers == []
+    finally:
+        root.handlers = saved
+    rcp = {f.path: f for f in report.findings if f.rule == "RCP (official)"}
+    assert len(rcp) == 14 and all(f.level == "pass" for f in rcp.values()), \
+        [(p, f.reason) for p, f in rcp.items() if f.level != "pass"]
+    assert "train_samples" in rcp["NVIDIA/results/dgxa100_ngc21.05_pytorch/bert"].reason
