@@ -11,7 +11,7 @@ import yaml
 
 import mlperf_logging
 from mlpace.benchmarks import coco, make_workload
-from mlpace.benchmarks.maskrcnn.model import FrozenBatchNorm2d, maskrcnn_resnet50_fpn, roi_align
+from mlpace.benchmarks.maskrcnn.model import FrozenBatchNorm2d, maskrcnn_mini, maskrcnn_resnet50_fpn, roi_align
 from mlpace.benchmarks.maskrcnn.workload import paste_masks
 from mlpace.harness.datasets import cached_dataset
 from mlpace.harness.timed_run import run_once
@@ -63,6 +63,19 @@ def test_reference_backbone_is_maskrcnn_benchmarks():
     assert frozen and all(n.startswith(("body.conv0", "body.stages.0.")) for n in frozen)
     assert all(p.requires_grad for n, p in body.stages[1].named_parameters())
     assert body.stages[1][0].conv1.stride == (2, 2) and body.stages[1][0].conv2.stride == (1, 1)
+
+
+def test_roi_heads_under_bf16_autocast_and_without_rois():
+    """Found on an H100 (the reference with --device cuda runs under bf16 autocast):
+    grid_sample answers in float32 under autocast, and an image batch can have no RoIs."""
+    torch.manual_seed(0)
+    model = maskrcnn_mini(3)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        feats = model.features(torch.randn(2, 3, 64, 64))
+        cls, box = model.box_head(feats, [torch.tensor([[4.0, 4.0, 30.0, 30.0]])] * 2)
+        assert cls.shape == (2, 3) and box.shape == (2, 3, 4)
+        cls, box = model.box_head(feats, [torch.zeros(0, 4)] * 2)
+        assert cls.shape == (0, 3) and box.shape == (0, 3, 4)
 
 
 def test_pasted_mask_fills_its_box():

@@ -173,14 +173,15 @@ class MaskRCNN(nn.Module):
             for lvl in range(len(self.fpn.inner)):
                 sel = (levels == lvl).nonzero().flatten()
                 if len(sel):
-                    crops[sel] = roi_align(feats[lvl][i], self.strides[lvl], b[sel], size)
+                    # grid_sample runs in float32 under autocast: back to the features' dtype
+                    crops[sel] = roi_align(feats[lvl][i], self.strides[lvl], b[sel], size).to(crops.dtype)
             out.append(crops)
         return torch.cat(out)
 
     def box_head(self, feats, boxes: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.pool(feats, boxes, 7).flatten(1)
         x = torch.relu(self.fc7(torch.relu(self.fc6(x))))
-        return self.box_cls(x), self.box_bbox(x).view(len(x), -1, 4)
+        return self.box_cls(x), self.box_bbox(x).view(len(x), self.num_classes, 4)   # also with no RoIs
 
     def mask_head(self, feats, boxes: list[torch.Tensor]) -> torch.Tensor:
         x = self.pool(feats, boxes, self.mask_pool)
