@@ -1,4 +1,4 @@
-"""The rules of Go on a small square board, as MiniGo plays them.
+"""The rules of Go on a square board (5x5 mini, 19x19 reference), as MiniGo plays them.
 
 Stones are captured when their group has no liberties; suicide (a move that leaves its own
 group without liberties and captures nothing) is illegal; simple ko forbids retaking a single
