@@ -8,6 +8,8 @@ by the rules of their day, and those differ in ways that change published number
   v0.6/v0.7, 30 min in v1.0/v1.1, and from v2.0 on 30 min closed / 240 min open
   (`training_<ruleset>/common.yaml` of the compliance checker). A run over the limit fails
   compliance, and the official summarizer scores a failing run as a failed (dropped) one;
+  so does a closed run none of whose evaluations reaches the round's target, whatever its
+  `run_stop` status says (the reference targets of rules.benchmarks are those of v1.0/v1.1);
 - RCP normalisation: from v2.1 on the RCP checker computes a normalisation factor for a
   closed result that converges in fewer epochs than the reference. The published tables
   multiply a score only by a `scaling.json` that sits in the result folder *before* the
