@@ -14,7 +14,7 @@ import pytest
 
 from mlpace.cli import main
 
-from conftest import run_compliance_checker
+from official_checkers import run_compliance_checker
 
 TINY = ["--set", "train_per_class=20", "--set", "val_per_class=10", "--set", "batch_size=20"]
 

@@ -19,7 +19,7 @@ from mlpace.harness.workload import RunContext, Workload
 from mlpace.rules.benchmarks import BenchmarkSpec, ScaleSpec
 from mlpace.submission.scoring import olympic_score
 
-from conftest import run_compliance_checker
+from official_checkers import run_compliance_checker
 
 SPEC = BenchmarkSpec(
     name="resnet", area="test", metric="accuracy", direction="max", runs=5, olympic_drop=1,
