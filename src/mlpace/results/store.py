@@ -10,19 +10,21 @@ the whole transaction.
 from __future__ import annotations
 
 import os
+import re
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, InterfaceError, OperationalError
 
 from mlpace.errors import MlpaceError
 from mlpace.results.migrations import migrate
 
 BUSY_TIMEOUT_S = 120
-WRITE_ATTEMPTS = 5
+CONNECT_TIMEOUT_S = 10     # a wrong host fails within this, instead of hanging
+WRITE_ATTEMPTS = 10
 ENV_VAR = "MLPACE_DB"
 
 
@@ -30,8 +32,17 @@ def default_url() -> str:
     """$MLPACE_DB, else a SQLite file in the user's data directory."""
     if os.environ.get(ENV_VAR):
         return _as_url(os.environ[ENV_VAR])
+    return f"sqlite:///{_default_path()}"
+
+
+def _default_path() -> Path:
     import platformdirs
-    return f"sqlite:///{Path(platformdirs.user_data_dir('mlpace')) / 'results.sqlite'}"
+    return Path(platformdirs.user_data_dir("mlpace")) / "results.sqlite"
+
+
+# A URL starts with a scheme; a plain file path never holds a colon (Windows drives aside,
+# which mlpace does not target): "sqlite:/x" or "::::" is a mistyped URL, not a file name.
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 def _as_url(db: str | os.PathLike | None) -> str:
@@ -39,7 +50,37 @@ def _as_url(db: str | os.PathLike | None) -> str:
     if db is None:
         return default_url()
     db = str(db)
-    return db if "://" in db else f"sqlite:///{Path(db).expanduser().resolve()}"
+    if _SCHEME.match(db):
+        return db
+    if ":" in db or not db.strip():
+        raise StoreError(f"{db!r} is neither a database URL (sqlite:///file.db, "
+                         "postgresql+psycopg://user@host/db) nor a file path")
+    return f"sqlite:///{Path(db).expanduser().resolve()}"
+
+
+def _shown(url: str) -> str:
+    """The URL as messages show it: never with its password."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
+def _check_sqlite_path(url: URL) -> None:
+    """An explicit SQLite file must be in a folder that exists; only the default one is made."""
+    if url.database in (None, "", ":memory:"):
+        return
+    path = Path(url.database).expanduser()
+    if path.resolve() == _default_path().resolve():
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise StoreError(f"cannot create {path.parent}: {err.strerror or err}") from None
+    elif not path.parent.is_dir():
+        raise StoreError(f"cannot open results store {url}: the folder {path.parent} does not "
+                         "exist (create it first)")
+    if path.is_dir():
+        raise StoreError(f"cannot open results store {url}: {path} is a folder")
 
 
 def _sqlite_setup(engine: Engine) -> None:
@@ -60,18 +101,26 @@ def _sqlite_setup(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
+class StoreError(MlpaceError):
+    """The store itself failed (cannot connect, connection lost): no point going on."""
+
+
 class Store:
     """A connection pool to one results database, migrated to the newest schema."""
 
     def __init__(self, db: str | os.PathLike | None = None):
         self.url = _as_url(db)
+        self.shown_url = _shown(self.url)
         try:
-            if self.url.startswith("sqlite:///"):
-                path = Path(self.url.removeprefix("sqlite:///"))
-                path.parent.mkdir(parents=True, exist_ok=True)
-            self.engine = create_engine(self.url)
+            url = make_url(self.url)
+            options = {}
+            if url.get_backend_name() == "sqlite":
+                _check_sqlite_path(url)
+            elif url.get_backend_name() == "postgresql" and "connect_timeout" not in url.query:
+                options["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
+            self.engine = create_engine(url, **options)
         except (ArgumentError, ImportError, OSError) as err:
-            raise MlpaceError(f"cannot open results store {self.url}: {err}") from None
+            raise StoreError(f"cannot open results store {self.shown_url}: {err}") from None
         if self.engine.dialect.name == "sqlite":
             _sqlite_setup(self.engine)
         self.write(migrate)
@@ -88,12 +137,17 @@ class Store:
                     connection = connection.execution_options(mlpace_write=True)
                     with connection.begin():
                         return work(connection, *args, **kwargs)
-            except (IntegrityError, OperationalError) as err:
-                if attempt == WRITE_ATTEMPTS - 1 or not _is_race(err):
-                    raise MlpaceError(f"results store {self.url}: {_short(err)}") from None
-                time.sleep(0.05 * (attempt + 1))
             except DBAPIError as err:
-                raise MlpaceError(f"results store {self.url}: {_short(err)}") from None
+                if attempt < WRITE_ATTEMPTS - 1 and _is_race(err):
+                    time.sleep(0.05 * (attempt + 1))
+                    continue
+                raise self._error(err) from None
+
+    def _error(self, err: DBAPIError) -> MlpaceError:
+        """A lost or refused connection stops everything (StoreError); anything else, such as
+        a value the server refuses, fails only the work that sent it."""
+        lost = isinstance(err, (OperationalError, InterfaceError)) or err.connection_invalidated
+        return (StoreError if lost else MlpaceError)(f"results store {self.shown_url}: {_short(err)}")
 
     @contextmanager
     def read(self):
@@ -102,13 +156,16 @@ class Store:
             with self.engine.connect() as connection:
                 yield connection
         except DBAPIError as err:
-            raise MlpaceError(f"results store {self.url}: {_short(err)}") from None
+            raise StoreError(f"results store {self.shown_url}: {_short(err)}") from None
 
     def close(self) -> None:
         self.engine.dispose()
 
 
-def _is_race(err: Exception) -> bool:
+def _is_race(err: DBAPIError) -> bool:
+    """A transaction that lost to another writer: a unique key, a lock, a deadlock victim."""
+    if err.connection_invalidated:
+        return False
     text = str(getattr(err, "orig", err)).lower()
     return isinstance(err, IntegrityError) or "locked" in text or "busy" in text \
         or "deadlock" in text or "could not serialize" in text
