@@ -76,6 +76,12 @@ def fresh_database(request, backend: str, folder: Path):
         yield url
 
 
+@pytest.fixture
+def new_postgres_database(postgres_server):
+    """`with new_postgres_database() as url:` another fresh PostgreSQL database."""
+    return lambda: postgres_database(postgres_server)
+
+
 @pytest.fixture(params=BACKENDS)
 def db_url(request, tmp_path) -> str:
     """A fresh, empty results store for one test, on each back end."""

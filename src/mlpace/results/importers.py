@@ -33,7 +33,7 @@ from sqlalchemy import and_, delete, insert, select, update
 
 from mlpace.errors import MlpaceError
 from mlpace.results import schema as s
-from mlpace.results.store import Store
+from mlpace.results.store import Store, StoreError
 from mlpace.rules.benchmarks import BENCHMARKS
 from mlpace.submission import loadgen_log
 from mlpace.submission.rounds import Round, round_for_ruleset, round_from_path, round_from_time
@@ -432,12 +432,16 @@ def import_trees(store: Store, paths: list[str | os.PathLike], round_name: str |
     """Import every submission under `paths`; a failed submission is reported, not half-stored.
 
     `on_submission(submission, counts_or_error)` is called after each one (for progress).
+    A store that cannot be reached any more (StoreError) ends the import: the submissions
+    stored before it stay, complete; the one being written was rolled back.
     """
     report = ImportReport()
     for sub in find_submissions(paths, round_name, report.problems):
         try:
             descriptions = prepare(store, sub)
             counts = store.write(write_submission, sub, descriptions)
+        except StoreError:
+            raise
         except MlpaceError as err:
             report.failures.append(f"{sub.submitter} not imported: {err}")
             if on_submission:
