@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import create_engine, event
+from sqlalchemy.pool import NullPool
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, InterfaceError, OperationalError
 
@@ -83,13 +84,13 @@ def _check_sqlite_path(url: URL) -> None:
         raise StoreError(f"cannot open results store {url}: {path} is a folder")
 
 
-def _sqlite_setup(engine: Engine) -> None:
+def _sqlite_setup(engine: Engine, foreign_keys: bool = True) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record):
         dbapi_connection.isolation_level = None     # we issue BEGIN ourselves
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_S * 1000}")
-        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute(f"PRAGMA foreign_keys = {'ON' if foreign_keys else 'OFF'}")
         cursor.execute("PRAGMA journal_mode = WAL")  # readers do not block the writer
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.close()
@@ -121,9 +122,19 @@ class Store:
             self.engine = create_engine(url, **options)
         except (ArgumentError, ImportError, OSError) as err:
             raise StoreError(f"cannot open results store {self.shown_url}: {err}") from None
-        if self.engine.dialect.name == "sqlite":
-            _sqlite_setup(self.engine)
-        self.write(migrate)
+        if self.engine.dialect.name != "sqlite":
+            self.write(migrate)
+            return
+        _sqlite_setup(self.engine)
+        # A SQLite migration rebuilds tables, which SQLite's own recipe does with foreign keys
+        # off; that pragma is ignored inside a transaction, so the migration gets a connection
+        # of its own, made with them off (and checks them itself before committing).
+        migration_engine = create_engine(url, poolclass=NullPool)
+        _sqlite_setup(migration_engine, foreign_keys=False)
+        try:
+            self._transaction(migration_engine, migrate)
+        finally:
+            migration_engine.dispose()
 
     def write(self, work, *args, **kwargs):
         """Run work(connection, ...) in one transaction; all of it is stored or none of it.
@@ -131,9 +142,12 @@ class Store:
         A transaction that lost a race with another writer (lock timeout, or a unique key
         inserted by the other one first) is rolled back and run again from the start.
         """
+        return self._transaction(self.engine, work, *args, **kwargs)
+
+    def _transaction(self, engine: Engine, work, *args, **kwargs):
         for attempt in range(WRITE_ATTEMPTS):
             try:
-                with self.engine.connect() as connection:
+                with engine.connect() as connection:
                     connection = connection.execution_options(mlpace_write=True)
                     with connection.begin():
                         return work(connection, *args, **kwargs)
