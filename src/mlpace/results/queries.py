@@ -76,11 +76,11 @@ def _systems_join():
     return s.systems.join(s.rounds).join(s.submitters)
 
 
-def _results(conn, table, columns: list, filters: Filters | None, order: list, join=None) -> list[dict]:
+def _results(conn, table, columns: list, filters: Filters | None, join=None) -> list[dict]:
     """Rows of a results table joined with their system, round and submitter, filtered."""
     query = select(*_system_columns(table.c.division), table.c.id.label("result_id"), *columns) \
         .select_from(join if join is not None else _systems_join().join(table))
-    query = _where(query, filters or Filters(), table).order_by(*order)
+    query = _where(query, filters or Filters(), table)
     return [dict(row._mapping) for row in conn.execute(query)]
 
 
@@ -107,8 +107,6 @@ def training_results(conn, filters: Filters | None = None, every: bool = False) 
                               t.c.runs_counted, t.c.runs_failed, t.c.notes,
                               t.c.run_date.label("date"), t.c.config, runs.c.runs,
                               runs.c.converged, runs.c.fastest], filters,
-                    [s.rounds.c.name, t.c.benchmark, t.c.minutes.is_(None), t.c.minutes,
-                     s.systems.c.name, t.c.run_date, t.c.id],
                     join=_systems_join().join(t).outerjoin(runs, runs.c.result_id == t.c.id))
     for row in rows:
         runs_made, converged, fastest = row.pop("runs"), row.pop("converged"), row.pop("fastest")
@@ -118,6 +116,9 @@ def training_results(conn, filters: Filters | None = None, every: bool = False) 
             row["score"], row["minutes"] = "single run", fastest
         else:
             row["score"] = "none"
+    # Sorted here, not by the database: the order must not depend on a server's collation.
+    rows.sort(key=lambda r: (r["round"], r["benchmark"], r["minutes"] is None, r["minutes"] or 0,
+                             r["system"], r["date"] or "", r["result_id"]))
     return rows if every else _latest(rows, lambda row: row["benchmark"])
 
 
@@ -126,9 +127,9 @@ def inference_results(conn, filters: Filters | None = None, every: bool = False)
     result per benchmark and scenario unless `every`."""
     t = s.inference_results
     rows = _results(conn, t, [t.c.benchmark, t.c.scenario, t.c.scale, t.c.metric, t.c.value,
-                              t.c.valid, t.c.accuracy, t.c.notes], filters,
-                    [s.rounds.c.name, t.c.benchmark, t.c.scenario, s.submitters.c.name,
-                     s.systems.c.name, t.c.id])
+                              t.c.valid, t.c.accuracy, t.c.notes], filters)
+    rows.sort(key=lambda r: (r["round"], r["benchmark"], r["scenario"], r["submitter"],
+                             r["system"], r["result_id"]))
     return rows if every else _latest(rows, lambda row: (row["benchmark"], row["scenario"]))
 
 
@@ -137,11 +138,11 @@ def systems(conn, filters: Filters | None = None) -> list[dict]:
     query = _where(select(*_system_columns(), s.systems.c.description).select_from(_systems_join()),
                    filters or Filters())
     rows = []
-    for row in conn.execute(query.order_by(s.rounds.c.name, s.submitters.c.name, s.systems.c.name)):
+    for row in conn.execute(query):
         row = dict(row._mapping)
         row["description"] = json.loads(row["description"])
         rows.append(row)
-    return rows
+    return sorted(rows, key=lambda r: (r["round"], r["submitter"], r["system"]))
 
 
 def training_runs(conn, result_ids: list[int]) -> dict[int, list[dict]]:
@@ -150,11 +151,12 @@ def training_runs(conn, result_ids: list[int]) -> dict[int, list[dict]]:
         return {}
     t = s.training_runs
     runs: dict[int, list[dict]] = {rid: [] for rid in result_ids}
-    query = select(t).where(t.c.result_id.in_(result_ids)).order_by(t.c.result_id, t.c.file)
-    for row in conn.execute(query):
+    for row in conn.execute(select(t).where(t.c.result_id.in_(result_ids))):
         row = dict(row._mapping)
         row["curve"] = json.loads(row["curve"])
         runs[row["result_id"]].append(row)
+    for result_runs in runs.values():      # in Python: the order must not depend on a collation
+        result_runs.sort(key=lambda run: (run["file"], run["id"]))
     return runs
 
 
