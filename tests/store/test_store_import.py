@@ -1,11 +1,10 @@
 """The results store's import: correct scores from real published logs, and the three safety
-promises - idempotent, atomic per submission, safe with two importers at once."""
+promises - idempotent, atomic per submission, safe with several importers at once - on both
+SQLite and PostgreSQL (the `db_url` fixture, tests/store/conftest.py)."""
 
 from __future__ import annotations
 
-import json
 import multiprocessing
-import os
 import shutil
 import subprocess
 import sys
@@ -15,7 +14,7 @@ import pytest
 from sqlalchemy import func, inspect, select, text
 
 from mlpace.errors import MlpaceError
-from mlpace.results import importers, migrations, queries, schema
+from mlpace.results import importers, migrations, schema
 from mlpace.results.store import open_store
 
 FIXTURES = Path(__file__).resolve().parents[1] / "data" / "mlperf"
