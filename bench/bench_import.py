@@ -5,13 +5,13 @@ renamed organisations (`NVIDIA_c2`, ...) until it holds `--logs` result files, s
 sees real, messy logs at the size of a real round. Files are hard-linked when the file system
 allows (copied otherwise). Prints one line per measurement:
 
-    .venv/bin/python bench/bench_import.py              # 1,890 logs, SQLite in a temp folder
-    eval "$(.ci/postgres start)"                        # a throw-away PostgreSQL server
-    .venv/bin/python bench/bench_import.py --db "$MLPACE_TEST_POSTGRES"
-    .ci/postgres stop
+    .venv/bin/python bench/bench_import.py                  # 1,890 logs, SQLite in a temp folder
+    .venv/bin/python bench/bench_import.py --db postgresql  # a throw-away PostgreSQL server
+    .venv/bin/python bench/bench_import.py --db postgresql+psycopg://user@host/db   # yours
 
-A PostgreSQL URL names the server: the benchmark imports into a new database of its own on it
-(CREATE DATABASE, dropped afterwards), so every figure is of a fresh store.
+`--db postgresql` starts a throw-away server on loopback with `.ci/postgres` and stops it
+after. A PostgreSQL URL names a server: the benchmark imports into a new database of its own
+on it (CREATE DATABASE, dropped afterwards), so every figure is of a fresh store.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -47,9 +48,30 @@ def make_round(dest: Path, logs: int) -> int:
     return copies * per_copy
 
 
+REPO = Path(__file__).resolve().parents[1]
+
+
+@contextmanager
+def throwaway_postgres():
+    """The URL of a new loopback PostgreSQL server (`.ci/postgres start`), stopped after."""
+    script = str(REPO / ".ci" / "postgres")
+    exports = subprocess.run([script, "start"], capture_output=True, text=True)
+    if exports.returncode != 0:
+        raise SystemExit(f"cannot start PostgreSQL: {exports.stderr.strip()}")
+    env = dict(line.removeprefix("export ").split("=", 1) for line in exports.stdout.splitlines())
+    try:
+        yield env["MLPACE_TEST_POSTGRES"]
+    finally:
+        subprocess.run([script, "stop"], env={**os.environ, **env}, check=False)
+
+
 @contextmanager
 def fresh_store_url(db: str | None, tmp: Path):
     """A URL of an empty store: a new SQLite file, or a new database on the given server."""
+    if db == "postgresql":
+        with throwaway_postgres() as server, fresh_store_url(server, tmp) as url:
+            yield url
+        return
     if not db or not db.startswith("postgresql"):
         yield db or str(tmp / "bench.sqlite")
         return
@@ -70,7 +92,8 @@ def fresh_store_url(db: str | None, tmp: Path):
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--logs", type=int, default=1890, help="result files in the synthetic round")
-    parser.add_argument("--db", help="SQLAlchemy URL (default: a fresh SQLite file in a temp folder)")
+    parser.add_argument("--db", help="SQLAlchemy URL, or 'postgresql' for a throw-away local server "
+                                     "(default: a fresh SQLite file in a temp folder)")
     args = parser.parse_args()
     if not FIXTURES.is_dir():
         print(f"fixtures not found at {FIXTURES}", file=sys.stderr)
