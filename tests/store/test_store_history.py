@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -259,3 +260,20 @@ def test_a_version_1_store_migrates_and_reads_as_a_fresh_import(db_url, tmp_path
         assert len(runs) == 135 + 5 + 5                            # no run lost in the rebuild
         [latest] = queries.training_results(conn, queries.Filters(system="laptop"))
         assert latest["minutes"] == pytest.approx(9.0)
+
+
+def test_own_inference_results_take_their_scale_from_mlpace_summary(db_url, tmp_path):
+    mine = tmp_path / "mine" / "closed" / "Alibaba"
+    shutil.copytree(INFERENCE / "closed" / "Alibaba", mine)
+    run = mine / "results/A10x1_TRT/ssd-mobilenet/Offline/performance/run_1"
+    (run / "mlpace_summary.json").write_text(json.dumps({"benchmark": "ssd-mobilenet", "scale": "mini"}))
+    store = open_store(db_url)
+    assert importers.import_trees(store, [tmp_path / "mine", INFERENCE]).failures == []
+    with store.read() as conn:
+        rows = queries.inference_results(conn, queries.Filters(submitter="alibaba"))
+        scales = {(r["round"], r["system"], r["scenario"]): r["scale"] for r in rows}
+        history = queries.history(conn, "inference")
+    assert scales[("inference local", "A10x1_TRT", "Offline")] == "mini"
+    assert scales[("inference local", "A10x1_TRT", "SingleStream")] == "unknown"   # says nothing
+    assert scales[("inference v1.1", "A10x1_TRT", "Offline")] == "reference"
+    assert {r["round"] for r in history} == {"inference v1.1"}    # rounds are reference scale
