@@ -205,6 +205,7 @@ def test_report_keeps_mini_runs_apart_marks_open_results_and_shows_progress(db_u
     rounds, own = history.split("<h2>Your systems over time</h2>")
     assert "laptop" not in rounds
     assert re.search(r"laptop.*resnet.*mini.*12\.00.*laptop.*resnet.*mini.*10\.00.*1\.20", own, re.S)
+    assert own.count("<svg") == 1 and "laptop resnet (mini) over time" in own
 
 
 # ---------------------------------------------------------------- migration from version 1

@@ -393,6 +393,18 @@ def _history(training: list[dict], inference: list[dict], progress: list[dict]) 
                         [[r["submitter"], r["system"], r["round"], r["benchmark"], r["scale"],
                           _target_text(r), r["date"], r["minutes"], r["score"], r["speedup_vs_first"]]
                          for r in progress]))
+    by_system = defaultdict(list)
+    for row in progress:
+        if row["minutes"] is not None:
+            by_system[(row["submitter"], row["system"], row["benchmark"], row["scale"])].append(
+                (f"{(row['date'] or '')[:16].replace('T', ' ')} ({row['score']})", row["minutes"]))
+    parts.append('<div class="plots">')
+    for (submitter, system, benchmark, scale), bars in by_system.items():
+        title = f"{system} {benchmark} ({scale}) over time"
+        parts.append(f"<figure>{svg.bar_chart(bars, 'minutes to train (lower is better)', title)}"
+                     f"<figcaption>{escape(submitter)} {escape(system)}: {escape(benchmark)} at "
+                     f"{escape(scale)} scale, one bar per result set, oldest first.</figcaption></figure>")
+    parts.append("</div>")
     return "\n".join(parts)
 
 
