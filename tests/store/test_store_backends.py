@@ -197,3 +197,16 @@ def test_the_default_store_makes_its_own_folder(tmp_path, monkeypatch):
     store = open_store()
     assert store.url == f"sqlite:///{tmp_path / 'data' / 'mlpace' / 'results.sqlite'}"
     assert (tmp_path / "data" / "mlpace" / "results.sqlite").is_file()
+
+
+def test_a_name_too_long_for_its_column_fails_its_submission_alike_on_both_back_ends(db_url, tmp_path):
+    # PostgreSQL refuses a text longer than its column; SQLite would keep it. Both must refuse.
+    long_benchmark = "b" * 40
+    shutil.copytree(TRAINING / "Intel", tmp_path / "tree" / "Intel")
+    org = shutil.copytree(TRAINING / "Google", tmp_path / "tree" / "Google")
+    (org / "results/tpu-v4-128-TF/ssd").rename(org / "results/tpu-v4-128-TF" / long_benchmark)
+    report = importers.import_trees(open_store(db_url), [tmp_path / "tree"])
+    assert report.submissions == 1 and len(report.failures) == 1
+    assert "training_results.benchmark 'bbbbbbbb" in report.failures[0]
+    assert "has 40 characters; the store keeps at most 32" in report.failures[0]
+    assert counts(db_url)["training_results"] == 1                  # Intel only: Google rolled back

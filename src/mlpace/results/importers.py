@@ -357,7 +357,19 @@ def _int(text) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _get_or_create(conn, table, key: dict, values: dict | None = None) -> int:
+def _fitting(table, row: dict, where: Path | str) -> dict:
+    """`row`, once every text is known to fit its column: PostgreSQL refuses a longer one where
+    SQLite would keep it, and both back ends must answer alike (and in one clear line)."""
+    for name, value in row.items():
+        length = getattr(table.c[name].type, "length", None)
+        if length and isinstance(value, str) and len(value) > length:
+            raise ImportFailure(where, f"{table.name}.{name} {value[:40]!r}... has {len(value)} "
+                                f"characters; the store keeps at most {length}")
+    return row
+
+
+def _get_or_create(conn, table, key: dict, values: dict | None, where: Path | str) -> int:
+    _fitting(table, {**key, **(values or {})}, where)
     where = and_(*(table.c[name] == value for name, value in key.items()))
     found = conn.execute(select(table.c.id).where(where)).scalar()
     if found is not None:
@@ -396,16 +408,16 @@ def _curve(run: TrainingRun) -> list:
 def _write_training(conn, system_id: int, result: ResultFolder, source: str) -> int:
     scored: TrainingResult = result.parsed
     runs = scored.runs
-    result_id = conn.execute(insert(s.training_results).values(
+    result_id = conn.execute(insert(s.training_results).values(**_fitting(s.training_results, dict(
         system_id=system_id, benchmark=result.benchmark, minutes=scored.minutes,
         runs_counted=scored.score.counted, runs_failed=scored.score.failed,
         notes="; ".join(scored.notes), content_hash=result.content_hash, source=source,
-        **result.facts)).inserted_primary_key[0]
-    conn.execute(insert(s.training_runs), [{
+        **result.facts), result.folder))).inserted_primary_key[0]
+    conn.execute(insert(s.training_runs), [_fitting(s.training_runs, {
         "result_id": result_id, "file": Path(run.path).name, "seed": run.seed,
         "status": run.status, "minutes": run.minutes, "global_batch_size": run.global_batch_size,
         "run_start_ms": run.run_start_ms, "run_stop_ms": run.run_stop_ms,
-        "curve": json.dumps(_curve(run))} for run in runs])
+        "curve": json.dumps(_curve(run))}, run.path) for run in runs])
     return len(runs)
 
 
@@ -418,13 +430,13 @@ def _accuracy_text(accuracy: dict | None) -> str | None:
 def _write_inference(conn, system_id: int, result: ResultFolder, source: str) -> int:
     first = result.parsed["runs"][0]
     value = first["value"]
-    conn.execute(insert(s.inference_results).values(
+    conn.execute(insert(s.inference_results).values(**_fitting(s.inference_results, dict(
         system_id=system_id, benchmark=result.benchmark, scenario=result.scenario,
         metric=str(first["metric"]), value=value if isinstance(value, (int, float)) else None,
         valid=all(run["valid"] for run in result.parsed["runs"]),
         accuracy=_accuracy_text(result.parsed["accuracy"]), notes="; ".join(result.parsed["notes"]),
         details=json.dumps(result.parsed, sort_keys=True, default=str),
-        content_hash=result.content_hash, source=source, **result.facts))
+        content_hash=result.content_hash, source=source, **result.facts), result.folder)))
     return len(result.parsed["runs"])
 
 
@@ -432,13 +444,14 @@ def write_submission(conn, sub: Submission, descriptions: dict[str, dict]) -> di
     """Store one prepared submission (call inside one transaction); returns counts."""
     counts = {"added": 0, "unchanged": 0, "runs": 0}
     round_id = _get_or_create(conn, s.rounds, {"name": sub.round_name},
-                              {"kind": sub.kind, "version": sub.round_version})
-    submitter_id = _get_or_create(conn, s.submitters, {"name": sub.submitter})
+                              {"kind": sub.kind, "version": sub.round_version}, sub.root)
+    submitter_id = _get_or_create(conn, s.submitters, {"name": sub.submitter}, None, sub.root)
     system_ids = {}
     for name, description in descriptions.items():
         columns = system_columns(description, sub.division)
         key = {"round_id": round_id, "submitter_id": submitter_id, "name": name}
-        system_id = _get_or_create(conn, s.systems, key, columns)
+        system_id = _get_or_create(conn, s.systems, key, columns,
+                                   sub.root / "systems" / f"{name}.json")
         conn.execute(update(s.systems).where(s.systems.c.id == system_id).values(**columns))
         system_ids[name] = system_id
     table = s.training_results if sub.kind == "training" else s.inference_results
