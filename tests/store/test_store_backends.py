@@ -168,6 +168,51 @@ def test_a_connection_lost_mid_import_stops_with_one_line_and_nothing_half_writt
     admin.dispose()
 
 
+CI_POSTGRES = Path(__file__).resolve().parents[2] / ".ci" / "postgres"
+
+
+@pytest.fixture
+def private_postgres(postgres_server) -> dict:
+    """A server of this test's own (`.ci/postgres start`), which it may stop and start again;
+    the environment that names it."""
+    start = subprocess.run([str(CI_POSTGRES), "start"], capture_output=True, text=True, timeout=120)
+    if start.returncode != 0:
+        pytest.fail(f"cannot start a private PostgreSQL server: {start.stderr.strip()}")
+    env = {**os.environ, **dict(line.removeprefix("export ").split("=", 1)
+                                for line in start.stdout.splitlines())}
+    yield env
+    subprocess.run([str(CI_POSTGRES), "stop"], env=env, timeout=120)
+
+
+def test_a_server_stopped_mid_import_gives_one_line_and_leaves_nothing_half_written(
+        private_postgres, tmp_path, monkeypatch, capsys):
+    url = private_postgres["MLPACE_TEST_POSTGRES"]
+    tree = tmp_path / "tree"
+    for org in ("Google", "Intel"):
+        shutil.copytree(TRAINING / org, tree / org)
+    real = importers._write_training
+
+    def write_then_stop_the_server(conn, system_id, result, source):
+        runs = real(conn, system_id, result, source)
+        if result.benchmark == "resnet" and result.system == "tpu-v4-128-TF":
+            subprocess.run([str(CI_POSTGRES), "down"], env=private_postgres, check=True, timeout=120)
+        return runs
+
+    monkeypatch.setattr(importers, "_write_training", write_then_stop_the_server)
+    code, out, err = mlpace(monkeypatch, capsys, "import", str(tree), "--db", url)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert err.startswith(f"error: results store {url}: ")
+    subprocess.run([str(CI_POSTGRES), "up"], env=private_postgres, check=True, timeout=120)
+    with open_store(url).read() as conn:
+        stored = set(conn.execute(select(schema.submitters.c.name)).scalars())
+        results = conn.execute(select(func.count()).select_from(schema.training_results)).scalar()
+    # Google's transaction died with the server; whatever was committed before it is whole.
+    assert "Google" not in stored and results == (1 if stored == {"Intel"} else 0)
+    monkeypatch.setattr(importers, "_write_training", real)
+    report = importers.import_trees(open_store(url), [tree])
+    assert report.failures == [] and report.added == 5 + 1 - results
+
+
 # ---------------------------------------------------------------- where a SQLite store may be
 
 def test_an_explicit_sqlite_file_in_a_missing_folder_is_refused_not_created(tmp_path, monkeypatch, capsys):
