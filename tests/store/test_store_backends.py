@@ -87,9 +87,10 @@ def test_sqlite_and_postgresql_give_identical_results_output(new_postgres_databa
     with new_postgres_database() as postgres:
         outputs = {}
         for url in (sqlite, postgres):
-            assert importers.import_trees(open_store(url), [TRAINING, INFERENCE]).failures == []
+            shipped = [TRAINING, FIXTURES / "training_v3.1", INFERENCE]    # every shipped fixture
+            assert importers.import_trees(open_store(url), shipped).failures == []
             outputs[url] = [mlpace(monkeypatch, capsys, "results", "--db", url, "--format", "json",
-                                   "--kind", kind) for kind in ("training", "inference")]
+                                   "--all", "--kind", kind) for kind in ("training", "inference")]
     assert outputs[sqlite] == outputs[postgres]
     (code, out, _), _ = outputs[sqlite]
     assert code == 0 and '"minutes": 28.7' in out
