@@ -3,6 +3,7 @@ lost connection, a mistyped location - and SQLite and PostgreSQL agreeing to the
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -256,3 +257,27 @@ def test_a_name_too_long_for_its_column_fails_its_submission_alike_on_both_back_
     assert "training_results.benchmark 'bbbbbbbb" in report.failures[0]
     assert "has 40 characters; the store keeps at most 32" in report.failures[0]
     assert counts(db_url)["training_results"] == 1                  # Intel only: Google rolled back
+
+
+def test_a_read_only_role_reads_the_store_and_cannot_write_it(new_postgres_database, tmp_path,
+                                                              monkeypatch, capsys):
+    # docs/results.md: readers need only SELECT (and CONNECT, USAGE) once the tables exist.
+    with new_postgres_database() as url:
+        importers.import_trees(open_store(url), [TRAINING / "Google"])
+        admin = create_engine(url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            if not conn.execute(text("SELECT 1 FROM pg_roles WHERE rolname = 'mlpace_reader'")).first():
+                conn.execute(text("CREATE ROLE mlpace_reader LOGIN"))
+            database = make_url(url).database
+            conn.execute(text(f'GRANT CONNECT ON DATABASE "{database}" TO mlpace_reader'))
+            conn.execute(text("GRANT USAGE ON SCHEMA public TO mlpace_reader"))
+            conn.execute(text("GRANT SELECT ON ALL TABLES IN SCHEMA public TO mlpace_reader"))
+        admin.dispose()
+        reader = make_url(url).set(username="mlpace_reader", drivername="postgresql")
+        reader = reader.render_as_string(hide_password=False)        # plain postgresql:// works too
+        code, out, _ = mlpace(monkeypatch, capsys, "results", "--db", reader, "--format", "json")
+        assert code == 0 and len(json.loads(out)) == 5
+        code, _, _ = mlpace(monkeypatch, capsys, "report", "--out", str(tmp_path / "site"), "--db", reader)
+        assert code == 0 and (tmp_path / "site" / "index.html").is_file()
+        code, out, err = mlpace(monkeypatch, capsys, "import", str(TRAINING / "Intel"), "--db", reader)
+        assert code == 2 and "permission denied" in err and len(err.strip().splitlines()) == 1, err

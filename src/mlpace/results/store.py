@@ -114,6 +114,9 @@ class Store:
         self.shown_url = _shown(self.url)
         try:
             url = make_url(self.url)
+            if url.drivername == "postgresql":
+                # SQLAlchemy's default driver is psycopg2; mlpace's `postgres` extra is psycopg 3.
+                url = url.set(drivername="postgresql+psycopg")
             options = {}
             if url.get_backend_name() == "sqlite":
                 _check_sqlite_path(url)
