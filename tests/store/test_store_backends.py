@@ -281,3 +281,12 @@ def test_a_read_only_role_reads_the_store_and_cannot_write_it(new_postgres_datab
         assert code == 0 and (tmp_path / "site" / "index.html").is_file()
         code, out, err = mlpace(monkeypatch, capsys, "import", str(TRAINING / "Intel"), "--db", reader)
         assert code == 2 and "permission denied" in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_a_url_with_a_bad_port_is_one_line_and_an_in_memory_store_opens(monkeypatch, capsys):
+    code, _, err = mlpace(monkeypatch, capsys, "results", "--db", "postgresql+psycopg://u@h:notaport/db")
+    assert code == 2 and err.strip().splitlines() == [
+        "error: cannot open results store postgresql+psycopg://u@h:notaport/db: invalid literal "
+        "for int() with base 10: 'notaport'"]
+    code, _, err = mlpace(monkeypatch, capsys, "results", "--db", "sqlite://")
+    assert code == 0 and "no results match" in err

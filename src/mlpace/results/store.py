@@ -63,7 +63,7 @@ def _shown(url: str) -> str:
     """The URL as messages show it: never with its password."""
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         return url
 
 
@@ -123,9 +123,11 @@ class Store:
             elif url.get_backend_name() == "postgresql" and "connect_timeout" not in url.query:
                 options["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
             self.engine = create_engine(url, **options)
-        except (ArgumentError, ImportError, OSError) as err:
+        except (ArgumentError, ImportError, OSError, ValueError) as err:
             raise StoreError(f"cannot open results store {self.shown_url}: {err}") from None
-        if self.engine.dialect.name != "sqlite":
+        if self.engine.dialect.name != "sqlite" or url.database in (None, "", ":memory:"):
+            if self.engine.dialect.name == "sqlite":
+                _sqlite_setup(self.engine)     # in memory: new, so nothing to rebuild
             self.write(migrate)
             return
         _sqlite_setup(self.engine)
