@@ -9,9 +9,8 @@ brings a store at the previous version to the new one (ALTER TABLE ...).
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 import json
+from datetime import datetime, timezone
 
 from sqlalchemy import MetaData, Table, func, inspect, select, text, update
 from sqlalchemy.engine import Connection

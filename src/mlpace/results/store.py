@@ -4,7 +4,11 @@ Writers are made safe for several processes at once: on SQLite every write trans
 starts with `BEGIN IMMEDIATE` (it takes the write lock up front, so two importers queue
 instead of failing half-way) and waits up to `BUSY_TIMEOUT_S` for the lock; on a server
 database the unique constraints turn a race into an IntegrityError, and `write()` retries
-the whole transaction.
+the whole transaction (a deadlock victim too).
+
+Errors are one line each and never show a password. A store that cannot be opened or reached
+(wrong URL, host, password or database; connection lost) raises `StoreError`, which ends an
+import; anything else a database refuses fails only the work that sent it.
 """
 
 from __future__ import annotations
@@ -16,9 +20,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.pool import NullPool
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.pool import NullPool
 
 from mlpace.errors import MlpaceError
 from mlpace.results.migrations import migrate
@@ -27,6 +31,11 @@ BUSY_TIMEOUT_S = 120
 CONNECT_TIMEOUT_S = 10     # a wrong host fails within this, instead of hanging
 WRITE_ATTEMPTS = 10
 ENV_VAR = "MLPACE_DB"
+
+
+class StoreError(MlpaceError):
+    """The store itself failed (cannot open, cannot connect, connection lost): no point going
+    on with other work on it."""
 
 
 def default_url() -> str:
@@ -102,10 +111,6 @@ def _sqlite_setup(engine: Engine, foreign_keys: bool = True) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
-class StoreError(MlpaceError):
-    """The store itself failed (cannot connect, connection lost): no point going on."""
-
-
 class Store:
     """A connection pool to one results database, migrated to the newest schema."""
 
@@ -125,15 +130,17 @@ class Store:
             self.engine = create_engine(url, **options)
         except (ArgumentError, ImportError, OSError, ValueError) as err:
             raise StoreError(f"cannot open results store {self.shown_url}: {err}") from None
-        if self.engine.dialect.name != "sqlite" or url.database in (None, "", ":memory:"):
-            if self.engine.dialect.name == "sqlite":
-                _sqlite_setup(self.engine)     # in memory: new, so nothing to rebuild
-            self.write(migrate)
-            return
-        _sqlite_setup(self.engine)
-        # A SQLite migration rebuilds tables, which SQLite's own recipe does with foreign keys
-        # off; that pragma is ignored inside a transaction, so the migration gets a connection
-        # of its own, made with them off (and checks them itself before committing).
+        if self.engine.dialect.name == "sqlite":
+            _sqlite_setup(self.engine)
+        if self.engine.dialect.name == "sqlite" and url.database not in (None, "", ":memory:"):
+            self._migrate_sqlite_file(url)
+        else:
+            self.write(migrate)     # a server database, or a new in-memory one
+
+    def _migrate_sqlite_file(self, url: URL) -> None:
+        """A SQLite migration rebuilds tables, which SQLite's own recipe does with foreign keys
+        off; that pragma is ignored inside a transaction, so the migration gets a connection
+        of its own, made with them off (`migrate` checks them before committing)."""
         migration_engine = create_engine(url, poolclass=NullPool)
         _sqlite_setup(migration_engine, foreign_keys=False)
         try:
