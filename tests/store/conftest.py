@@ -41,14 +41,13 @@ def postgres_server() -> str:
         if _in_ci():
             pytest.fail(f"{why}; under CI=true the PostgreSQL store must be tested")
         pytest.skip(why)
-    engine = create_engine(url, isolation_level="AUTOCOMMIT")
     try:
+        engine = create_engine(url, isolation_level="AUTOCOMMIT")
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
-    except Exception as err:   # any reason at all: the server named is not usable
-        pytest.fail(f"MLPACE_TEST_POSTGRES={url} is not usable: {str(err).splitlines()[0]}")
-    finally:
         engine.dispose()
+    except Exception as err:   # any reason at all (no driver, no server): not usable
+        pytest.fail(f"MLPACE_TEST_POSTGRES={url} is not usable: {str(err).splitlines()[0]}")
     return url
 
 
