@@ -182,5 +182,6 @@ def _record(args, out: Path) -> None:
     report = import_trees(store, [str(out)])
     for problem in report.problems:
         print(f"warning: {problem}")
-    print(f"recorded in the results store {store.url} ({report.added} added, "
-          f"{report.replaced} replaced); see `mlpace results`, `mlpace report --out site/`")
+    print(f"recorded in the results store {store.shown_url} ({report.added} added beside "
+          f"earlier results, {report.unchanged} already there); see `mlpace results --all`, "
+          "`mlpace report --out site/`")
