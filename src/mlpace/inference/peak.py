@@ -173,6 +173,7 @@ def find_peak_offline(task: InferenceTask, options: RunOptions, start_qps: float
     result = PeakResult("Offline", measured, [(measured, True)], short_runs=1,
                         short_s=time.monotonic() - started)
     result.confirmed = confirm_offline(task, options, measured, log, trials, result)
+    result.best_qps = float(result.confirmed.get("settings", {}).get("target_qps", measured))
     if not _accepted(result.confirmed, options):
         result.error = f"the full-length Offline run was {result.confirmed.get('result')}"
     return result
