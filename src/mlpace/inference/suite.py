@@ -111,6 +111,12 @@ def infer(request: InferRequest, log: Callable[[str], None] = print) -> list[dic
             user = {**default_user_settings(scenario, calibration, request.run.quick),
                     **(request.run.user_settings or {})}
             options = replace(request.run, user_settings=user, target_fraction=request.target_fraction)
+            if (scenario == "Offline" and not options.quick and not request.find_peak
+                    and "target_qps" not in (request.run.user_settings or {})):
+                # A full Offline run lasts 1.1 x 600 s x target_qps / achieved rate: measure the
+                # rate through LoadGen first (seconds) rather than guess it from the bare model.
+                rate = measure_offline(task, options, calibration.batch_rate, log)
+                options = replace(options, user_settings={**user, "target_qps": round(rate, 3)})
             for mode in request.modes:
                 log(f"{name} {scenario} {mode}{' (quick)' if options.quick else ''}")
                 if mode == "performance" and request.find_peak and scenario in ("Server", "Offline"):
