@@ -64,7 +64,8 @@ def main(argv=None) -> int:
 
     from mlpace.inference import models
     from mlpace.inference.peak import find_peak_server
-    from mlpace.inference.runner import RunOptions, performance_sample_count, run_test
+    from mlpace.inference.runner import (RunOptions, calibrate, performance_sample_count, run_test,
+                                         server_max_batch)
     from mlpace.inference.suite import V1_1_SCENARIOS
 
     torch.set_num_threads(args.threads)
@@ -134,11 +135,14 @@ def main(argv=None) -> int:
         if not args.no_server and "Server" in V1_1_SCENARIOS[name]:
             ceiling = row["offline_median"]
             # LoadGen's early stopping wants some 500 queries under the p99 bound to call it VALID.
+            calibration = calibrate(task)
             server_options = RunOptions(**{**options.__dict__, "test_minimums": {
-                "min_duration": ms, "min_query_count": max(600, int(0.5 * ceiling * args.seconds))}})
+                "min_duration": ms, "min_query_count": 600},
+                "max_batch": server_max_batch(task, calibration)})
             started = time.monotonic()
             peak = find_peak_server(task, server_options, 0.5 * ceiling, ceiling=ceiling)
             row["server"] = {"peak_qps": round(peak.best_qps, 1), "valid": peak.error is None,
+                             "batch": server_options.max_batch,
                              "error": peak.error, "short_runs": peak.short_runs,
                              "full_runs": peak.full_runs, "search_s": round(time.monotonic() - started, 1),
                              "server_over_offline": round(peak.best_qps / ceiling, 3) if peak.error is None else None}
@@ -146,7 +150,8 @@ def main(argv=None) -> int:
             verdict = (f"(c)/(b) = {s['server_over_offline']} (goal >= {SERVER_GOAL}) "
                        f"{'ok' if s['server_over_offline'] >= SERVER_GOAL else 'MISSED'}"
                        if s["valid"] else f"no VALID run: {peak.error}")
-            print(f"  (c) peak Server {s['peak_qps']} QPS: {verdict}; search: {peak.report()}", flush=True)
+            print(f"  (c) peak Server {s['peak_qps']} QPS (batches up to {s['batch']}): {verdict}; "
+                  f"search: {peak.report()}", flush=True)
         results["benchmarks"][name] = row
     results["load_after"] = os.getloadavg()
     print(f"load average before {results['load_before'][0]:.1f}, after {results['load_after'][0]:.1f}; "

@@ -93,3 +93,13 @@ def test_a_valid_full_length_run_ends_the_search(tmp_path, monkeypatch):
     assert result.error is None and result.confirmed["valid"] and result.full_runs >= 1
     assert result.confirmed["folder"].endswith("results/local/toy/Server/performance/run_1")
     assert 0 < result.best_qps <= 1.05 * 400
+
+
+def test_server_batches_fit_inside_the_latency_bound():
+    from mlpace.inference.runner import Calibration, server_max_batch
+    calibration = Calibration(single_latency_s=0.001, batch_rate=1000.0)   # 1 ms alone, 1 ms/sample batched
+    assert server_max_batch(toy_task(model="resnet50"), calibration) == 4        # 0.3 x 15 ms
+    assert server_max_batch(toy_task(model="bert"), calibration, limit=64) == 39   # 0.3 x 130 ms
+    assert server_max_batch(toy_task(model="bert"), calibration) == 8            # the task's own limit
+    slow = Calibration(single_latency_s=0.02, batch_rate=50.0)
+    assert server_max_batch(toy_task(model="resnet50"), slow) == 1

@@ -75,14 +75,12 @@ class _Trials:
         self.task, self.scenario, self.options = task, scenario, options
         self.root = (options.out / "peak-search" / task.result_name(options.target_fraction)
                      / scenario)
-        self.count = 0
+        # Numbering goes on from an earlier search's folders: those logs are kept too.
+        self.count = len(list(self.root.iterdir())) if self.root.is_dir() else 0
 
     def next_out(self, label: str) -> Path:
         self.count += 1
-        out = self.root / f"{self.count:02d}-{label}"
-        if out.exists():                      # a previous invocation's search: keep it apart
-            shutil.rmtree(out)
-        return out
+        return self.root / f"{self.count:02d}-{label}"
 
     def short(self, settings: dict, label: str, scenario: str | None = None) -> dict:
         """A short run with `settings`, in its own folder."""

@@ -298,6 +298,21 @@ def calibrate(task: InferenceTask, max_batch: int | None = None, repeats: int = 
     return Calibration(single_latency_s=max(single, 1e-6), batch_rate=max(rate, 1e-3))
 
 
+SERVER_BATCH_SHARE = 0.3    # a Server batch may take this share of the p99 latency bound
+
+
+def server_max_batch(task: InferenceTask, calibration: Calibration, limit: int | None = None) -> int:
+    """The largest Server batch whose service time stays well inside the latency bound.
+
+    Offline wants the biggest batch; Server cannot use it: a batch that takes longer than the
+    bound answers every sample in it late, and waiting in the queue comes on top. A batch of b
+    takes about single + (b - 1) / batch_rate (between the two calibrated points)."""
+    bound_s = conf.resolve(task.loadgen_model, "Server", {}).number("target_latency", 10) / 1000.0
+    budget = SERVER_BATCH_SHARE * bound_s - calibration.single_latency_s
+    batch = 1 + int(max(0.0, budget) * calibration.batch_rate)
+    return max(1, min(limit or task.max_batch, batch))
+
+
 def default_user_settings(scenario: str, calibration: Calibration, quick: bool = False) -> dict:
     """What a submitter would put in user.conf after a first look at the system.
 

@@ -24,7 +24,7 @@ from mlpace.inference import models
 from mlpace.inference import settings as conf
 from mlpace.inference.runner import (Calibration, RunOptions, calibrate, compliance_dir,
                                      default_user_settings, performance_sample_count, results_dir,
-                                     run_test, user_values, write_json)
+                                     run_test, server_max_batch, user_values, write_json)
 from mlpace.inference.settings import SCENARIOS
 from mlpace.inference.task import InferenceTask
 
@@ -101,8 +101,11 @@ def infer(request: InferRequest, log: Callable[[str], None] = print) -> list[dic
                 f"({training.get('reason')}) at quality {training.get('quality')}")
         calibration = calibrate(task, request.run.max_batch)
         for scenario in scenarios:
+            run = request.run
+            if scenario == "Server" and run.max_batch is None:
+                run = replace(run, max_batch=server_max_batch(task, calibration))
             if request.submission:
-                options = replace(request.run, target_fraction=request.target_fraction)
+                options = replace(run, target_fraction=request.target_fraction)
                 for record in run_submission(task, scenario, options, calibration, log):
                     record["model_training"] = training
                     record["fp32_reference_score"] = task.reference_score
@@ -110,7 +113,7 @@ def infer(request: InferRequest, log: Callable[[str], None] = print) -> list[dic
                 continue
             user = {**default_user_settings(scenario, calibration, request.run.quick),
                     **(request.run.user_settings or {})}
-            options = replace(request.run, user_settings=user, target_fraction=request.target_fraction)
+            options = replace(run, user_settings=user, target_fraction=request.target_fraction)
             if (scenario == "Offline" and not options.quick and not request.find_peak
                     and "target_qps" not in (request.run.user_settings or {})):
                 # A full Offline run lasts 1.1 x 600 s x target_qps / achieved rate: measure the
