@@ -200,12 +200,13 @@ def find_peak_server(task: InferenceTask, options: RunOptions, start_qps: float,
         fastest_ns = record.get("stats", {}).get("Min latency (ns)")
         bound_ns = float(record["settings"].get("target_latency", 0)) * 1e6
         if not good and isinstance(fastest_ns, (int, float)) and bound_ns and fastest_ns > bound_ns:
-            hopeless.append(fastest_ns)
+            hopeless.append((qps, fastest_ns))
         return good
 
     low, high = 0.0, None
+    start = 0.8 * ceiling if ceiling else max(start_qps, 0.1)
     if ceiling:
-        qps, high = 0.8 * ceiling, 1.05 * ceiling
+        qps, high = start, 1.05 * ceiling
         if trial(qps):
             low = qps
         else:
@@ -217,17 +218,24 @@ def find_peak_server(task: InferenceTask, options: RunOptions, start_qps: float,
                 high = qps
                 break
             low, qps = qps, qps * 2.0
-    for _ in range(MAX_HALVINGS if low == 0.0 else 0):   # ... or shrink until it is met
-        if hopeless:
-            break
-        qps = (high or qps) / 4.0
+    shrinks = 0
+    while low == 0.0 and shrinks < MAX_HALVINGS:        # ... or shrink until it is met
+        last_qps = result.trials[-1][0]
+        if hopeless and hopeless[-1][0] == last_qps:     # even the fastest answer was late:
+            if last_qps <= start / 8:
+                break                                    # at a low rate too, so no rate can help
+            qps = start / 16     # or that run queued everything from its first query: look far lower
+        else:
+            qps = high / 4.0
+        shrinks += 1
         if trial(qps):
             low = qps
-            break
-        high = qps
+        else:
+            high = qps
     if low == 0.0:
-        why = (f"its fastest answer took {hopeless[0] / 1e6:.1f} ms" if hopeless
-               else f"no rate down to {qps:.2f} QPS met it")
+        late = bool(hopeless) and hopeless[-1][0] == result.trials[-1][0]
+        why = (f"its fastest answer took {hopeless[-1][1] / 1e6:.1f} ms, even at {hopeless[-1][0]:.2f} QPS"
+               if late else f"no rate down to {qps:.2f} QPS met it")
         result.short_runs, result.short_s = len(result.trials), time.monotonic() - started
         result.error = f"the SUT cannot meet the Server latency bound: {why}"
         return result

@@ -270,6 +270,9 @@ def run_test(task: InferenceTask, scenario: str, mode: str, options: RunOptions)
 QUICK_SECONDS = 5.0
 
 
+WARM_UP_SIZES = 16          # calibrate() runs every batch size up to this once
+
+
 @dataclass
 class Calibration:
     single_latency_s: float      # one sample, batch of one
@@ -283,8 +286,11 @@ def calibrate(task: InferenceTask, max_batch: int | None = None, repeats: int = 
     neighbours, and an underestimate makes LoadGen's Offline query too small to last."""
     batch = min(max_batch or task.max_batch, task.total)
     samples = [task.load(i % task.total) for i in range(batch)]
-    task.predict(samples[:1])                      # warm-up (lazy init, compilation)
-    task.predict(samples)
+    # Warm-up (lazy init, compilation), every small batch size included: oneDNN builds a
+    # convolution for each new input shape on first use (tens of ms), which would otherwise
+    # land on the first queries of a Server run, whose batches are small and of every size.
+    for size in sorted({*range(1, min(batch, WARM_UP_SIZES) + 1), batch}):
+        task.predict(samples[:size])
 
     def fastest(items) -> float:
         times = []
