@@ -231,7 +231,7 @@ def run_test(task: InferenceTask, scenario: str, mode: str, options: RunOptions)
     sut.stop()
     if thread.is_alive():
         raise MlpaceError(f"LoadGen did not finish after the watchdog fired; partial logs in {folder}")
-    lg.DestroySUT(sut_handle)
+    sut.destroy(sut_handle)
     lg.DestroyQSL(qsl_handle)
     if failure:
         sut.error = sut.error or f"LoadGen raised {failure[0]!r}"

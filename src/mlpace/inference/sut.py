@@ -104,8 +104,9 @@ class BatchingSUT:
                          for i in range(policy.workers)]
 
     # --- LoadGen callbacks -------------------------------------------------------------
-    def issue_queries(self, query_samples) -> None:
-        pairs = [(sample.id, sample.index) for sample in query_samples]
+    def issue_queries(self, response_ids: list[int], indices: list[int]) -> None:
+        # LoadGen's "fast" SUT hands over two lists of ints, not one object per sample.
+        pairs = list(zip(response_ids, indices))
         with self._lock:
             self._outstanding.update(pairs)
         if self._aborted.is_set():
@@ -120,10 +121,16 @@ class BatchingSUT:
 
     # --- life cycle ----------------------------------------------------------------------
     def start(self):
+        """Start the workers; return LoadGen's handle (free it with `destroy`)."""
         import mlperf_loadgen as lg
         for worker in self._workers:
             worker.start()
-        return lg.ConstructSUT(self.issue_queries, self.flush_queries)
+        return lg.ConstructFastSUT(self.issue_queries, self.flush_queries)
+
+    @staticmethod
+    def destroy(handle) -> None:
+        import mlperf_loadgen as lg
+        lg.DestroyFastSUT(handle)
 
     def stop(self) -> None:
         self._stop.set()
