@@ -21,7 +21,8 @@ from mlpace.submission.loadgen_log import parse_detail_file, parse_summary_file 
 
 pytestmark = pytest.mark.timeout(180)
 
-SHRUNK = {"min_duration": 400, "min_query_count": 32}
+# Enough queries that LoadGen's early stopping rarely objects on a busy machine.
+SHRUNK = {"min_duration": 400, "min_query_count": 200}
 
 
 def submit(tmp_path, scenario, task, monkeypatch=None):

@@ -66,14 +66,15 @@ class BatchPolicy:
     max_batch: int = 1
     batch_timeout_s: float = 0.0
     workers: int = 1
+    answer_thread: bool = True     # answer LoadGen from a thread of its own (not SingleStream)
 
 
 def policy_for(scenario: str, max_batch: int, workers: int | None = None,
                server_timeout_s: float = 0.002) -> BatchPolicy:
     """Batching by scenario: none for SingleStream, up to max_batch elsewhere."""
     workers = workers or default_workers()
-    if scenario == "SingleStream":
-        return BatchPolicy(1, 0.0, 1)
+    if scenario == "SingleStream":     # one sample at a time: a hand-over would only add latency
+        return BatchPolicy(1, 0.0, 1, answer_thread=False)
     if scenario == "Server":
         return BatchPolicy(max_batch, server_timeout_s, workers)
     return BatchPolicy(max_batch, 0.0, workers)   # Offline, MultiStream: all samples arrive at once
@@ -85,8 +86,9 @@ class BatchingSUT:
     The per-sample path is kept to a few plain-Python operations, because a small model
     answers thousands of samples a second and LoadGen would see every microsecond: one
     deque (not a `queue.Queue`, whose lock and condition per item cost more than a dlrm
-    sample's share of the model), whole queries queued at once, and each batch's responses
-    copied into one buffer whose address is taken once (not a ctypes object per sample)."""
+    sample's share of the model), whole queries queued at once, each batch's responses
+    copied into one buffer whose address is taken once (not a ctypes object per sample), and
+    the answers handed to LoadGen by a thread of their own while the model runs on."""
 
     def __init__(self, qsl: SampleLibrary, predict: Predict, policy: BatchPolicy):
         self.qsl = qsl
@@ -102,6 +104,13 @@ class BatchingSUT:
         self._stop = threading.Event()
         self._workers = [threading.Thread(target=self._work, name=f"mlpace-sut-{i}", daemon=True)
                          for i in range(policy.workers)]
+        # Answering LoadGen costs a Python object per sample (~2 us): a thread of its own does
+        # it while the workers run the model on the next batch (the model releases the GIL).
+        self._answers: deque[tuple[list[int], Sequence[np.ndarray]]] = deque()
+        self._answered = threading.Condition()
+        if policy.answer_thread:
+            self._workers.append(threading.Thread(target=self._answer, name="mlpace-sut-answers",
+                                                  daemon=True))
 
     # --- LoadGen callbacks -------------------------------------------------------------
     def issue_queries(self, response_ids: list[int], indices: list[int]) -> None:
@@ -136,6 +145,8 @@ class BatchingSUT:
         self._stop.set()
         with self._ready:
             self._ready.notify_all()
+        with self._answered:
+            self._answered.notify_all()
         for worker in self._workers:
             worker.join(timeout=1.0)
 
@@ -187,7 +198,24 @@ class BatchingSUT:
             except Exception as err:  # noqa: BLE001 - any backend failure ends the run cleanly
                 self.abort(f"SUT raised {type(err).__name__}: {err}")
                 continue
-            self._complete([response_id for response_id, _ in batch], outputs)
+            ids = [response_id for response_id, _ in batch]
+            if not self.policy.answer_thread:
+                self._complete(ids, outputs)
+                continue
+            with self._answered:
+                self._answers.append((ids, outputs))
+                self._answered.notify()
+
+    def _answer(self) -> None:
+        """Hand finished batches to LoadGen, in the order they finished."""
+        while True:
+            with self._answered:
+                while not self._answers and not self._stop.is_set():
+                    self._answered.wait(0.05)
+                if not self._answers:
+                    return                       # stopped, and nothing left to answer
+                ids, outputs = self._answers.popleft()
+            self._complete(ids, outputs)
 
     def _claim(self, ids: list[int]) -> list[int]:
         """Remove ids from the outstanding set; only the first completion of an id counts."""
