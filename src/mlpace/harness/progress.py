@@ -31,7 +31,7 @@ class RichProgress(Progress):
         self.label = label
         self.bar: RichBar | None = None
 
-    def start(self, workload: Workload, seed: int) -> None:
+    def start(self, workload: Workload, seed: int, max_epochs: int) -> None:
         self.workload = workload
         self.seed = seed
         self.samples = 0
@@ -40,7 +40,7 @@ class RichProgress(Progress):
         self.bar = RichBar(TextColumn("{task.description}"), BarColumn(), TextColumn("epoch {task.completed:.0f}/{task.total:.0f}"),
                            TimeElapsedColumn(), console=self.console, transient=False)
         self.bar.start()
-        self.task = self.bar.add_task(self._describe(), total=workload.scale_spec.max_epochs)
+        self.task = self.bar.add_task(self._describe(), total=max_epochs)
 
     def _describe(self) -> str:
         return (f"{self.label}{self.workload.spec.name} {self.workload.scale} | {self.samples} samples"
@@ -59,10 +59,11 @@ class RichProgress(Progress):
         self._show(epoch)
 
     def finish(self, outcome: RunOutcome) -> None:
+        if not self.bar:
+            return
         self.samples = outcome.samples
         if outcome.quality is not None:
             self.last = f"{format_quality(outcome.quality)} (target {self.target})"
         self._show(outcome.epochs)
-        if self.bar:
-            self.bar.stop()
-            self.bar = None
+        self.bar.stop()
+        self.bar = None

@@ -93,7 +93,7 @@ class StopRequest:
 
 class Progress:
     """Callbacks for a progress display; the default shows nothing."""
-    def start(self, workload: Workload, seed: int) -> None: ...
+    def start(self, workload: Workload, seed: int, max_epochs: int) -> None: ...
     def step(self, epoch: int, samples: int) -> None: ...
     def evaluated(self, epoch: int, quality: Quality) -> None: ...
     def finish(self, outcome: RunOutcome) -> None: ...
@@ -103,7 +103,7 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def _process_cpu_seconds() -> float:
+def process_cpu_seconds() -> float:
     """CPU time of this process (all threads) and of its finished children (data loaders)."""
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     return time.process_time() + children.ru_utime + children.ru_stime
@@ -121,13 +121,13 @@ class TimeBudget:
             self.threads = max(1, torch.get_num_threads())
 
     def start(self) -> None:
-        self._wall0, self._cpu0 = time.monotonic(), _process_cpu_seconds()
+        self._wall0, self._cpu0 = time.monotonic(), process_cpu_seconds()
 
     def used(self) -> float:
         """Budget seconds used so far."""
         if self.clock == "wall":
             return time.monotonic() - self._wall0
-        return (_process_cpu_seconds() - self._cpu0) / self.threads
+        return (process_cpu_seconds() - self._cpu0) / self.threads
 
     def spent(self) -> bool:
         return self.used() > self.seconds
@@ -135,7 +135,8 @@ class TimeBudget:
     def describe(self) -> str:
         if self.clock == "wall":
             return f"{self.seconds:g} s wall-clock"
-        return f"{self.seconds:g} s of CPU time per thread ({self.threads} thread(s))"
+        return (f"{self.seconds:g} s of CPU time per thread, "
+                f"{self.threads} thread{'' if self.threads == 1 else 's'}")
 
 
 def _log_submission(log: MLPerfLog, workload: Workload, sub: Submission) -> None:
@@ -183,7 +184,7 @@ def run_once(workload: Workload, ctx: RunContext, log_path: Path | None,
         if after_init:
             after_init()  # e.g. a distributed barrier, so that every rank starts together
         log.end(constants.INIT_STOP)
-        progress.start(workload, ctx.seed)
+        progress.start(workload, ctx.seed, max_epochs)
 
         # ---------------- timed: run_start ... run_stop ----------------
         start_ms, cpu_start = _now_ms(), time.process_time()
