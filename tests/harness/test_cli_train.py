@@ -97,7 +97,7 @@ def test_result_layout_score_and_existing_results_untouched(capsys, tmp_path):
     assert ok.returncode == 0 and "passed" in (ok.stdout + ok.stderr).lower(), ok.stdout + ok.stderr
     before = {p: p.read_bytes() for p in logs}
     code, _, err = run_cli(args, capsys)   # again, into the same folder: refused
-    assert code == 2 and "already holds 5 result file(s)" in err
+    assert code == 2 and "already holds 5 result files" in err
     assert {p: p.read_bytes() for p in logs} == before
 
 

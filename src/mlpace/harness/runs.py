@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from mlpace.words import plural
 from mlpace.benchmarks import make_workload
 from mlpace.harness import distributed
 from mlpace.errors import MlpaceError
@@ -92,7 +93,7 @@ def _prepare_dirs(req: TrainRequest, system: str) -> tuple[Path, Path]:
         raise MlpaceError(f"cannot write results under {req.out}: {err.strerror or err}") from None
     existing = sorted(result_dir.glob("result_*.txt"))
     if existing and not req.overwrite:
-        raise MlpaceError(f"{result_dir} already holds {len(existing)} result file(s); "
+        raise MlpaceError(f"{result_dir} already holds {plural(len(existing), 'result file')}; "
                           "choose another --out or pass --overwrite")
     return result_dir, systems_dir / f"{system}.json"
 
@@ -197,7 +198,7 @@ def _train_result(req: TrainRequest, progress_for, announce, placement: dict) ->
                 write_atomic(result_dir / "score.json",
                                   json.dumps(_score_record(req, spec, seeds, outcomes, score, base), indent=2) + "\n")
             if stop.requested:
-                raise RunInterrupted(f"interrupted: {len(outcomes)} run(s) finished, logs in {result_dir}")
+                raise RunInterrupted(f"interrupted: {plural(len(outcomes), 'run')} finished, logs in {result_dir}")
     return ResultSet(spec, req.scale, result_dir, system_file, seeds, outcomes, score, base)
 
 

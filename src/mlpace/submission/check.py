@@ -25,6 +25,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mlpace.words import plural
 from mlpace.submission.inference_rules import MIN_DURATION_MS, accuracy_target
 from mlpace.submission.loadgen_log import (canonical_scenario, parse_accuracy_file,
                                            parse_summary_file, read_json_limited)
@@ -171,12 +172,12 @@ def _check_training_result(report: CheckReport, tree: SafeTree, result: Training
     need = result.required_runs
     have = len(result.runs)
     if need and have < need:
-        report.add(where, "run count", FAIL, f"{have} result files; {result.benchmark} needs {need}")
+        report.add(where, "run count", FAIL, f"{plural(have, 'result file')}; {result.benchmark} needs {need}")
     elif need and have > need:
-        report.add(where, "run count", WARN, f"{have} result files; {result.benchmark} needs {need} "
+        report.add(where, "run count", WARN, f"{plural(have, 'result file')}; {result.benchmark} needs {need} "
                                              "(extra runs are scored too)")
     elif need:
-        report.add(where, "run count", PASS, f"{have} runs")
+        report.add(where, "run count", PASS, plural(have, "run"))
     else:
         report.add(where, "run count", WARN, f"{result.benchmark!r} is not a benchmark of round "
                                              f"v{round_.version}")
@@ -189,7 +190,7 @@ def _check_training_result(report: CheckReport, tree: SafeTree, result: Training
     if score and score.minutes is None:
         report.add(where, "olympic scoring", FAIL, score.reason)
     elif score:
-        extra = f"; {score.failed} non-converged run(s) dropped" if score.failed else ""
+        extra = f"; {plural(score.failed, 'non-converged run')} dropped" if score.failed else ""
         report.add(where, "olympic scoring", PASS, f"score {result.minutes:.4f} min{extra}")
     division = _division(result)
     if division == "closed" and _version(round_.ruleset) >= (1, 0, 0):
@@ -413,5 +414,5 @@ def _report_compliance(report, tree, result: TrainingResult, round_: Round, outc
         if tolerated:
             report.add(rel, rule, WARN, reasons + " - accepted as the dropped run of olympic scoring")
         else:
-            report.add(rel, rule, FAIL, reasons + f" - {len(failing)} files fail; at most "
+            report.add(rel, rule, FAIL, reasons + f" - {plural(len(failing), 'file')} fail; at most "
                        f"{round_.drop(result.benchmark)} may")

@@ -21,6 +21,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from mlpace.words import plural
 from mlpace.errors import MlpaceError
 from mlpace.submission.loadgen_log import (canonical_scenario, parse_accuracy_file,
                                            parse_summary_file, read_json_limited)
@@ -231,7 +232,7 @@ def score_result(result: TrainingResult, round_: Round, division: str, tree: Saf
     result.required_runs = round_.required_runs(result.benchmark)
     minutes = [run.minutes for run in result.runs]
     if result.required_runs and len(result.runs) != result.required_runs:
-        result.notes.append(f"{len(result.runs)} result files; the round requires "
+        result.notes.append(f"{plural(len(result.runs), 'result file')}; the round requires "
                             f"{result.required_runs} for {result.benchmark}")
     result.score = olympic_score(minutes, drop)
     failed = result.score.failed
@@ -239,7 +240,7 @@ def score_result(result: TrainingResult, round_: Round, division: str, tree: Saf
         result.notes.append(f"no score: {result.score.reason}")
         return
     if failed:
-        result.notes.append(f"{failed} non-converged run(s) dropped as the slowest (olympic scoring)")
+        result.notes.append(f"{plural(failed, 'non-converged run')} dropped as the slowest (olympic scoring)")
     factor, note = _scaling_factor(tree, folder)
     if note:
         # The official pipeline stores the RCP factor of v2.1 on in this same file, so a
