@@ -184,7 +184,8 @@ def pick_round(root: Path, ruleset: str | None, runs: list[TrainingRun]) -> Roun
     starts = [r.run_start_ms for r in runs if r.run_start_ms]
     if starts:
         return round_from_time(min(starts))
-    return round_for_ruleset(MLPACE_RULESET, how="no run dates in the logs: mlpace's rules")
+    return round_for_ruleset(MLPACE_RULESET, how="the logs carry no run dates to tell their round: "
+                              "scored by the rules mlpace's own runs follow")
 
 
 def _scaling_factor(tree: SafeTree, folder: Path) -> tuple[float, str]:
