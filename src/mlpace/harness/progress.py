@@ -43,7 +43,7 @@ class RichProgress(Progress):
         self.task = self.bar.add_task(self._describe(), total=max_epochs)
 
     def _describe(self) -> str:
-        return (f"{self.label}{self.workload.spec.name} {self.workload.scale} | {self.samples} samples"
+        return (f"{self.label}{self.workload.spec.name} {self.workload.scale} | seed {self.seed} | {self.samples} samples"
                 f" | quality {self.last}")
 
     def _show(self, epoch: int) -> None:
