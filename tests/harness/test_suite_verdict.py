@@ -32,3 +32,9 @@ def test_verdict_names_each_failure_and_its_reason(tmp_path):
 def test_verdict_all_converged(tmp_path):
     converged = run_once(LinearWorkload(), RunContext(seed=3), tmp_path / "a.txt")
     assert suite_verdict([_result(converged)], 1.0, 2.0) == "suite: 1 of 1 converged; wall 0m 01.0s, CPU 2 s"
+
+
+def test_verdict_of_an_interrupted_suite(tmp_path):
+    converged = run_once(LinearWorkload(), RunContext(seed=3), tmp_path / "a.txt")
+    line = suite_verdict([_result(converged)], 1.0, 2.0, interrupted="ssd", not_run=["bert", "rnnt"])
+    assert line == "suite: 1 of 1 converged; interrupted in ssd; not run: bert, rnnt; wall 0m 01.0s, CPU 2 s"

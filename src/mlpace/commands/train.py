@@ -175,7 +175,7 @@ def cmd_suite(args) -> int:
     from mlpace.console import make_console as Console
     from mlpace.benchmarks import list_benchmarks
     from mlpace.harness.report import print_suite, suite_verdict
-    from mlpace.harness.runs import train_result
+    from mlpace.harness.runs import RunInterrupted, train_result
     from mlpace.harness.timed_run import process_cpu_seconds
     console = Console()
     wall0, cpu0 = time.monotonic(), process_cpu_seconds()
@@ -198,8 +198,16 @@ def cmd_suite(args) -> int:
     results = []
     for name in names:
         req = _request(args, name, 1, suite=True)
-        results.append(train_result(req, _progress_factory(args, Console(stderr=True)),
-                                    _announcer(console, f"{name}: ")))
+        try:
+            results.append(train_result(req, _progress_factory(args, Console(stderr=True)),
+                                        _announcer(console, f"{name}: ")))
+        except RunInterrupted:   # say what the suite did before it was stopped, then stop
+            if results:
+                print_suite(console, results)
+            console.print(suite_verdict(results, time.monotonic() - wall0, process_cpu_seconds() - cpu0,
+                                        interrupted=name, not_run=names[names.index(name) + 1:]),
+                          highlight=False, soft_wrap=True)
+            raise
     print_suite(console, results)
     _record(args, out)
     console.print(suite_verdict(results, time.monotonic() - wall0, process_cpu_seconds() - cpu0),
