@@ -149,6 +149,17 @@ def test_suite_config_keys_name_their_benchmark(capsys, tmp_path):
     assert code == 2 and "name their benchmark (e.g. resnet.batch_size=...)" in err
     code, _, err = run_cli(["suite", "--only", "resnet,nope", "--out", str(tmp_path)], capsys)
     assert code == 2 and "nope not implemented" in err
+    # a misspelt benchmark is not silently ignored
+    code, _, err = run_cli(["suite", "--only", "resnet", "--set", "resnt.batch_size=8", "--out", str(tmp_path)], capsys)
+    assert code == 2 and "config key resnt.batch_size names no benchmark of this suite (resnet)" in err
+
+
+def test_suite_checks_every_config_before_the_first_run(capsys, tmp_path):
+    out = tmp_path / "out"
+    code, stdout, err = run_cli(["suite", "--only", "resnet,ssd", "--set", "ssd.no_such_key=1",
+                                 "--out", str(out), "--data-dir", str(tmp_path / "data")], capsys)
+    assert code == 2 and "unknown config key(s) no_such_key" in err
+    assert not out.exists() and stdout == ""       # resnet never ran
 
 
 @pytest.mark.slow

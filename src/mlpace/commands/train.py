@@ -90,7 +90,7 @@ def _resolve_device(name: str) -> str:
     return name
 
 
-def _request(args, benchmark: str, runs: int, suite: bool = False):
+def _request(args, benchmark: str, runs: int, suite: list[str] | None = None):
     from mlpace.harness.config import load_config_file, parse_set_options
     from mlpace.harness.runs import TrainRequest
     from mlpace.submission.sysinfo import load_overrides
@@ -101,6 +101,10 @@ def _request(args, benchmark: str, runs: int, suite: bool = False):
         plain = [k for k in overrides if "." not in k]
         if plain:
             raise MlpaceError(f"in a suite, config keys name their benchmark (e.g. resnet.{plain[0]}=...)")
+        stray = [k for k in overrides if k.split(".", 1)[0] not in suite]
+        if stray:   # a misspelt benchmark would silently leave its key unused
+            raise MlpaceError(f"config key {stray[0]} names no benchmark of this suite "
+                              f"({', '.join(suite)})")
         overrides = {k.split(".", 1)[1]: v for k, v in overrides.items() if k.split(".", 1)[0] == benchmark}
     out = args.out or Path("mlpace-results") / datetime.now().strftime("%Y%m%d-%H%M%S")
     return TrainRequest(
@@ -173,7 +177,7 @@ def _train(args) -> int:
 
 def cmd_suite(args) -> int:
     from mlpace.console import make_console as Console
-    from mlpace.benchmarks import list_benchmarks
+    from mlpace.benchmarks import list_benchmarks, make_workload
     from mlpace.harness.report import print_suite, suite_verdict
     from mlpace.harness.runs import RunInterrupted, train_result
     from mlpace.harness.timed_run import process_cpu_seconds
@@ -193,11 +197,13 @@ def cmd_suite(args) -> int:
     args.out = out
     if args.seed is None:   # one base seed for the whole suite, so one command repeats it
         args.seed = random.SystemRandom().randrange(2**31)
+    requests = [_request(args, name, 1, suite=names) for name in names]
+    for req in requests:   # every benchmark's config is checked before the first run starts
+        make_workload(req.benchmark, req.scale, req.overrides)
     console.print(f"suite base seed {args.seed}; reproduce: {_suite_command(args, names)}",
                   highlight=False, soft_wrap=True)
     results = []
-    for name in names:
-        req = _request(args, name, 1, suite=True)
+    for name, req in zip(names, requests):
         try:
             results.append(train_result(req, _progress_factory(args, Console(stderr=True)),
                                         _announcer(console, f"{name}: ")))
