@@ -270,3 +270,13 @@ def test_olympic_score(minutes, drop, expected, counted):
         assert score.minutes is None and "did not converge" in score.reason
     else:
         assert score.minutes == pytest.approx(expected)
+
+
+def test_cpu_budget_never_runs_faster_than_the_wall_clock():
+    """Data-loader processes add CPU time faster than the clock runs: the budget must not
+    end a run sooner than a wall-clock budget would."""
+    budget = TimeBudget(0.2, "cpu")
+    budget.threads = 1
+    budget.start()
+    budget._cpu0 -= 100.0           # as if child processes had burnt 100 CPU-s already
+    assert budget.used() < 0.2 and not budget.spent()

@@ -14,10 +14,11 @@ The timed region is the `while` loop in `run_once`; nothing else is in it.
 
 The time budget is a safety net against hopeless runs, not part of the measurement. On CPU
 it counts this process's CPU time (all threads, and data-loader processes once they exit)
-divided by its torch threads: the seconds the run would have taken with its cores to itself.
-So other jobs on a busy machine slow a run down without turning it into an abort. On CUDA,
-where the process mostly waits for the GPU, it counts wall-clock time. The log says which
-(`mlpace_time_budget`, metadata `clock`).
+divided by its torch threads: the seconds the run would have taken with its cores to itself;
+never more than the wall-clock time (data-loader processes can add CPU time faster than the
+clock runs). So other jobs on a busy machine slow a run down without turning it into an
+abort. On CUDA, where the process mostly waits for the GPU, it counts wall-clock time. The
+log says which (`mlpace_time_budget`, metadata `clock`).
 """
 
 from __future__ import annotations
@@ -125,9 +126,10 @@ class TimeBudget:
 
     def used(self) -> float:
         """Budget seconds used so far."""
+        wall = time.monotonic() - self._wall0
         if self.clock == "wall":
-            return time.monotonic() - self._wall0
-        return (process_cpu_seconds() - self._cpu0) / self.threads
+            return wall
+        return min(wall, (process_cpu_seconds() - self._cpu0) / self.threads)
 
     def spent(self) -> bool:
         return self.used() > self.seconds
