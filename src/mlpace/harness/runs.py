@@ -23,7 +23,6 @@ from typing import Any, Callable
 
 import numpy as np
 
-from mlpace.words import plural
 from mlpace.benchmarks import make_workload
 from mlpace.harness import distributed
 from mlpace.errors import MlpaceError
@@ -34,6 +33,7 @@ from mlpace.rules.benchmarks import BenchmarkSpec
 from mlpace.submission.output import write_atomic
 from mlpace.submission.scoring import Score, olympic_score
 from mlpace.submission.sysinfo import capture_system_description
+from mlpace.words import plural
 
 
 class RunInterrupted(MlpaceError):
