@@ -85,12 +85,11 @@ def run_import(args) -> int:
             print(f"{sub.submitter} ({sub.round_name}, {sub.root}): {outcome['added']} added, "
                   f"{outcome['replaced']} replaced, {outcome['unchanged']} unchanged")
 
-    from mlpace.words import plural
     report = import_trees(store, args.paths, args.round_name, on_submission=progress)
     for problem in report.problems:
         print(f"warning: {problem}", file=sys.stderr)
-    print(f"{plural(report.submissions, 'submission')} imported into {store.url}: {plural(report.added, 'result')} "
-          f"added, {report.replaced} replaced, {report.unchanged} unchanged ({plural(report.runs, 'run')})")
+    print(f"{report.submissions} submission(s) imported into {store.url}: {report.added} results "
+          f"added, {report.replaced} replaced, {report.unchanged} unchanged ({report.runs} runs)")
     return 2 if report.failures else 0
 
 

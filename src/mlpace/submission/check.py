@@ -25,7 +25,6 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlpace.words import plural
 from mlpace.submission.inference_rules import MIN_DURATION_MS, accuracy_target
 from mlpace.submission.loadgen_log import (canonical_scenario, parse_accuracy_file,
                                            parse_summary_file, read_json_limited)
@@ -33,6 +32,7 @@ from mlpace.submission.rounds import Round
 from mlpace.submission.summarize import Summary, TrainingResult, summarize
 from mlpace.submission.sysinfo import REQUIRED_FIELDS
 from mlpace.submission.tree import SafeTree, find_org_folders
+from mlpace.words import plural
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
 # Compliance checking costs ~70 ms a file; below this many files one process is faster.
@@ -190,7 +190,7 @@ def _check_training_result(report: CheckReport, tree: SafeTree, result: Training
     if score and score.minutes is None:
         report.add(where, "olympic scoring", FAIL, score.reason)
     elif score:
-        extra = f"; {plural(score.failed, 'non-converged run')} dropped" if score.failed else ""
+        extra = f"; {score.failed} non-converged run(s) dropped" if score.failed else ""
         report.add(where, "olympic scoring", PASS, f"score {result.minutes:.4f} min{extra}")
     division = _division(result)
     if division == "closed" and _version(round_.ruleset) >= (1, 0, 0):
@@ -414,5 +414,5 @@ def _report_compliance(report, tree, result: TrainingResult, round_: Round, outc
         if tolerated:
             report.add(rel, rule, WARN, reasons + " - accepted as the dropped run of olympic scoring")
         else:
-            report.add(rel, rule, FAIL, reasons + f" - {plural(len(failing), 'file')} fail; at most "
+            report.add(rel, rule, FAIL, reasons + f" - {len(failing)} files fail; at most "
                        f"{round_.drop(result.benchmark)} may")

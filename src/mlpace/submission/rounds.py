@@ -108,8 +108,4 @@ def round_from_time(run_start_ms: float) -> Round:
         if when < published:
             return Round(version, ruleset, f"from the run dates ({when}, before v{version} was published)")
     version = MLPACE_RULESET.rsplit(".", 1)[0]
-    last, _, published = _ROUNDS[-1]
-    # No round to take the rules from: the runs are scored as mlpace's own runs are made.
-    return Round(version, MLPACE_RULESET,
-                 f"the runs date from {when}, after v{last} (published {published}), the last round "
-                 f"mlpace knows; so they are scored by the v{version} rules that mlpace's own runs follow")
+    return Round(version, MLPACE_RULESET, f"runs made after the last known round ({when}): mlpace's rules")

@@ -184,8 +184,7 @@ def pick_round(root: Path, ruleset: str | None, runs: list[TrainingRun]) -> Roun
     starts = [r.run_start_ms for r in runs if r.run_start_ms]
     if starts:
         return round_from_time(min(starts))
-    return round_for_ruleset(MLPACE_RULESET, how="the logs carry no run dates to tell their round: "
-                              "scored by the rules mlpace's own runs follow")
+    return round_for_ruleset(MLPACE_RULESET, how="no run dates in the logs: mlpace's rules")
 
 
 def _scaling_factor(tree: SafeTree, folder: Path) -> tuple[float, str]:
@@ -241,7 +240,7 @@ def score_result(result: TrainingResult, round_: Round, division: str, tree: Saf
         result.notes.append(f"no score: {result.score.reason}")
         return
     if failed:
-        result.notes.append(f"{plural(failed, 'non-converged run')} dropped as the slowest (olympic scoring)")
+        result.notes.append(f"{failed} non-converged run(s) dropped as the slowest (olympic scoring)")
     factor, note = _scaling_factor(tree, folder)
     if note:
         # The official pipeline stores the RCP factor of v2.1 on in this same file, so a
