@@ -90,7 +90,7 @@ def _resolve_device(name: str) -> str:
     return name
 
 
-def _request(args, benchmark: str, runs: int, suite: list[str] | None = None):
+def _request(args, benchmark: str, runs: int, suite: bool = False):
     from mlpace.harness.config import load_config_file, parse_set_options
     from mlpace.harness.runs import TrainRequest
     from mlpace.submission.sysinfo import load_overrides
@@ -101,10 +101,6 @@ def _request(args, benchmark: str, runs: int, suite: list[str] | None = None):
         plain = [k for k in overrides if "." not in k]
         if plain:
             raise MlpaceError(f"in a suite, config keys name their benchmark (e.g. resnet.{plain[0]}=...)")
-        stray = [k for k in overrides if k.split(".", 1)[0] not in suite]
-        if stray:   # a misspelt benchmark would silently leave its key unused
-            raise MlpaceError(f"config key {stray[0]} names no benchmark of this suite "
-                              f"({', '.join(suite)})")
         overrides = {k.split(".", 1)[1]: v for k, v in overrides.items() if k.split(".", 1)[0] == benchmark}
     out = args.out or Path("mlpace-results") / datetime.now().strftime("%Y%m%d-%H%M%S")
     return TrainRequest(
@@ -197,7 +193,8 @@ def cmd_suite(args) -> int:
     args.out = out
     if args.seed is None:   # one base seed for the whole suite, so one command repeats it
         args.seed = random.SystemRandom().randrange(2**31)
-    requests = [_request(args, name, 1, suite=names) for name in names]
+    requests = [_request(args, name, 1, suite=True) for name in names]
+    _check_suite_keys(args, names)
     for req in requests:   # every benchmark's config is checked before the first run starts
         make_workload(req.benchmark, req.scale, req.overrides)
     console.print(f"suite base seed {args.seed}; reproduce: {_suite_command(args, names)}",
@@ -219,6 +216,15 @@ def cmd_suite(args) -> int:
     console.print(suite_verdict(results, time.monotonic() - wall0, process_cpu_seconds() - cpu0),
                   highlight=False, soft_wrap=True)
     return 0 if all(r.outcomes[0].converged for r in results) else 1
+
+
+def _check_suite_keys(args, names: list[str]) -> None:
+    """A key naming no benchmark of the suite (a misspelt resnt.batch_size) would go unused."""
+    from mlpace.harness.config import load_config_file, parse_set_options
+    keys = {**load_config_file(args.config), **parse_set_options(args.overrides)}
+    stray = [k for k in keys if k.split(".", 1)[0] not in names]
+    if stray:
+        raise MlpaceError(f"config key {stray[0]} names no benchmark of this suite ({', '.join(names)})")
 
 
 def _suite_command(args, names: list[str]) -> str:

@@ -32,7 +32,6 @@ from mlpace.submission.rounds import Round
 from mlpace.submission.summarize import Summary, TrainingResult, summarize
 from mlpace.submission.sysinfo import REQUIRED_FIELDS
 from mlpace.submission.tree import SafeTree, find_org_folders
-from mlpace.words import plural
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
 # Compliance checking costs ~70 ms a file; below this many files one process is faster.
@@ -171,6 +170,7 @@ def _check_training_result(report: CheckReport, tree: SafeTree, result: Training
     where = tree.relative(folder)
     need = result.required_runs
     have = len(result.runs)
+    from mlpace.words import plural
     if need and have < need:
         report.add(where, "run count", FAIL, f"{plural(have, 'result file')}; {result.benchmark} needs {need}")
     elif need and have > need:
