@@ -99,7 +99,8 @@ def find_runs(source: Path, ruleset: str = MLPACE_RULESET) -> Plan:
         if need is None:
             plan.problems.append(f"{tree.relative(folder)}: {benchmark!r} is not an MLPerf Training benchmark")
         elif len(results) != need:
-            plan.run_counts.append(_run_count_line(tree.relative(folder), benchmark, len(results), need))
+            plan.run_counts.append(_run_count_line(str(source / tree.relative(folder)), benchmark,
+                                                   len(results), need))
     for path, reason in tree.problems:
         plan.problems.append(f"{tree.relative(path)}: {reason}")
     return plan
@@ -112,19 +113,19 @@ def _run_count_line(folder: str, benchmark: str, have: int, need: int) -> str:
     return f"{folder}: {runs}: remove the extra runs"
 
 
-def _not_packaged_message(plan: Plan, ruleset: str) -> str:
-    """A short first line, then one line per problem (the run counts first)."""
-    lines = []
-    if plan.run_counts:
-        n = len(plan.run_counts)
-        lines.append(f"not packaged: a submission holds, per benchmark, exactly the runs its rules ask "
-                     f"for (ruleset {ruleset}); {n} result{' is' if n == 1 else 's are'} not complete:")
-        lines += [f"  {line}" for line in plan.run_counts]
-        lines.append("  (`mlpace train` writes a new folder under mlpace-results/; package that folder)")
+def _not_packaged_error(plan: Plan, ruleset: str) -> MlpaceError:
+    """Incomplete results (the suite's one-run output): a short line, then one line per result
+    below it with the command that completes it, then any other problem."""
+    n = len(plan.run_counts)
+    if not n:
+        return MlpaceError("not packaged: " + " | ".join(plan.problems))
+    summary = (f"not packaged: a submission holds, per benchmark, exactly the runs its rules ask "
+               f"for (ruleset {ruleset}); {n} result{' is' if n == 1 else 's are'} not complete:")
+    details = plan.run_counts + ["(`mlpace train` writes a new folder under mlpace-results/; "
+                                 "package that folder)"]
     if plan.problems:
-        lines.append("not packaged:" if not lines else "other problems:")
-        lines += [f"  {problem}" for problem in plan.problems]
-    return "\n".join(lines)
+        details += ["other problems:"] + [f"  {problem}" for problem in plan.problems]
+    return MlpaceError(summary, details=details)
 
 
 def _system_description(tset: TrainingSet, org: str, division: str, status: str,
@@ -209,7 +210,7 @@ def package(sources: list[str | os.PathLike], org: str, out: str | os.PathLike,
     for key in {k for k in seen if seen.count(k) > 1}:
         plan.problems.append(f"{key[0]}/{key[1]} found in more than one source folder")
     if plan.problems or plan.run_counts:
-        raise MlpaceError(_not_packaged_message(plan, ruleset))
+        raise _not_packaged_error(plan, ruleset)
 
     out = Path(out)
     targets = [out / org] if plan.training else []
