@@ -14,6 +14,7 @@ TRAIN_EXIT_CODES = """exit codes:
   0    at least one run reached the target
   1    every run ended without reaching the target (aborted: epochs or time budget spent)
   2    bad input or environment (one `error:` line says what)
+  3    a distributed run lost a rank (died, hung or disconnected)
   130  interrupted (Ctrl-C or SIGTERM); finished runs' logs are kept"""
 
 SUITE_EXIT_CODES = """exit codes:
