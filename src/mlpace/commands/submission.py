@@ -84,7 +84,7 @@ def _package(args) -> int:
 
 
 def _check(args) -> int:
-    from rich.console import Console
+    from mlpace.console import make_console as Console
     from rich.table import Table
 
     from mlpace.submission.check import FAIL, PASS, WARN, check
@@ -104,8 +104,9 @@ def _check(args) -> int:
         for f in shown:
             table.add_row(f"[{style[f.level]}]{f.level.upper()}[/]", f.path, f.rule, f.reason)
         console.print(table)
+    from mlpace.words import plural
     verdict = "[green]PASSED[/]" if report.ok else "[bold red]FAILED[/]"
-    console.print(f"{verdict}: {report.count(PASS)} passed, {report.count(WARN)} warnings, "
+    console.print(f"{verdict}: {report.count(PASS)} passed, {plural(report.count(WARN), 'warning')}, "
                   f"{report.count(FAIL)} failed")
     if args.json:
         write_atomic(args.json, json.dumps(report.to_json(), indent=2) + "\n")
@@ -113,7 +114,7 @@ def _check(args) -> int:
 
 
 def _summarize(args) -> int:
-    from rich.console import Console
+    from mlpace.console import make_console as Console
     from rich.table import Table
 
     from mlpace.submission.output import write_csv, write_json
@@ -129,8 +130,9 @@ def _summarize(args) -> int:
             table.add_column(column, justify="right" if column in benchmarks else "left",
                              no_wrap=column in benchmarks)
         for row in summary.training_rows:
+            # a CPU-only system has no accelerators: say so, never show its CPU in this column
             accelerators = f"{row['accelerators_count']} x {row['accelerator_model_name']}" \
-                if row["accelerators_count"] else str(row["host_processor_model_name"])
+                if row["accelerators_count"] else "none (CPU only)"
             table.add_row(str(row["division"]), str(row["submitter"]), str(row["system"]), accelerators,
                           *[f"{row[b]:.2f}" if row.get(b) is not None else "" for b in benchmarks])
         console.print(table)

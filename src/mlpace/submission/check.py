@@ -174,13 +174,14 @@ def _check_training_result(report: CheckReport, tree: SafeTree, result: Training
     where = tree.relative(folder)
     need = result.required_runs
     have = len(result.runs)
+    from mlpace.words import plural
     if need and have < need:
-        report.add(where, "run count", FAIL, f"{have} result files; {result.benchmark} needs {need}")
+        report.add(where, "run count", FAIL, f"{plural(have, 'result file')}; {result.benchmark} needs {need}")
     elif need and have > need:
-        report.add(where, "run count", WARN, f"{have} result files; {result.benchmark} needs {need} "
+        report.add(where, "run count", WARN, f"{plural(have, 'result file')}; {result.benchmark} needs {need} "
                                              "(extra runs are scored too)")
     elif need:
-        report.add(where, "run count", PASS, f"{have} runs")
+        report.add(where, "run count", PASS, plural(have, "run"))
     else:
         report.add(where, "run count", WARN, f"{result.benchmark!r} is not a benchmark of round "
                                              f"v{round_.version}")

@@ -26,6 +26,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from mlpace.words import plural
 from mlpace.errors import MlpaceError
 from mlpace.submission.loadgen_log import (canonical_scenario, parse_accuracy_file,
                                            parse_summary_file, read_json_limited)
@@ -232,7 +233,7 @@ def score_result(result: TrainingResult, round_: Round, division: str, tree: Saf
     result.required_runs = round_.required_runs(result.benchmark)
     result.folder = result.folder or str(folder)
     if result.required_runs and len(result.runs) != result.required_runs:
-        result.notes.append(f"{len(result.runs)} result files; the round requires "
+        result.notes.append(f"{plural(len(result.runs), 'result file')}; the round requires "
                             f"{result.required_runs} for {result.benchmark}")
     for run in result.runs:
         failure = _score_changing_failure(run, round_, division) if run.minutes is not None else None
