@@ -31,3 +31,10 @@ def test_one_result_file_is_singular(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "1 result file;" in out and "1 result files" not in out
 
+
+
+def test_rules_of_runs_newer_than_every_round_are_said_plainly():
+    from mlpace.rules.rounds import round_from_time
+    how = round_from_time(4_000_000_000_000).how     # 2096: after every known round
+    assert how.startswith("the runs date from 2096-") and "the last round mlpace knows" in how
+    assert "rules that mlpace's own runs follow" in how and "last known round (" not in how
