@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from mlpace.errors import MlpaceError
+from mlpace.rules.divisions import DIVISIONS, require_division_allowed
 
 SCENARIO_CHOICES = ["SingleStream", "MultiStream", "Server", "Offline"]
 
@@ -48,7 +49,7 @@ def register(subparsers) -> None:
                    help="mini scale: a training config key for the mini model and its data (repeatable)")
     p.add_argument("--timeout", type=float, help="watchdog: seconds before a run is ended as ERROR")
     p.add_argument("--out", type=Path, default=Path("mlpace-results"), help="output root")
-    p.add_argument("--division", choices=["open", "closed"], default="open")
+    p.add_argument("--division", choices=DIVISIONS, default="open")
     p.add_argument("--org", default="mlpace")
     p.add_argument("--system", help="system name (default: derived from this machine)")
     p.add_argument("--json", action="store_true", help="print the records as JSON instead of a table")
@@ -64,6 +65,7 @@ def _request(args: argparse.Namespace):
     from mlpace.inference.suite import InferRequest
     from mlpace.submission.sysinfo import default_system_name
 
+    require_division_allowed(args.scale, args.division)
     if args.all == bool(args.benchmark):
         raise MlpaceError("name one benchmark, or pass --all")
     names = [n for n in INFERENCE_BENCHMARKS if available(n)] if args.all else [args.benchmark]
