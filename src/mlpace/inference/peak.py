@@ -248,7 +248,8 @@ def find_peak_server(task: InferenceTask, options: RunOptions, start_qps: float,
     for _ in range(BISECT_STEPS):
         if high - low <= 0.03 * low:
             break
-        middle = (low + high) / 2
+        # Halve the ratio while the bracket is wide (after a jump to 1/16), then the difference.
+        middle = (low * high) ** 0.5 if high > 2 * low else (low + high) / 2
         if trial(middle):
             low = middle
         else:
