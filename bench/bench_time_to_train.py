@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from mlpace.harness.config import parse_set_options
-from mlpace.harness.runs import TrainRequest, train_result
+from mlpace.training.runs import TrainRequest, train_result
 
 
 def main() -> None:

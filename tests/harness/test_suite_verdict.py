@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mlpace.harness.report import suite_verdict
-from mlpace.harness.runs import ResultSet
+from mlpace.training.result_tables import suite_verdict
+from mlpace.training.runs import ResultSet
 from mlpace.harness.timed_run import run_once
 from mlpace.harness.workload import RunContext
 

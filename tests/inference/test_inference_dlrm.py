@@ -59,7 +59,7 @@ def test_server_and_accuracy_runs(task, tmp_path):
 def test_cached_model_key_follows_the_training_data_version(tmp_path, monkeypatch):
     """A new mini-data generator version must train a new model, not serve stale weights."""
     from mlpace.benchmarks.dlrm import data as click_data
-    from mlpace.inference.models.cache import ModelCache
+    from mlpace.training.models import ModelCache
     small = {"mini_rows_per_day": 400, "mini_eval_rows": 100}
     first = ModelCache("dlrm-mini", "dlrm", tmp_path, small).key
     assert ModelCache("dlrm-mini", "dlrm", tmp_path, small).key == first

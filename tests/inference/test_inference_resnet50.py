@@ -8,7 +8,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from mlpace.inference.models import BuildOptions, resnet50  # noqa: E402
-from mlpace.inference.models.cache import ModelCache  # noqa: E402
+from mlpace.training.models import ModelCache  # noqa: E402
 from mlpace.inference.task import score_directly  # noqa: E402
 
 pytestmark = pytest.mark.timeout(240)

@@ -24,7 +24,7 @@ def test_the_rule():
 
 
 def test_train_refuses_closed_at_mini_scale(tmp_path):
-    from mlpace.harness.runs import TrainRequest, train_result
+    from mlpace.training.runs import TrainRequest, train_result
     with pytest.raises(MlpaceError, match="mini-scale results are open division"):
         train_result(TrainRequest("resnet", scale="mini", division="closed", out=tmp_path / "out"))
     assert not (tmp_path / "out").exists()

@@ -94,7 +94,7 @@ def _resolve_device(name: str) -> str:
 
 def _request(args, benchmark: str, runs: int, suite: bool = False):
     from mlpace.harness.config import load_config_file, parse_set_options
-    from mlpace.harness.runs import TrainRequest
+    from mlpace.training.runs import TrainRequest
     from mlpace.submission.sysinfo import load_overrides
     if runs < 1:
         raise MlpaceError("--runs must be at least 1")
@@ -162,8 +162,8 @@ def _train(args) -> int:
     """One process's share of `mlpace train` (all of it, or one rank of a distributed run)."""
     from mlpace.console import make_console as Console
     from mlpace.harness.distributed import placement_from_env
-    from mlpace.harness.runs import train_result
-    from mlpace.harness.report import print_result
+    from mlpace.training.runs import train_result
+    from mlpace.training.result_tables import print_result
     console = Console()
     req = _request(args, args.benchmark, args.runs)
     result = train_result(req, _progress_factory(args, Console(stderr=True)), _announcer(console))
@@ -176,8 +176,8 @@ def _train(args) -> int:
 def cmd_suite(args) -> int:
     from mlpace.console import make_console as Console
     from mlpace.benchmarks import list_benchmarks, make_workload
-    from mlpace.harness.report import print_suite, suite_verdict
-    from mlpace.harness.runs import RunInterrupted, train_result
+    from mlpace.training.result_tables import print_suite, suite_verdict
+    from mlpace.training.runs import RunInterrupted, train_result
     from mlpace.harness.timed_run import process_cpu_seconds
     console = Console()
     wall0, cpu0 = time.monotonic(), process_cpu_seconds()

@@ -56,3 +56,26 @@ def score_directly(task: InferenceTask, batch: int | None = None) -> float:
         for index, out in zip(indices, task.predict([task.load(i) for i in indices])):
             outputs[index] = np.asarray(out, dtype=task.output_dtype).ravel()
     return float(task.score(outputs))
+
+
+def with_reference_score(task, cache, fp32_predict):   # cache: mlpace.training.models.ModelCache
+    """Set `task.reference_score`: the eager FP32 model's own score on the task's samples."""
+    from dataclasses import replace
+
+    fp32 = replace(task, predict=fp32_predict)
+    task.reference_score = cache.reference_score(task.total, lambda: score_directly(fp32))
+    return task
+
+
+def serve_bundle(options, cache, bundle, **task_fields):
+    """An InferenceTask serving `bundle` on the chosen backend, with its accuracy target
+    relative to the same model run eagerly in FP32 (`task_fields`: the InferenceTask fields
+    other than predict, reference_score and notes)."""
+    from mlpace.inference.backends import make_predict
+
+    load, total = task_fields["load"], task_fields["total"]
+    example = [load(i) for i in range(min(2, total))]   # the ONNX export traces these
+    task = InferenceTask(predict=make_predict(bundle, options.backend, options.device, options.precision,
+                                              options.threads, example),
+                         reference_score=0.0, notes=cache.meta.get("training", {}), **task_fields)
+    return with_reference_score(task, cache, make_predict(bundle, "torch", options.device))

@@ -1,5 +1,6 @@
-"""Mini models for inference: trained once by the training harness, then cached.
+"""Mini models for inference: trained once here, in the training layer, then cached.
 
+Inference serves models and never trains them: its bindings ask this module for weights.
 `load_or_train` returns trained weights from `<data root>/inference-models/<key>.pt` when they
 exist; otherwise it runs one mini training run through `mlpace.harness` (the same code as
 `mlpace train`), saves the trained model's state_dict atomically and returns it. The key holds
@@ -128,28 +129,3 @@ class ModelCache:
     def _save_meta(self) -> None:
         from mlpace.submission.output import write_atomic
         write_atomic(self.meta_path, json.dumps(self.meta, indent=2) + "\n")
-
-
-def with_reference_score(task, cache: ModelCache, fp32_predict):
-    """Set `task.reference_score`: the eager FP32 model's own score on the task's samples."""
-    from dataclasses import replace
-
-    from mlpace.inference.task import score_directly
-    fp32 = replace(task, predict=fp32_predict)
-    task.reference_score = cache.reference_score(task.total, lambda: score_directly(fp32))
-    return task
-
-
-def serve_bundle(options, cache: ModelCache, bundle, **task_fields):
-    """An InferenceTask serving `bundle` on the chosen backend, with its accuracy target
-    relative to the same model run eagerly in FP32 (`task_fields`: the InferenceTask fields
-    other than predict, reference_score and notes)."""
-    from mlpace.inference.backends import make_predict
-    from mlpace.inference.task import InferenceTask
-
-    load, total = task_fields["load"], task_fields["total"]
-    example = [load(i) for i in range(min(2, total))]   # the ONNX export traces these
-    task = InferenceTask(predict=make_predict(bundle, options.backend, options.device, options.precision,
-                                              options.threads, example),
-                         reference_score=0.0, notes=cache.meta.get("training", {}), **task_fields)
-    return with_reference_score(task, cache, make_predict(bundle, "torch", options.device))

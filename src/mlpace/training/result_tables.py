@@ -6,7 +6,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mlpace.harness.progress import format_quality
-from mlpace.harness.runs import ResultSet
+from mlpace.training.runs import ResultSet
 
 
 def minutes_seconds(seconds: float) -> str:

@@ -26,7 +26,6 @@ mlpace's layout; its sizes are read from it) with `dev-v1.1.json` and the checkp
 from __future__ import annotations
 
 import hashlib
-import time
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -35,6 +34,7 @@ import numpy as np
 from mlpace.errors import MlpaceError
 from mlpace.inference.models import BuildOptions
 from mlpace.inference.task import InferenceTask
+from mlpace.training.squad_finetune import fine_tune
 
 LOADGEN_MODEL = "bert"
 TRAINING_BENCHMARK = "bert"
@@ -301,59 +301,8 @@ def squad_files(data_dir: Path | None, config: SquadConfig) -> tuple[Path, Path]
     return root / "train-v1.1.json", root / "dev-v1.1.json"
 
 
-def fine_tune(model, train: Features, config: SquadConfig, log=None) -> dict:
-    """Train the span head and the encoder on `train`: AdamW, linear warm-up and decay, the mean
-    of the start and end cross-entropies (run_squad.py's loss). Returns what happened."""
-    import torch
-
-    from mlpace.harness.workload import weight_decay_groups
-    torch.manual_seed(config.squad_seed)
-    generator = torch.Generator().manual_seed(config.squad_seed)
-    optimizer = torch.optim.AdamW(weight_decay_groups(model, config.squad_weight_decay), lr=config.squad_lr)
-    warmup = max(1, int(config.squad_warmup * config.squad_steps))
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(
-        (step + 1) / warmup, max(0.0, (config.squad_steps - step) / max(1, config.squad_steps - warmup))))
-    tensors = [torch.from_numpy(a.astype(np.int64)) for a in
-               (train.input_ids, train.input_mask, train.segment_ids, train.start, train.end)]
-    threads = torch.get_num_threads()
-    # One thread: the mini model is too small to gain from more, and the weights (so the
-    # cached model and its F1) then do not depend on the serving run's --threads.
-    torch.set_num_threads(1)
-    try:
-        return _fine_tune_steps(model, tensors, optimizer, schedule, generator, config, log)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _fine_tune_steps(model, tensors, optimizer, schedule, generator, config: SquadConfig, log) -> dict:
-    import torch
-    import torch.nn.functional as F
-
-    model.train()
-    n = len(tensors[0])
-    cpu, order, at, losses = time.process_time(), torch.randperm(n, generator=generator), 0, []
-    for step in range(config.squad_steps):
-        if at + config.squad_batch_size > len(order):
-            order, at = torch.randperm(n, generator=generator), 0
-        idx = order[at:at + config.squad_batch_size]
-        at += config.squad_batch_size
-        ids, mask, segments, start, end = (t[idx] for t in tensors)
-        logits = model(ids, mask, segments)
-        loss = (F.cross_entropy(logits[..., 0], start) + F.cross_entropy(logits[..., 1], end)) / 2
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        losses.append(loss.item())
-        if log and (step + 1) % 200 == 0:
-            log(f"fine-tune step {step + 1}/{config.squad_steps}: loss {np.mean(losses[-200:]):.3f}")
-    model.eval()
-    return {"steps": config.squad_steps, "cpu_seconds": round(time.process_time() - cpu, 1),
-            "final_loss": round(float(np.mean(losses[-50:])), 4)}
-
-
 def _pretrained_cache(options: BuildOptions, overrides: dict):
-    from mlpace.inference.models.cache import ModelCache
+    from mlpace.training.models import ModelCache
     return ModelCache("bert-mlm-mini", TRAINING_BENCHMARK, options.data_dir, overrides,
                       None, options.train_epochs)
 
@@ -361,7 +310,7 @@ def _pretrained_cache(options: BuildOptions, overrides: dict):
 def _squad_cache(options: BuildOptions, pretrained, config: SquadConfig, train_fn):
     """The fine-tuned weights' cache: keyed on the pre-trained model's key (its training config
     and epochs), the SQuAD data and fine-tuning recipe, and FINETUNE_VERSION."""
-    from mlpace.inference.models.cache import ModelCache, _read_meta, models_root
+    from mlpace.training.models import ModelCache, _read_meta, models_root
 
     class SquadCache(ModelCache):
         def _train(self):
@@ -383,7 +332,7 @@ def _build_mini(options: BuildOptions):
     from mlpace.benchmarks.bert.model import BertForPreTraining, BertForQuestionAnswering
     from mlpace.harness.config import apply_overrides
     from mlpace.inference import squad
-    from mlpace.inference.models.cache import prepared_workload
+    from mlpace.training.models import prepared_workload
 
     pretrain_overrides, squad_overrides = split_overrides(options.train_overrides)
     config = apply_overrides(SquadConfig(), squad_overrides)
@@ -419,7 +368,7 @@ def _build_mini(options: BuildOptions):
         return model
 
     if options.checkpoint:     # fine-tuned weights of this size from elsewhere (a copied cache)
-        from mlpace.inference.models.cache import ModelCache
+        from mlpace.training.models import ModelCache
         cache = ModelCache("bert-squad-mini", TRAINING_BENCHMARK, options.data_dir, checkpoint=options.checkpoint)
     else:
         cache = _squad_cache(options, pretrained, config, train)
@@ -442,7 +391,7 @@ def _build_reference(options: BuildOptions):
 
     from mlpace.benchmarks.bert.model import BertForQuestionAnswering
     from mlpace.inference import squad
-    from mlpace.inference.models.cache import ModelCache
+    from mlpace.training.models import ModelCache
 
     if not options.checkpoint:
         raise MlpaceError("reference bert needs --checkpoint (a BERT-large SQuAD state_dict in "
@@ -481,7 +430,7 @@ def _build_reference(options: BuildOptions):
 def build(options: BuildOptions) -> InferenceTask:
     import torch
 
-    from mlpace.inference.models.cache import serve_bundle
+    from mlpace.inference.task import serve_bundle
 
     torch.set_num_threads(max(1, options.threads))
     if options.scale == "reference":

@@ -50,7 +50,8 @@ def build(options: BuildOptions) -> InferenceTask:
 
     from mlpace.harness.datasets import data_root
     from mlpace.harness.workload import RunContext
-    from mlpace.inference.models.cache import ModelCache, prepared_workload, serve_bundle
+    from mlpace.training.models import ModelCache, prepared_workload
+    from mlpace.inference.task import serve_bundle
 
     if options.scale == "reference" and not options.checkpoint:
         raise MlpaceError("reference dlrm needs --checkpoint (a DLRM state_dict)")

@@ -38,7 +38,8 @@ def build(options: BuildOptions) -> InferenceTask:
 
     from mlpace.benchmarks.resnet import data as image_data
     from mlpace.benchmarks.resnet.model import resnet50, resnet_mini
-    from mlpace.inference.models.cache import ModelCache, prepared_workload, serve_bundle
+    from mlpace.training.models import ModelCache, prepared_workload
+    from mlpace.inference.task import serve_bundle
 
     torch.set_num_threads(max(1, options.threads))
     if options.scale == "reference" and not options.checkpoint:

@@ -74,7 +74,8 @@ def _wer(texts: list[str], tokenizer):
 def build(options: BuildOptions) -> InferenceTask:
     import torch
 
-    from mlpace.inference.models.cache import ModelCache, prepared_workload, with_reference_score
+    from mlpace.training.models import ModelCache, prepared_workload
+    from mlpace.inference.task import with_reference_score
 
     if options.backend == "onnxruntime":
         raise MlpaceError("rnnt runs on the torch backends only (greedy decoding loops over frames)")

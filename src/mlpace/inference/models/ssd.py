@@ -72,7 +72,8 @@ def build_variant(name: str, options: BuildOptions) -> InferenceTask:
     from mlpace.benchmarks import coco
     from mlpace.benchmarks.detection import normalize
     from mlpace.benchmarks.ssd.workload import build_model
-    from mlpace.inference.models.cache import ModelCache, prepared_workload, serve_bundle
+    from mlpace.training.models import ModelCache, prepared_workload
+    from mlpace.inference.task import serve_bundle
 
     if options.scale != "mini":
         raise MlpaceError(f"{name} runs at mini scale only in this mlpace (reference COCO is not wired yet)")

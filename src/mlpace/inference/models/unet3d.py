@@ -81,7 +81,8 @@ def build(options: BuildOptions) -> InferenceTask:
 
     from mlpace.benchmarks.unet3d import data as kits
     from mlpace.benchmarks.unet3d.model import UNet3D
-    from mlpace.inference.models.cache import ModelCache, prepared_workload, with_reference_score
+    from mlpace.training.models import ModelCache, prepared_workload
+    from mlpace.inference.task import with_reference_score
 
     if options.backend == "onnxruntime":
         raise MlpaceError("3d-unet runs on the torch backends only (sliding-window inference)")
