@@ -17,7 +17,7 @@ from mlpace.errors import MlpaceError
 
 # One explicit list: the modules that contribute sub-commands, in help order.
 COMMAND_MODULES = [
-    "mlpace.commands.train",       # list, train, suite
+    "mlpace.commands.train",       # list, train, validate, suite
     "mlpace.commands.infer",       # infer
     "mlpace.commands.submission",  # sysinfo, package, check, summarize
     "mlpace.commands.store",       # import, results, report, compare

@@ -6,13 +6,12 @@ import json
 import re
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from mlpace.benchmarks import make_workload
 from mlpace.benchmarks.resnet import data as image_data
+from mlpace.benchmarks.resnet.data import write_imagenet_like
 from mlpace.benchmarks.resnet.model import mlperf_tensor_names, resnet50, resnet_mini
 from mlpace.errors import MlpaceError
 from mlpace.harness.timed_run import run_once
@@ -21,18 +20,6 @@ from mlpace.harness.workload import RunContext
 from official_checkers import run_compliance_checker
 
 CLOSED_RULES = Path(__import__("mlperf_logging").__file__).parent / "compliance_checker" / "training_1.1.0"
-
-
-def write_imagenet_like(root: Path, classes=("n01440764", "n01443537"), per_class=3, size=(80, 60)):
-    """A tiny tree in real ImageNet layout: synset folders of JPEGs of varied sizes."""
-    rng = np.random.default_rng(0)
-    for split in ("train", "val"):
-        for c in classes:
-            (root / split / c).mkdir(parents=True)
-            for i in range(per_class):
-                arr = rng.integers(0, 255, (size[1] + i, size[0] + 2 * i, 3), dtype=np.uint8)
-                Image.fromarray(arr).save(root / split / c / f"{c}_{i}.JPEG")
-    return root
 
 
 def test_generator_writes_imagenet_layout_and_is_deterministic(tmp_path):

@@ -1,11 +1,12 @@
-"""The registry of benchmark implementations.
+"""The registry of benchmark implementations: `IMPLEMENTED`, one explicit list.
 
 Every MLPerf Training benchmark has a spec in `mlpace.rules.benchmarks`; the ones mlpace can
-run have a package here, `mlpace.benchmarks.<name>`, whose `__init__` is light (no torch) and
-defines:
+run are listed in `IMPLEMENTED` and have a package here, `mlpace.benchmarks.<name>`, whose
+`__init__` is light (no torch) and defines:
 
     SCALES = ("mini", "reference")          # the scales it implements
     def make_workload(scale, overrides):    # -> mlpace.harness.workload.Workload
+    def tiny_config(scale, root):           # optional: tiny data for `mlpace validate`
 
 `mlpace list` reads SCALES without importing torch; `make_workload` imports the heavy parts.
 """
@@ -13,7 +14,6 @@ defines:
 from __future__ import annotations
 
 import importlib
-import importlib.util
 from typing import Any
 
 from mlpace.errors import MlpaceError
@@ -21,12 +21,14 @@ from mlpace.rules.benchmarks import BENCHMARKS, get_spec
 
 SCALE_NAMES = ("mini", "reference")
 
+# The benchmarks mlpace implements, each a package `mlpace.benchmarks.<name>`.
+IMPLEMENTED = ("resnet", "ssd", "maskrcnn", "bert", "dlrm", "minigo", "rnnt", "unet3d")
+
 
 def _package(name: str):
-    module = f"mlpace.benchmarks.{name}"
-    if importlib.util.find_spec(module) is None:
+    if name not in IMPLEMENTED:
         return None
-    return importlib.import_module(module)
+    return importlib.import_module(f"mlpace.benchmarks.{name}")
 
 
 def implemented_scales(name: str) -> tuple[str, ...]:

@@ -1,4 +1,4 @@
-"""`mlpace list`, `mlpace train`, `mlpace suite`: the training side of the CLI."""
+"""`mlpace list`, `mlpace train`, `mlpace validate`, `mlpace suite`: the training side of the CLI."""
 
 from __future__ import annotations
 
@@ -43,6 +43,15 @@ def register(subparsers) -> None:
     p.add_argument("--rdzv-endpoint", default=None, metavar="HOST:PORT",
                    help="rendezvous of a multi-node run: node 0's host and a free port")
     p.set_defaults(handler=cmd_train)
+
+    p = subparsers.add_parser("validate", help="smoke-test one benchmark: a few steps on tiny data at "
+                              "each scale, then the official compliance checker on the log",
+                              epilog="exit codes:\n  0    every check passed\n  1    a check failed\n"
+                                     "  2    bad input (one `error:` line says what)",
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("benchmark", help="resnet, ssd, maskrcnn, bert, dlrm, minigo, rnnt or unet3d")
+    p.add_argument("--scale", choices=["mini", "reference", "both"], default="both")
+    p.set_defaults(handler=cmd_validate)
 
     p = subparsers.add_parser("suite", help="every implemented benchmark, one run each",
                               epilog=SUITE_EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -148,6 +157,16 @@ def cmd_list(args) -> int:
             str(spec.runs), str(spec.olympic_drop), ", ".join(row["scales"]) or "-")
     Console().print(table)
     return 0
+
+
+def cmd_validate(args) -> int:
+    from mlpace.training.validate import validate
+    scales = ("mini", "reference") if args.scale == "both" else (args.scale,)
+    result = validate(args.benchmark, scales)
+    for check in result.checks:
+        print(check.line(), flush=True)
+    print(result.verdict())
+    return 0 if result.passed else 1
 
 
 def cmd_train(args) -> int:

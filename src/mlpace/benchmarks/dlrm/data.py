@@ -212,3 +212,14 @@ def generate_mini(root: Path, train_days: int = 2, rows_per_day: int = 100_000,
         rng = np.random.default_rng([seed, day])
         n = rows_per_day if day < train_days else eval_rows
         write_day(Path(root) / f"day_{day}", model, *model.sample(rng, n))
+
+
+def tiny_config(scale: str, root: Path) -> dict:
+    """`mlpace validate`'s few steps: small generated click logs; for the reference scale, in
+    the Criteo day_N layout (days 0 and 1 standing in for day_0..22 and day_23)."""
+    if scale == "mini":
+        return {"mini_rows_per_day": 2000, "mini_eval_rows": 500}
+    folder = Path(root) / "criteo"
+    folder.mkdir(parents=True, exist_ok=True)
+    generate_mini(folder, train_days=1, rows_per_day=600, eval_rows=200, seed=5)
+    return {"data_path": str(folder), "train_days": "0", "eval_day": 1, "batch_size": 128}

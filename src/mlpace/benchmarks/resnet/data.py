@@ -31,6 +31,20 @@ MINI_VERSION = 4
 MINI_SIZE = 32
 
 
+# ----------------------------------------------------------------------------- tiny real-format data
+def write_imagenet_like(root: Path, classes=("n01440764", "n01443537"), per_class=3, size=(80, 60)):
+    """A tiny tree in real ImageNet layout: synset folders of JPEGs of varied sizes (noise), for
+    tests and `mlpace validate` of the reference scale."""
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        for c in classes:
+            (root / split / c).mkdir(parents=True)
+            for i in range(per_class):
+                arr = rng.integers(0, 255, (size[1] + i, size[0] + 2 * i, 3), dtype=np.uint8)
+                Image.fromarray(arr).save(root / split / c / f"{c}_{i}.JPEG")
+    return root
+
+
 # ----------------------------------------------------------------------------- loader
 def list_images(root: Path, split: str) -> tuple[list[tuple[Path, int]], list[str]]:
     """[(path, label)] of one split and the class names, from the class-folder layout."""
@@ -218,3 +232,11 @@ def generate_mini(root: Path, train_per_class: int = 600, val_per_class: int = 1
             folder.mkdir(parents=True, exist_ok=True)
             for i in range(per_class):
                 draw_mini_image(rng, label).save(folder / f"{cls}_{split}_{i:05d}.JPEG", quality=92)
+
+
+def tiny_config(scale: str, root: Path) -> dict:
+    """`mlpace validate`'s few steps: a small mini data set, or a tiny ImageNet-layout tree."""
+    if scale == "mini":
+        return {"train_per_class": 8, "val_per_class": 4, "batch_size": 16}
+    tree = write_imagenet_like(Path(root) / "imagenet", per_class=4)
+    return {"data_path": str(tree), "batch_size": 4, "eval_batch_size": 4, "num_workers": 0}

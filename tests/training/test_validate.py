@@ -1,0 +1,50 @@
+"""`mlpace validate`: a few steps on tiny data at both scales, then the official checker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mlpace import benchmarks
+from mlpace.cli import main
+from mlpace.training.validate import _checker, validate_scale
+
+
+def test_validate_dlrm_passes_at_both_scales(capsys):
+    assert main(["validate", "dlrm"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    checks = [line for line in lines if line.startswith(("ok", "FAIL"))]
+    assert len(checks) == 6 and all(line.startswith("ok") for line in checks), lines
+    assert any("reference" in line and "closed rules" in line for line in checks), lines
+    assert lines[-1] == "dlrm: valid (6 checks passed)"
+
+
+def test_a_log_missing_a_closed_rule_key_fails_validation(tmp_path):
+    checks = validate_scale("dlrm", "reference", tmp_path)
+    assert all(c.ok for c in checks), [c.line() for c in checks]
+    log = tmp_path / "result_reference.txt"
+    log.write_text("".join(line for line in log.read_text().splitlines(keepends=True)
+                           if '"key": "global_batch_size"' not in line))
+    failed = [c for c in _checker(log, "reference") if not c.ok]
+    assert failed and any("global_batch_size" in c.detail for c in failed), [c.line() for c in failed]
+
+
+def test_validate_exits_1_when_the_benchmark_breaks(capsys, monkeypatch):
+    # A benchmark change that breaks model building (an embedding size the bottom MLP cannot
+    # end in): the training check fails, the verdict says so, the exit is 1.
+    monkeypatch.setattr("mlpace.benchmarks.dlrm.tiny_config", lambda scale, root: {
+        "mini_rows_per_day": 2000, "mini_eval_rows": 500, "embedding_dim": -1})
+    assert main(["validate", "dlrm", "--scale", "mini"]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-2].startswith("FAIL") and "training steps" in lines[-2], lines
+    assert lines[-1] == "dlrm: NOT valid (1 of 2 checks failed)"
+
+
+def test_a_benchmark_without_tiny_data_is_one_error_line(capsys):
+    assert main(["validate", "minigo", "--scale", "mini"]) == 2
+    assert capsys.readouterr().err.startswith("error: benchmark 'minigo' has no tiny data")
+
+
+def test_the_registry_lists_every_benchmark_folder():
+    folders = {p.parent.name for p in Path(benchmarks.__file__).parent.glob("*/__init__.py")}
+    assert set(benchmarks.IMPLEMENTED) == folders
+    assert benchmarks.implemented_scales("not-a-benchmark") == ()
