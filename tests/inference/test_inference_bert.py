@@ -10,7 +10,8 @@ pytest.importorskip("tokenizers")
 
 from mlpace.errors import MlpaceError  # noqa: E402
 from mlpace.inference import squad  # noqa: E402
-from mlpace.inference.models import BuildOptions, bert  # noqa: E402
+from mlpace.inference.models import BuildOptions  # noqa: E402
+from mlpace.benchmarks.bert import serve as bert  # noqa: E402
 from mlpace.inference.runner import RunOptions, run_test  # noqa: E402
 
 pytestmark = pytest.mark.timeout(300)

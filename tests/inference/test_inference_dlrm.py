@@ -5,7 +5,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from mlpace.inference.models import BuildOptions, dlrm  # noqa: E402
+from mlpace.inference.models import BuildOptions  # noqa: E402
+from mlpace.benchmarks.dlrm import serve as dlrm  # noqa: E402
 from mlpace.inference.runner import RunOptions, run_test  # noqa: E402
 
 pytestmark = pytest.mark.timeout(240)

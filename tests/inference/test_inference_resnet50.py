@@ -7,7 +7,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from mlpace.inference.models import BuildOptions, resnet50  # noqa: E402
+from mlpace.inference.models import BuildOptions  # noqa: E402
+from mlpace.benchmarks.resnet import serve as resnet50  # noqa: E402
 from mlpace.training.models import ModelCache  # noqa: E402
 from mlpace.inference.task import score_directly  # noqa: E402
 

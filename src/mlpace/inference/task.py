@@ -1,6 +1,6 @@
 """What a benchmark hands to the inference runner: samples, a model and its accuracy script.
 
-Each benchmark's inference binding (`mlpace.inference.models.<name>`) builds one
+Each benchmark's inference binding (`mlpace.benchmarks.<folder>.serve`) builds one
 `InferenceTask`; the runner, the SUT and LoadGen need nothing else from it.
 """
 

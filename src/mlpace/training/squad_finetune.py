@@ -1,7 +1,7 @@
 """Fine-tuning BERT-mini's span head on SQuAD features, for the inference benchmark bert.
 
 It lives in the training layer because inference serves models and never trains them: the
-inference binding (`mlpace.inference.models.bert`) builds the features and caches the weights,
+inference binding (`mlpace.benchmarks.bert.serve`) builds the features and caches the weights,
 this module holds the loop. `config` is the binding's `SquadConfig` (the `squad_*` fields).
 """
 

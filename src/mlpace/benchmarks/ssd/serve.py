@@ -66,7 +66,8 @@ def _coco_map(split):
     return score
 
 
-def build_variant(name: str, options: BuildOptions) -> InferenceTask:
+def build(options: BuildOptions, name: str = "ssd-resnet34") -> InferenceTask:
+    """`name`: the variant served, ssd-resnet34 or ssd-mobilenet (see VARIANTS)."""
     import torch
 
     from mlpace.benchmarks import coco

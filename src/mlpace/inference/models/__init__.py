@@ -1,11 +1,13 @@
 """The MLPerf Inference v1.1 benchmarks, each bound to mlpace's own models and data.
 
-One module per benchmark under `mlpace.inference.models`; each defines
+A benchmark's binding lives with the training benchmark whose model and data it reuses, in
+`mlpace.benchmarks.<folder>.serve` (one benchmark, one folder); `SERVED_BY` maps MLPerf's
+inference model names to those folders. Each `serve` module defines
 
-    LOADGEN_MODEL = "resnet50"         # its name in mlperf.conf
+    LOADGEN_MODEL = "resnet50"         # its name in mlperf.conf (ssd: VARIANTS, one per name)
     TRAINING_BENCHMARK = "resnet"      # the training benchmark whose model and data it reuses
     TARGETS = (0.99,)                  # fractions of the FP32 score (0.99, 0.999 where MLPerf has both)
-    def build(options: BuildOptions) -> InferenceTask
+    def build(options: BuildOptions, **variant) -> InferenceTask
 
 Modules import torch only inside `build`, so listing is cheap.
 """
@@ -13,14 +15,26 @@ Modules import torch only inside `build`, so listing is cheap.
 from __future__ import annotations
 
 import importlib
-import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 
 from mlpace.errors import MlpaceError
 
 # The seven benchmarks of MLPerf Inference v1.1, in the round's order.
 INFERENCE_BENCHMARKS = ["resnet50", "ssd-mobilenet", "ssd-resnet34", "bert", "dlrm", "3d-unet", "rnnt"]
+
+# Each one's folder under mlpace.benchmarks, and the arguments its `serve.build` takes beside
+# the options (the two SSDs are one binding with two backbones).
+SERVED_BY: dict[str, tuple[str, dict]] = {
+    "resnet50": ("resnet", {}),
+    "ssd-mobilenet": ("ssd", {"name": "ssd-mobilenet"}),
+    "ssd-resnet34": ("ssd", {"name": "ssd-resnet34"}),
+    "bert": ("bert", {}),
+    "dlrm": ("dlrm", {}),
+    "3d-unet": ("unet3d", {}),
+    "rnnt": ("rnnt", {}),
+}
 
 
 @dataclass
@@ -37,23 +51,32 @@ class BuildOptions:
     train_epochs: int | None = None      # mini: cap on training epochs when the model is trained
 
 
-def _module_name(name: str) -> str:
-    return "mlpace.inference.models." + name.replace("-", "_").replace("3d_unet", "unet3d")
+@dataclass(frozen=True)
+class Binding:
+    """One inference benchmark: its folder's `serve` module and the variant it serves."""
+    name: str
+    module: ModuleType
+    variant: dict
+
+    @property
+    def TARGETS(self) -> tuple[float, ...]:       # noqa: N802 - the serve modules' constant
+        return self.module.TARGETS
+
+    def build(self, options: BuildOptions):
+        return self.module.build(options, **self.variant)
 
 
 def available(name: str) -> bool:
-    """True when the binding exists and the training benchmark it reuses is implemented."""
-    module = _module_name(name)
-    if importlib.util.find_spec(module) is None:
-        return False
+    """True when the training benchmark it reuses implements the mini scale."""
     from mlpace.benchmarks import implemented_scales
-    return "mini" in implemented_scales(importlib.import_module(module).TRAINING_BENCHMARK)
+    return name in SERVED_BY and "mini" in implemented_scales(SERVED_BY[name][0])
 
 
-def get_binding(name: str):
+def get_binding(name: str) -> Binding:
     if name not in INFERENCE_BENCHMARKS:
         raise MlpaceError(f"unknown inference benchmark {name!r}; known: {', '.join(INFERENCE_BENCHMARKS)}")
     if not available(name):
         raise MlpaceError(f"inference benchmark {name!r} is not available in this mlpace yet "
                           f"(available: {', '.join(n for n in INFERENCE_BENCHMARKS if available(n)) or 'none'})")
-    return importlib.import_module(_module_name(name))
+    folder, variant = SERVED_BY[name]
+    return Binding(name, importlib.import_module(f"mlpace.benchmarks.{folder}.serve"), variant)
