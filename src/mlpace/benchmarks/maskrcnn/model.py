@@ -35,6 +35,8 @@ def roi_align(feature: torch.Tensor, stride: float, boxes: torch.Tensor, size: i
     if n == 0:
         return feature.new_zeros(0, feature.shape[0], size, size)
     h, w = feature.shape[-2:]
+    if h * w <= SMALL_MAP:
+        return _roi_align_separable(feature, stride, boxes, size, sampling)
     t = (torch.arange(points, dtype=feature.dtype, device=feature.device) + 0.5) / points
     xs = boxes[:, 0:1] + (boxes[:, 2:3] - boxes[:, 0:1]) * t          # N x P, pixels
     ys = boxes[:, 1:2] + (boxes[:, 3:4] - boxes[:, 1:2]) * t
@@ -44,6 +46,53 @@ def roi_align(feature: torch.Tensor, stride: float, boxes: torch.Tensor, size: i
     out = F.grid_sample(feature[None], grid.reshape(1, n * points, points, 2), align_corners=False)
     out = out.view(feature.shape[0], n, points, points).transpose(0, 1)
     return F.avg_pool2d(out, sampling) if sampling > 1 else out
+
+
+# Maps up to this many pixels (the mini's 16x16 and 8x8 levels, its 64x64 instance masks) take
+# the separable form below; larger ones grid_sample, whose cost does not grow with the map.
+SMALL_MAP = 64 * 64
+
+
+def roi_align_batch(features: torch.Tensor, stride: float, boxes: torch.Tensor, image: torch.Tensor,
+                    size: int, sampling: int = 2) -> torch.Tensor:
+    """`roi_align` of boxes over a batch of feature maps (B x C x H x W); `image` (N) says which
+    map each box reads. Small maps: all boxes in one batched call; large ones: image by image."""
+    h, w = features.shape[-2:]
+    if h * w <= SMALL_MAP:
+        return _roi_align_separable(features[image], stride, boxes, size, sampling)
+    out = features.new_zeros(len(boxes), features.shape[1], size, size)
+    for i in image.unique().tolist():
+        rows = (image == i).nonzero().flatten()
+        # grid_sample runs in float32 under autocast: back to the features' dtype
+        out[rows] = roi_align(features[i], stride, boxes[rows], size, sampling).to(out.dtype)
+    return out
+
+
+def _roi_align_separable(features: torch.Tensor, stride: float, boxes: torch.Tensor, size: int,
+                         sampling: int) -> torch.Tensor:
+    """`roi_align` as two matrix products, box k reading `features[k]` (N x C x H x W, or one
+    C x H x W map for all). Bilinear sampling on a grid of points is separable: crop =
+    Ay @ feature @ Ax^T, with Ay (size x H) and Ax (size x W) holding each bin's interpolation
+    weights averaged over its sampling points. Same values as grid_sample with zero padding (an
+    index outside the map gets no weight), but on CPU its backward is a matrix product instead
+    of grid_sample's slow scatter: 2-8x faster on small maps."""
+    n, points = len(boxes), size * sampling
+    c, h, w = features.shape[-3:]
+    t = (torch.arange(points, dtype=boxes.dtype, device=boxes.device) + 0.5) / points   # weights in the boxes' precision
+
+    def weights(lo: torch.Tensor, hi: torch.Tensor, length: int) -> torch.Tensor:
+        u = ((lo + (hi - lo) * t) / stride - 0.5)[..., None]      # N x P x 1, in pixel indices
+        j = torch.arange(length, dtype=boxes.dtype, device=boxes.device)
+        tent = (1 - (j - u).abs()).clamp(min=0)                   # bilinear: 1 - distance, 2 nearest
+        return tent.view(n, size, sampling, length).mean(2)       # N x size x length
+
+    ax = weights(boxes[:, 0:1], boxes[:, 2:3], w).to(features.dtype)
+    ay = weights(boxes[:, 1:2], boxes[:, 3:4], h).to(features.dtype)
+    if features.dim() == 3:      # one map: one matrix product for every box's rows
+        rows = (features.reshape(c * h, w) @ ax.reshape(n * size, w).T).view(c, h, n, size).permute(2, 0, 1, 3)
+    else:
+        rows = (features.reshape(n, c * h, w) @ ax.transpose(1, 2)).view(n, c, h, size)
+    return ay[:, None] @ rows                                      # N x C x size x size
 
 
 class FPN(nn.Module):
@@ -166,17 +215,17 @@ class MaskRCNN(nn.Module):
 
     def pool(self, feats: list[torch.Tensor], boxes: list[torch.Tensor], size: int) -> torch.Tensor:
         """RoIAlign of every image's boxes, each from its FPN level: sum(N_i) x C x size x size."""
-        out = []
-        for i, b in enumerate(boxes):
-            levels = self.roi_levels(b)
-            crops = feats[0].new_zeros(len(b), feats[0].shape[1], size, size)
-            for lvl in range(len(self.fpn.inner)):
-                sel = (levels == lvl).nonzero().flatten()
-                if len(sel):
-                    # grid_sample runs in float32 under autocast: back to the features' dtype
-                    crops[sel] = roi_align(feats[lvl][i], self.strides[lvl], b[sel], size).to(crops.dtype)
-            out.append(crops)
-        return torch.cat(out)
+        image = torch.cat([torch.full((len(b),), i, dtype=torch.int64, device=b.device)
+                           for i, b in enumerate(boxes)])
+        boxes = torch.cat(boxes)
+        levels = self.roi_levels(boxes)
+        crops = feats[0].new_zeros(len(boxes), feats[0].shape[1], size, size)
+        for lvl in range(len(self.fpn.inner)):
+            sel = (levels == lvl).nonzero().flatten()
+            if len(sel):
+                crops[sel] = roi_align_batch(feats[lvl], self.strides[lvl], boxes[sel], image[sel],
+                                             size).to(crops.dtype)
+        return crops
 
     def box_head(self, feats, boxes: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.pool(feats, boxes, 7).flatten(1)
