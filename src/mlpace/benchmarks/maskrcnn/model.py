@@ -35,8 +35,9 @@ def roi_align(feature: torch.Tensor, stride: float, boxes: torch.Tensor, size: i
     if n == 0:
         return feature.new_zeros(0, feature.shape[0], size, size)
     h, w = feature.shape[-2:]
-    if h * w <= SMALL_MAP:
-        return _roi_align_separable(feature, stride, boxes, size, sampling)
+    if _separable_pays(feature):
+        return _roi_align_separable(feature[None], stride, boxes, boxes.new_zeros(n, dtype=torch.int64),
+                                    size, sampling)
     t = (torch.arange(points, dtype=feature.dtype, device=feature.device) + 0.5) / points
     xs = boxes[:, 0:1] + (boxes[:, 2:3] - boxes[:, 0:1]) * t          # N x P, pixels
     ys = boxes[:, 1:2] + (boxes[:, 3:4] - boxes[:, 1:2]) * t
@@ -48,18 +49,19 @@ def roi_align(feature: torch.Tensor, stride: float, boxes: torch.Tensor, size: i
     return F.avg_pool2d(out, sampling) if sampling > 1 else out
 
 
-# Maps up to this many pixels (the mini's 16x16 and 8x8 levels, its 64x64 instance masks) take
-# the separable form below; larger ones grid_sample, whose cost does not grow with the map.
-SMALL_MAP = 64 * 64
+def _separable_pays(features: torch.Tensor) -> bool:
+    """The separable form costs more arithmetic than grid_sample forward (it reads the whole
+    map for each box) but its backward is far cheaper on CPU: use it in training, on maps up
+    to 32x32 pixels (the mini's 16x16 and 8x8 levels)."""
+    return features.requires_grad and torch.is_grad_enabled() and features.shape[-2] * features.shape[-1] <= 32 * 32
 
 
 def roi_align_batch(features: torch.Tensor, stride: float, boxes: torch.Tensor, image: torch.Tensor,
                     size: int, sampling: int = 2) -> torch.Tensor:
     """`roi_align` of boxes over a batch of feature maps (B x C x H x W); `image` (N) says which
-    map each box reads. Small maps: all boxes in one batched call; large ones: image by image."""
-    h, w = features.shape[-2:]
-    if h * w <= SMALL_MAP:
-        return _roi_align_separable(features[image], stride, boxes, size, sampling)
+    map each box reads. In training on small maps all boxes in one batched call, else image by image."""
+    if _separable_pays(features):
+        return _roi_align_separable(features, stride, boxes, image, size, sampling)
     out = features.new_zeros(len(boxes), features.shape[1], size, size)
     for i in image.unique().tolist():
         rows = (image == i).nonzero().flatten()
@@ -68,16 +70,15 @@ def roi_align_batch(features: torch.Tensor, stride: float, boxes: torch.Tensor, 
     return out
 
 
-def _roi_align_separable(features: torch.Tensor, stride: float, boxes: torch.Tensor, size: int,
-                         sampling: int) -> torch.Tensor:
-    """`roi_align` as two matrix products, box k reading `features[k]` (N x C x H x W, or one
-    C x H x W map for all). Bilinear sampling on a grid of points is separable: crop =
-    Ay @ feature @ Ax^T, with Ay (size x H) and Ax (size x W) holding each bin's interpolation
-    weights averaged over its sampling points. Same values as grid_sample with zero padding (an
-    index outside the map gets no weight), but on CPU its backward is a matrix product instead
-    of grid_sample's slow scatter: 2-8x faster on small maps."""
+def _roi_align_separable(features: torch.Tensor, stride: float, boxes: torch.Tensor, image: torch.Tensor,
+                         size: int, sampling: int) -> torch.Tensor:
+    """`roi_align_batch` as matrix products. Bilinear sampling on a grid of points is separable:
+    crop = Ay @ feature @ Ax^T, with Ay (size x H) and Ax (size x W) holding each bin's
+    interpolation weights averaged over its sampling points. Same values as grid_sample with
+    zero padding (an index outside the map gets no weight), but on CPU its backward is a
+    matrix product instead of grid_sample's slow scatter: 2-8x faster on small maps."""
     n, points = len(boxes), size * sampling
-    c, h, w = features.shape[-3:]
+    b, c, h, w = features.shape
     t = (torch.arange(points, dtype=boxes.dtype, device=boxes.device) + 0.5) / points   # weights in the boxes' precision
 
     def weights(lo: torch.Tensor, hi: torch.Tensor, length: int) -> torch.Tensor:
@@ -88,10 +89,17 @@ def _roi_align_separable(features: torch.Tensor, stride: float, boxes: torch.Ten
 
     ax = weights(boxes[:, 0:1], boxes[:, 2:3], w).to(features.dtype)
     ay = weights(boxes[:, 1:2], boxes[:, 3:4], h).to(features.dtype)
-    if features.dim() == 3:      # one map: one matrix product for every box's rows
-        rows = (features.reshape(c * h, w) @ ax.reshape(n * size, w).T).view(c, h, n, size).permute(2, 0, 1, 3)
-    else:
-        rows = (features.reshape(n, c * h, w) @ ax.transpose(1, 2)).view(n, c, h, size)
+    # Feature @ Ax^T for all of an image's boxes in one product (its boxes' Ax side by side, in
+    # slots padded to the busiest image's count): no per-box copy of the feature map.
+    counts = torch.bincount(image, minlength=b)
+    order = torch.argsort(image, stable=True)
+    slot = torch.empty_like(image)
+    slot[order] = torch.arange(n, device=image.device) - (counts.cumsum(0) - counts)[image[order]]
+    slots = int(counts.max())
+    ax_padded = ax.new_zeros(b, slots, size, w)
+    ax_padded[image, slot] = ax
+    rows = features.reshape(b, c * h, w) @ ax_padded.view(b, slots * size, w).transpose(1, 2)
+    rows = rows.view(b, c, h, slots, size)[image, :, :, slot]      # N x C x H x size
     return ay[:, None] @ rows                                      # N x C x size x size
 
 
