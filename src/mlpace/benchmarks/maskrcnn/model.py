@@ -6,7 +6,8 @@
     specific deltas) and mask head (3x3 convs, 2x transposed conv, per-class mask logits)
 
 RoIAlign is `grid_sample` at 2x2 points per output bin, averaged (the "aligned" convention:
-pixel p of a stride-s map sits at p / s). Each RoI reads the FPN level chosen by its size
+pixel p of a stride-s map sits at p / s); in training on small maps the same sampling is done
+as two matrix products, whose backward is much cheaper on CPU. Each RoI reads the FPN level chosen by its size
 (level = canonical_level + log2(sqrt(area) / canonical_size), as in the FPN paper). Boxes use
 the coder shared with SSD (`mlpace.benchmarks.detection`; RPN weights 1, RoI head
 weights 10/10/5/5) and plain-torch NMS.
