@@ -109,12 +109,12 @@ def test_reference_config_logs_closed_keys(tmp_path):
     one complaint it must still make is the quality target (75.90 % is not reached in
     two steps on noise), which is the point of the target.
     """
-    from mlpace.harness.timed_run import Submission
+    from mlpace.harness.timed_run import Submitter
     root = write_imagenet_like(tmp_path / "imagenet", per_class=4)
     w = make_workload("resnet", "reference", {"data_path": str(root), "batch_size": 4,
                                              "eval_batch_size": 4, "num_workers": 0})
     log = tmp_path / "result_0.txt"
-    run_once(w, RunContext(seed=1, data_dir=tmp_path), log, Submission(division="closed"), max_epochs=1)
+    run_once(w, RunContext(seed=1, data_dir=tmp_path), log, Submitter(division="closed"), max_epochs=1)
     lines = [json.loads(x.split(" ", 1)[1]) for x in log.read_text().splitlines() if x.startswith(":::MLLOG")]
     keys = {line["key"] for line in lines}
     for key in ("global_batch_size", "opt_name", "sgd_opt_base_learning_rate", "sgd_opt_end_learning_rate",

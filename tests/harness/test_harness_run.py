@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mlpace.harness.timed_run import StopRequest, Submission, TimeBudget, run_once
+from mlpace.harness.timed_run import StopRequest, Submitter, TimeBudget, run_once
 from mlpace.harness.workload import RunContext, Workload
 from mlpace.rules.benchmarks import BenchmarkSpec, ScaleSpec
 from mlpace.submission.scoring import olympic_score
@@ -86,7 +86,7 @@ def keys(lines):
 
 def test_success_at_first_eval_reaching_target(tmp_path):
     log = tmp_path / "result_0.txt"
-    outcome = run_once(LinearWorkload(), RunContext(seed=3), log, Submission(platform="test"))
+    outcome = run_once(LinearWorkload(), RunContext(seed=3), log, Submitter(platform="test"))
     lines = read_log(log)
     assert outcome.converged and outcome.reason == "target reached"
     assert lines[-1]["key"] == "run_stop" and lines[-1]["metadata"]["status"] == "success"

@@ -38,7 +38,7 @@ from mlpace.rules.benchmarks import Quality
 
 
 @dataclass(frozen=True)
-class Submission:
+class Submitter:
     """Who ran it, as the `submission_*` log keys record it."""
     org: str = "mlpace"
     platform: str = "cpu"
@@ -141,7 +141,7 @@ class TimeBudget:
                 f"{self.threads} thread{'' if self.threads == 1 else 's'}")
 
 
-def _log_submission(log: MLPerfLog, workload: Workload, sub: Submission) -> None:
+def _log_submission(log: MLPerfLog, workload: Workload, sub: Submitter) -> None:
     log.event(constants.SUBMISSION_BENCHMARK, workload.spec.name)
     log.event(constants.SUBMISSION_ORG, sub.org)
     log.event(constants.SUBMISSION_DIVISION, sub.division)
@@ -150,7 +150,7 @@ def _log_submission(log: MLPerfLog, workload: Workload, sub: Submission) -> None
 
 
 def run_once(workload: Workload, ctx: RunContext, log_path: Path | None,
-             submission: Submission = Submission(), progress: Progress | None = None,
+             submitter: Submitter = Submitter(), progress: Progress | None = None,
              time_budget_s: float | None = None, max_epochs: int | None = None,
              stop: StopRequest | None = None,
              after_init: Callable[[], None] | None = None) -> RunOutcome:
@@ -169,7 +169,7 @@ def run_once(workload: Workload, ctx: RunContext, log_path: Path | None,
         # ---------------- untimed: initialisation ----------------
         log.event(constants.CACHE_CLEAR, False)  # mlpace does not drop the OS page cache
         log.start(constants.INIT_START)
-        _log_submission(log, workload, submission)
+        _log_submission(log, workload, submitter)
         log.event(constants.SEED, ctx.seed)
         log.event("world_size", ctx.world_size)   # processes training together (data parallel)
         workload.prepare_data(ctx.data_dir)

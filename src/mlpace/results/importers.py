@@ -46,7 +46,7 @@ from mlpace.rules.divisions import INFERENCE_DIVISION_FOLDERS
 from mlpace.rules.rounds import Round, pick_round
 from mlpace.rules.validity import metric_problem
 from mlpace.submission.summarize import TrainingResult, parse_many, score_result
-from mlpace.submission.summarize import system_columns as official_system_columns
+from mlpace.submission.summarize import system_columns
 from mlpace.submission.training_log import TrainingRun
 from mlpace.submission.tree import SafeTree, find_org_folders
 
@@ -332,7 +332,7 @@ def prepare(store: Store, sub: Submission) -> dict[str, dict]:
         for result in new:
             scored = TrainingResult(str(sub.root), result.system, result.benchmark,
                                     runs=[next(runs) for _ in result.logs])
-            division = system_columns(descriptions[result.system], sub.division)["division"]
+            division = system_row(descriptions[result.system], sub.division)["division"]
             score_result(scored, rules, division, sub.tree, result.folder)
             result.parsed = scored
             result.facts = _training_facts(sub, result, division)
@@ -342,7 +342,7 @@ def prepare(store: Store, sub: Submission) -> dict[str, dict]:
             declared = _extra_json(result, "mlpace_summary.json").get("scale")
             result.facts = {
                 "scale": comparable.inference_scale(sub.round_version, declared),
-                "division": system_columns(descriptions[result.system], sub.division)["division"]}
+                "division": system_row(descriptions[result.system], sub.division)["division"]}
     return descriptions
 
 
@@ -373,9 +373,9 @@ def _get_or_create(conn, table, key: dict, values: dict | None, where: Path | st
     return conn.execute(insert(table).values(**key, **(values or {}))).inserted_primary_key[0]
 
 
-def system_columns(description: dict, division: str | None) -> dict:
+def system_row(description: dict, division: str | None) -> dict:
     """A system's row in the store, from its description (as the official table shows it)."""
-    official = official_system_columns(description, "")
+    official = system_columns(description, "")
     status = str(official["availability"]).strip().lower()
     return {
         "title": str(official["system"]),
@@ -444,7 +444,7 @@ def write_submission(conn, sub: Submission, descriptions: dict[str, dict]) -> di
     submitter_id = _get_or_create(conn, s.submitters, {"name": sub.submitter}, None, sub.root)
     system_ids = {}
     for name, description in descriptions.items():
-        columns = system_columns(description, sub.division)
+        columns = system_row(description, sub.division)
         key = {"round_id": round_id, "submitter_id": submitter_id, "name": name}
         system_id = _get_or_create(conn, s.systems, key, columns,
                                    sub.root / "systems" / f"{name}.json")

@@ -38,7 +38,7 @@ class Filters:
     scenario: str | None = None
 
 
-def _system_columns(division=s.systems.c.division) -> list:
+def _system_fields(division=s.systems.c.division) -> list:
     """The columns of a result's system; `division` is the result's own where there is one."""
     return [s.rounds.c.name.label("round"), s.rounds.c.kind, s.rounds.c.version,
             s.submitters.c.name.label("submitter"), s.systems.c.id.label("system_id"),
@@ -78,7 +78,7 @@ def _systems_join():
 
 def _results(conn, table, columns: list, filters: Filters | None, join=None) -> list[dict]:
     """Rows of a results table joined with their system, round and submitter, filtered."""
-    query = select(*_system_columns(table.c.division), table.c.id.label("result_id"), *columns) \
+    query = select(*_system_fields(table.c.division), table.c.id.label("result_id"), *columns) \
         .select_from(join if join is not None else _systems_join().join(table))
     query = _where(query, filters or Filters(), table)
     return [dict(row._mapping) for row in conn.execute(query)]
@@ -135,7 +135,7 @@ def inference_results(conn, filters: Filters | None = None, every: bool = False)
 
 def systems(conn, filters: Filters | None = None) -> list[dict]:
     """Every system row, with its full description decoded."""
-    query = _where(select(*_system_columns(), s.systems.c.description).select_from(_systems_join()),
+    query = _where(select(*_system_fields(), s.systems.c.description).select_from(_systems_join()),
                    filters or Filters())
     rows = []
     for row in conn.execute(query):

@@ -366,7 +366,3 @@ def summarize(root: str | os.PathLike, ruleset: str | None = None,
     summary.problems = tree.problems
     return summary
 
-
-# Earlier private names, still imported by mlpace.results.importers.
-_parse_many = parse_many
-_system_columns = system_columns

@@ -27,7 +27,7 @@ from mlpace.benchmarks import make_workload
 from mlpace.harness import distributed
 from mlpace.errors import MlpaceError
 from mlpace.harness.config import config_dict
-from mlpace.harness.timed_run import Progress, RunOutcome, StopRequest, Submission, run_once
+from mlpace.harness.timed_run import Progress, RunOutcome, StopRequest, Submitter, run_once
 from mlpace.harness.workload import RunContext
 from mlpace.rules.benchmarks import BenchmarkSpec
 from mlpace.rules.divisions import default_division, require_division_allowed
@@ -166,8 +166,8 @@ def _train_result(req: TrainRequest, progress_for, announce, placement: dict) ->
     seeds = run_seeds(base, req.runs)
     if lead and announce:
         announce(base, reproduce_command(req, base))
-    submission = Submission(org=req.org, platform=system,
-                            division=description["division"], status=req.availability)
+    submitter = Submitter(org=req.org, platform=system,
+                          division=description["division"], status=req.availability)
     outcomes: list[RunOutcome] = []
     score: Score | None = None
     with StopRequest() as stop:
@@ -177,7 +177,7 @@ def _train_result(req: TrainRequest, progress_for, announce, placement: dict) ->
             partial = result_dir / f".result_{i}.txt.partial"
             ctx = RunContext(seed=seed, data_dir=_data_dir(req), **placement)
             try:
-                outcome = run_once(workload, ctx, partial if lead else None, submission,
+                outcome = run_once(workload, ctx, partial if lead else None, submitter,
                                    progress=progress_for(i) if progress_for and lead else None,
                                    time_budget_s=req.time_budget_s, max_epochs=req.max_epochs,
                                    stop=stop, after_init=lambda: distributed.barrier(ctx))

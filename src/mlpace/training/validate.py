@@ -79,7 +79,7 @@ def _checker(log: Path, scale: str) -> list[Check]:
 
 
 def validate_scale(benchmark: str, scale: str, work: Path) -> list[Check]:
-    from mlpace.harness.timed_run import Submission, run_once
+    from mlpace.harness.timed_run import Submitter, run_once
     from mlpace.harness.workload import RunContext
 
     checks: list[Check] = []
@@ -90,7 +90,7 @@ def validate_scale(benchmark: str, scale: str, work: Path) -> list[Check]:
         checks.append(Check(scale, "tiny data", True, f"ready in {time.monotonic() - start:.1f} s"))
         log = work / f"result_{scale}.txt"
         outcome = run_once(workload, RunContext(seed=1, data_dir=work), log,
-                           Submission(division=DIVISION[scale]), max_epochs=1)
+                           Submitter(division=DIVISION[scale]), max_epochs=1)
     except MlpaceError:
         raise
     except Exception as err:     # noqa: BLE001 - a broken benchmark is the finding to report
