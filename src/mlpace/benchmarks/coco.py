@@ -121,21 +121,6 @@ def load_images(split: CocoSplit):
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
 
 
-def data_root_for(config, scale: str, data_dir: Path, benchmark: str) -> Path:
-    """The COCO root a run reads: `config.data_path` (real COCO 2017), else at mini scale the
-    generated scenes (`config.image_size`, `max_objects`, `train_images`, `val_images`), cached."""
-    from mlpace.harness.datasets import cached_dataset, require_dir
-    if config.data_path:
-        return require_dir(Path(config.data_path), "COCO 2017 data set")
-    if scale != "mini":
-        raise MlpaceError(f"the reference {benchmark} needs COCO 2017: pass --set data_path=/path/to/coco "
-                          "(with train2017/, val2017/ and annotations/)")
-    c = config
-    return cached_dataset(
-        data_dir, f"coco-scenes-{c.image_size}px-{c.max_objects}obj-{c.train_images}x{c.val_images}",
-        MINI_VERSION, lambda d: generate_scenes(d, c.train_images, c.val_images, c.image_size, c.max_objects))
-
-
 # ----------------------------------------------------------------------------- metric
 def detection_result(split: CocoSplit, index: int, box_xyxy, score: float, label: int, **extra) -> dict:
     """One detection of image `index` in COCO results format, from a box x1y1x2y2 in pixels and

@@ -112,11 +112,17 @@ def batched_nms(boxes, scores, classes, iou_threshold: float, max_keep: int | No
 # ----------------------------------------------------------------------------- workload
 class CocoWorkload(Workload):
     """Base of the ssd and maskrcnn workloads. Their configs have `data_path`, `threads`,
-    `batch_size`, `base_lr`, `momentum`, `weight_decay` and the mini data keys of
-    `coco.data_root_for`."""
+    `batch_size`, `base_lr`, `momentum`, `weight_decay` and the mini data keys (`image_size`,
+    `max_objects`, `train_images`, `val_images`) of the generated scenes."""
 
     def prepare_data(self, data_dir: Path) -> None:
-        self.root = coco.data_root_for(self.config, self.scale, data_dir, self.spec.name)
+        c = self.config
+        self.root = self.locate_data(
+            data_dir, "COCO 2017 data set",
+            (f"coco-scenes-{c.image_size}px-{c.max_objects}obj-{c.train_images}x{c.val_images}", coco.MINI_VERSION,
+             lambda d: coco.generate_scenes(d, c.train_images, c.val_images, c.image_size, c.max_objects)),
+            f"the reference {self.spec.name} needs COCO 2017: pass --set data_path=/path/to/coco "
+            "(with train2017/, val2017/ and annotations/)")
 
     def setup_coco(self, ctx: RunContext, in_memory: bool) -> int:
         """Threads, seeds, both splits and, `in_memory`, their images (uint8 N x 3 x H x W in

@@ -24,8 +24,9 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
+from mlpace.errors import MlpaceError
 from mlpace.rules.benchmarks import BenchmarkSpec, Quality, ScaleSpec
 
 
@@ -79,6 +80,27 @@ class Workload:
     # --- untimed -------------------------------------------------------------------------
     def prepare_data(self, data_dir: Path) -> None:
         raise NotImplementedError
+
+    def locate_data(self, data_dir: Path, real_format: str, mini: tuple[str, int, Callable[[Path], None]],
+                    missing: str) -> Path:
+        """The data set a run reads, the same way for every benchmark: the config's `data_path`
+        (a folder in the real format, `real_format` names it), else at mini scale the generated
+        set `mini` = (name, version, generate(folder)), cached under `data_dir`, else `missing`:
+        an error saying what the reference scale needs and how to pass it."""
+        from mlpace.harness.datasets import cached_dataset, require_dir
+        if self.config.data_path:
+            return require_dir(Path(self.config.data_path), real_format)
+        if self.scale != "mini":
+            raise MlpaceError(missing)
+        name, version, generate = mini
+        return cached_dataset(data_dir, name, version, generate)
+
+    def batch_hyperparameters(self, accumulation_steps: int = 1) -> dict[str, Any]:
+        """The keys every benchmark logs first: global_batch_size (the config's batch_size, over
+        all ranks) and gradient_accumulation_steps."""
+        from mlperf_logging.mllog import constants
+        return {constants.GLOBAL_BATCH_SIZE: self.config.batch_size,
+                constants.GRADIENT_ACCUMULATION_STEPS: accumulation_steps}
 
     def setup(self, ctx: RunContext) -> None:
         raise NotImplementedError

@@ -27,7 +27,6 @@ from mlpace.benchmarks.bert.model import BertForPreTraining, Lamb, mlperf_tensor
 from mlpace.errors import MlpaceError
 from mlpace.harness import distributed
 from mlpace.harness.config import apply_overrides
-from mlpace.harness.datasets import cached_dataset, require_dir
 from mlpace.harness.mlperf_log import constants
 from mlpace.harness.workload import RunContext, Workload, weight_decay_groups
 from mlpace.rules.benchmarks import get_spec
@@ -82,16 +81,14 @@ class BertWorkload(Workload):
 
     def prepare_data(self, data_dir: Path) -> None:
         cfg = self.config
-        if cfg.data_path:
-            self.root = require_dir(Path(cfg.data_path), "BERT HDF5 shards (training/ and eval/)")
-        elif self.scale == "mini":
-            name = (f"{bert_data.MINI_NAME}-{cfg.mini_vocab_size}-{cfg.max_seq_len}-"
-                    f"{cfg.mini_max_predictions}-{cfg.mini_dupe_factor}")
-            self.root = cached_dataset(data_dir, name, bert_data.MINI_VERSION, lambda d: bert_data.generate_mini(
-                d, cfg.mini_vocab_size, cfg.max_seq_len, cfg.mini_max_predictions, cfg.mini_dupe_factor))
-        else:
-            raise MlpaceError("the reference bert needs MLPerf's Wikipedia HDF5 shards: pass "
-                              "--set data_path=/path/to/bert_data (with training/ and eval/)")
+        name = (f"{bert_data.MINI_NAME}-{cfg.mini_vocab_size}-{cfg.max_seq_len}-"
+                f"{cfg.mini_max_predictions}-{cfg.mini_dupe_factor}")
+        self.root = self.locate_data(
+            data_dir, "BERT HDF5 shards (training/ and eval/)",
+            (name, bert_data.MINI_VERSION, lambda d: bert_data.generate_mini(
+                d, cfg.mini_vocab_size, cfg.max_seq_len, cfg.mini_max_predictions, cfg.mini_dupe_factor)),
+            "the reference bert needs MLPerf's Wikipedia HDF5 shards: pass "
+            "--set data_path=/path/to/bert_data (with training/ and eval/)")
 
     def setup(self, ctx: RunContext) -> None:
         cfg = self.config
@@ -132,8 +129,7 @@ class BertWorkload(Workload):
     def hyperparameters(self) -> dict:
         cfg = self.config
         return {
-            constants.GLOBAL_BATCH_SIZE: cfg.batch_size,
-            constants.GRADIENT_ACCUMULATION_STEPS: 1,
+            **self.batch_hyperparameters(),
             constants.OPT_NAME: constants.LAMB,
             "max_predictions_per_seq": int(self.train["masked_lm_ids"].shape[1]),
             constants.OPT_BASE_LR: cfg.base_lr,

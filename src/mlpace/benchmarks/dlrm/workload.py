@@ -25,7 +25,6 @@ from mlpace.benchmarks.dlrm import data as click_data
 from mlpace.benchmarks.dlrm.model import DLRM, mlperf_tensor_names
 from mlpace.errors import MlpaceError
 from mlpace.harness.config import apply_overrides
-from mlpace.harness.datasets import cached_dataset, require_dir
 from mlpace.harness.mlperf_log import constants
 from mlpace.harness.workload import RunContext, Workload
 from mlpace.rules.benchmarks import get_spec
@@ -69,19 +68,16 @@ CONFIGS = {
 class DlrmWorkload(Workload):
     def prepare_data(self, data_dir: Path) -> None:
         cfg = self.config
-        if cfg.data_path:
-            self.root = require_dir(Path(cfg.data_path), "Criteo click logs (day_N files)")
-        elif self.scale == "mini":
-            days = max(cfg.train_days) + 1
-            if cfg.eval_day != days:
-                raise MlpaceError(f"the generated mini click logs are day_0 .. day_{days - 1} "
-                                  f"for training and day_{days} for evaluation; set eval_day={days}")
-            name = f"dlrm-mini-{days}x{cfg.mini_rows_per_day}-{cfg.mini_eval_rows}"
-            self.root = cached_dataset(data_dir, name, click_data.MINI_VERSION, lambda d: click_data.generate_mini(
-                d, days, cfg.mini_rows_per_day, cfg.mini_eval_rows))
-        else:
-            raise MlpaceError("the reference dlrm needs the Criteo 1TB click logs: pass "
-                              "--set data_path=/path/to/criteo (with day_0 .. day_23)")
+        days = max(cfg.train_days) + 1
+        if not cfg.data_path and self.scale == "mini" and cfg.eval_day != days:
+            raise MlpaceError(f"the generated mini click logs are day_0 .. day_{days - 1} "
+                              f"for training and day_{days} for evaluation; set eval_day={days}")
+        self.root = self.locate_data(
+            data_dir, "Criteo click logs (day_N files)",
+            (f"dlrm-mini-{days}x{cfg.mini_rows_per_day}-{cfg.mini_eval_rows}", click_data.MINI_VERSION,
+             lambda d: click_data.generate_mini(d, days, cfg.mini_rows_per_day, cfg.mini_eval_rows)),
+            "the reference dlrm needs the Criteo 1TB click logs: pass "
+            "--set data_path=/path/to/criteo (with day_0 .. day_23)")
 
     def setup(self, ctx: RunContext) -> None:
         cfg = self.config
@@ -111,8 +107,7 @@ class DlrmWorkload(Workload):
     def hyperparameters(self) -> dict:
         cfg = self.config
         return {
-            constants.GLOBAL_BATCH_SIZE: cfg.batch_size,
-            constants.GRADIENT_ACCUMULATION_STEPS: 1,
+            **self.batch_hyperparameters(),
             constants.OPT_NAME: constants.SGD,
             constants.OPT_BASE_LR: cfg.base_lr,
             "sgd_opt_base_learning_rate": cfg.base_lr,

@@ -28,7 +28,6 @@ from mlpace.benchmarks.minigo.mcts import match, network_evaluator, play_games, 
 from mlpace.benchmarks.minigo.model import MiniGoNet, load_weights, mlperf_tensor_names, symmetry
 from mlpace.errors import MlpaceError
 from mlpace.harness.config import apply_overrides
-from mlpace.harness.mlperf_log import constants
 from mlpace.harness.workload import RunContext, Workload
 from mlpace.rules.benchmarks import get_spec
 
@@ -173,8 +172,7 @@ class MinigoWorkload(Workload):
     def hyperparameters(self) -> dict:
         cfg = self.config
         return {
-            constants.GLOBAL_BATCH_SIZE: cfg.batch_size,
-            constants.GRADIENT_ACCUMULATION_STEPS: 1,
+            **self.batch_hyperparameters(),
             "train_batch_size": cfg.batch_size,
             "lr_rates": list(cfg.lr_rates),
             "lr_boundaries": list(cfg.lr_boundaries),

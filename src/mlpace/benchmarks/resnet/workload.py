@@ -19,7 +19,6 @@ from mlpace.benchmarks.resnet import data as image_data
 from mlpace.benchmarks.resnet.model import mlperf_tensor_names, resnet50, resnet_mini
 from mlpace.harness import distributed
 from mlpace.harness.config import apply_overrides
-from mlpace.harness.datasets import cached_dataset, require_dir
 from mlpace.harness.mlperf_log import constants
 from mlpace.harness.workload import RunContext, Workload, weight_decay_groups
 from mlpace.rules.benchmarks import get_spec
@@ -66,15 +65,11 @@ class ResnetWorkload(Workload):
 
     def prepare_data(self, data_dir: Path) -> None:
         cfg = self.config
-        if cfg.data_path:
-            self.root = require_dir(Path(cfg.data_path), "ImageNet-layout data set")
-        elif self.scale == "mini":
-            self.root = cached_dataset(
-                data_dir, f"resnet-mini-{cfg.mini_classes}x{cfg.train_per_class}x{cfg.val_per_class}",
-                image_data.MINI_VERSION,
-                lambda d: image_data.generate_mini(d, cfg.train_per_class, cfg.val_per_class, cfg.mini_classes))
-        else:
-            raise_missing_reference()
+        self.root = self.locate_data(
+            data_dir, "ImageNet-layout data set",
+            (f"resnet-mini-{cfg.mini_classes}x{cfg.train_per_class}x{cfg.val_per_class}", image_data.MINI_VERSION,
+             lambda d: image_data.generate_mini(d, cfg.train_per_class, cfg.val_per_class, cfg.mini_classes)),
+            MISSING_REFERENCE)
 
     def setup(self, ctx: RunContext) -> None:
         cfg = self.config
@@ -118,8 +113,7 @@ class ResnetWorkload(Workload):
     def hyperparameters(self) -> dict:
         cfg = self.config
         return {
-            constants.GLOBAL_BATCH_SIZE: cfg.batch_size,
-            constants.GRADIENT_ACCUMULATION_STEPS: 1,
+            **self.batch_hyperparameters(),
             constants.OPT_NAME: constants.SGD,
             "sgd_opt_base_learning_rate": cfg.base_lr,
             "sgd_opt_end_learning_rate": cfg.end_lr,
@@ -222,10 +216,8 @@ class ResnetWorkload(Workload):
         return correct / max(total, 1)
 
 
-def raise_missing_reference():
-    from mlpace.errors import MlpaceError
-    raise MlpaceError("the reference resnet needs ImageNet in class-folder layout: "
-                      "pass --set data_path=/path/to/imagenet (with train/ and val/)")
+MISSING_REFERENCE = ("the reference resnet needs ImageNet in class-folder layout: "
+                     "pass --set data_path=/path/to/imagenet (with train/ and val/)")
 
 
 def make(scale: str, overrides: dict) -> ResnetWorkload:

@@ -38,7 +38,7 @@ from mlpace.benchmarks.rnnt.metrics import (CharTokenizer, SentencePieceTokenize
 from mlpace.benchmarks.rnnt.model import RNNT, mlperf_tensor_names
 from mlpace.errors import MlpaceError
 from mlpace.harness.config import apply_overrides
-from mlpace.harness.datasets import cached_dataset, require_dir
+from mlpace.harness.datasets import cached_dataset
 from mlpace.harness.mlperf_log import constants
 from mlpace.harness.workload import RunContext, Workload, weight_decay_groups
 from mlpace.rules.benchmarks import get_spec
@@ -124,15 +124,12 @@ SENTENCEPIECE_VERSION = 1     # bump when train_sentencepieces' recipe changes
 class RnntWorkload(Workload):
     def prepare_data(self, data_dir: Path) -> None:
         cfg = self.config
-        if cfg.data_path:
-            self.root = require_dir(Path(cfg.data_path), "LibriSpeech-layout data set")
-        elif self.scale == "mini":
-            self.root = cached_dataset(
-                data_dir, f"rnnt-mini-{cfg.train_utterances}-{cfg.eval_utterances}", libri.MINI_VERSION,
-                lambda d: libri.generate_mini(d, cfg.train_utterances, cfg.eval_utterances))
-        else:
-            raise MlpaceError("the reference rnnt needs LibriSpeech (<subset>/<speaker>/<chapter>/*.flac "
-                              "and *.trans.txt): pass --set data_path=/path/to/LibriSpeech")
+        self.root = self.locate_data(
+            data_dir, "LibriSpeech-layout data set",
+            (f"rnnt-mini-{cfg.train_utterances}-{cfg.eval_utterances}", libri.MINI_VERSION,
+             lambda d: libri.generate_mini(d, cfg.train_utterances, cfg.eval_utterances)),
+            "the reference rnnt needs LibriSpeech (<subset>/<speaker>/<chapter>/*.flac "
+            "and *.trans.txt): pass --set data_path=/path/to/LibriSpeech")
         self.sentencepiece_path = self._sentencepieces(Path(data_dir))
 
     def _sentencepieces(self, data_dir: Path) -> str:
@@ -220,8 +217,7 @@ class RnntWorkload(Workload):
     def hyperparameters(self) -> dict:
         cfg = self.config
         return {
-            constants.GLOBAL_BATCH_SIZE: cfg.batch_size,
-            constants.GRADIENT_ACCUMULATION_STEPS: cfg.grad_accumulation_steps,
+            **self.batch_hyperparameters(cfg.grad_accumulation_steps),
             constants.OPT_NAME: cfg.optimizer,
             constants.OPT_BASE_LR: cfg.base_lr,
             constants.OPT_LAMB_EPSILON: cfg.epsilon,

@@ -108,8 +108,7 @@ class SsdWorkload(CocoWorkload):
     def hyperparameters(self) -> dict:
         cfg = self.config
         return {
-            constants.GLOBAL_BATCH_SIZE: cfg.batch_size,
-            constants.GRADIENT_ACCUMULATION_STEPS: 1,
+            **self.batch_hyperparameters(),
             constants.OPT_NAME: constants.SGD,
             constants.OPT_BASE_LR: cfg.base_lr,
             constants.OPT_WEIGHT_DECAY: cfg.weight_decay,

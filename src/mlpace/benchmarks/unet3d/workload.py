@@ -24,7 +24,6 @@ from mlpace.benchmarks.unet3d.model import REFERENCE_FILTERS, UNet3D, mlperf_ten
 from mlpace.errors import MlpaceError
 from mlpace.harness import distributed
 from mlpace.harness.config import apply_overrides
-from mlpace.harness.datasets import cached_dataset, require_dir
 from mlpace.harness.mlperf_log import constants
 from mlpace.harness.workload import RunContext, Workload
 from mlpace.rules.benchmarks import get_spec
@@ -70,16 +69,13 @@ class Unet3dWorkload(Workload):
 
     def prepare_data(self, data_dir: Path) -> None:
         cfg = self.config
-        if cfg.data_path:
-            self.root = require_dir(Path(cfg.data_path), "KiTS19-layout data set")
-        elif self.scale == "mini":
-            size = cfg.volume_size
-            self.root = cached_dataset(
-                data_dir, f"unet3d-mini-{cfg.train_cases}-{cfg.eval_cases}-{size}", kits.MINI_VERSION,
-                lambda d: kits.generate_mini(d, cfg.train_cases, cfg.eval_cases, (size,) * 3))
-        else:
-            raise MlpaceError("the reference unet3d needs KiTS19 (case_XXXXX/imaging.nii.gz and "
-                              "segmentation.nii.gz): pass --set data_path=/path/to/kits19/data")
+        size = cfg.volume_size
+        self.root = self.locate_data(
+            data_dir, "KiTS19-layout data set",
+            (f"unet3d-mini-{cfg.train_cases}-{cfg.eval_cases}-{size}", kits.MINI_VERSION,
+             lambda d: kits.generate_mini(d, cfg.train_cases, cfg.eval_cases, (size,) * 3)),
+            "the reference unet3d needs KiTS19 (case_XXXXX/imaging.nii.gz and "
+            "segmentation.nii.gz): pass --set data_path=/path/to/kits19/data")
 
     def setup(self, ctx: RunContext) -> None:
         cfg = self.config
@@ -114,8 +110,7 @@ class Unet3dWorkload(Workload):
         cfg = self.config
         shape = [cfg.patch_size] * 3
         return {
-            constants.GLOBAL_BATCH_SIZE: cfg.batch_size,
-            constants.GRADIENT_ACCUMULATION_STEPS: 1,
+            **self.batch_hyperparameters(),
             constants.OPT_NAME: cfg.optimizer,
             constants.OPT_BASE_LR: cfg.base_lr,
             constants.OPT_LR_WARMUP_EPOCHS: cfg.warmup_epochs,
