@@ -149,6 +149,126 @@ def _log_submission(log: MLPerfLog, workload: Workload, sub: Submitter) -> None:
     log.event(constants.SUBMISSION_PLATFORM, sub.platform)
 
 
+class EvalSchedule:
+    """When a run evaluates, and the evaluations so far. On the epoch cadence, every
+    `eval_every` epochs from `start_eval_at` (one epoch block per evaluation); for a workload
+    with eval_interval_samples() > 0, every that many training samples, inside the epochs."""
+
+    def __init__(self, workload: Workload, log: MLPerfLog, progress: Progress, max_epochs: int,
+                 start_ms: int) -> None:
+        scale = workload.scale_spec
+        self.workload, self.log, self.progress = workload, log, progress
+        self.target, self.max_epochs, self.start_ms = scale.target, max_epochs, start_ms
+        self.eval_every = max(1, scale.eval_every)
+        self.start_eval_at = scale.start_eval_at
+        self.per_epoch = max(1, workload.train_samples())
+        self.interval = workload.eval_interval_samples()   # >0: evaluate inside epochs, by samples
+        self.next_eval = self.interval
+        self.evaluated_at = -1                             # `samples` at the last evaluation
+        self.evals: list[tuple[float, float, Quality]] = []
+
+    def block_epochs(self, epochs_done: int) -> int:
+        """Epochs in the next block; on the by-sample cadence one, with the evaluations inside
+        it (as MLPerf's dlrm logs)."""
+        return 1 if self.interval else min(self.eval_every, self.max_epochs - epochs_done)
+
+    def due_inside(self, epoch: int, samples: int, epoch_start_samples: int) -> float | None:
+        """The fractional epoch to evaluate at now, on the by-sample cadence; None: not now."""
+        if not self.interval or samples < self.next_eval:
+            return None
+        self.next_eval = (samples // self.interval + 1) * self.interval   # the next multiple
+        if epoch < self.start_eval_at:
+            return None
+        return round(epoch - 1 + (samples - epoch_start_samples) / self.per_epoch, 4)
+
+    def due_at_block_end(self, epoch: int, samples: int, cut: str) -> bool:
+        """On the epoch cadence; and always when the run ends early (`cut`) or runs out of
+        epochs without a fresh evaluation, so that the log records the quality reached and
+        stays a complete MLPerf log (the checker wants an eval)."""
+        last = epoch >= self.max_epochs
+        return self.evaluated_at != samples and (
+            bool(cut) or last or (not self.interval and epoch >= self.start_eval_at))
+
+    def evaluate(self, epoch: int, epoch_num: float, samples: int) -> bool:
+        """Log one evaluation; True when it reaches the target."""
+        self.log.start(constants.EVAL_START, epoch_num=epoch_num)
+        quality = self.workload.evaluate(epoch)
+        self.log.event(constants.EVAL_ACCURACY, quality, epoch_num=epoch_num)
+        self.log.end(constants.EVAL_STOP, epoch_num=epoch_num)
+        self.evals.append((epoch_num, (_now_ms() - self.start_ms) / 1000, quality))
+        self.evaluated_at = samples
+        self.progress.evaluated(epoch, quality)
+        return self.workload.spec.reached(quality, self.target)
+
+
+def _initialise(workload: Workload, ctx: RunContext, log: MLPerfLog, submitter: Submitter,
+                budget: float, after_init: Callable[[], None] | None) -> TimeBudget:
+    """The untimed part, init_start .. init_stop: data, model, and the keys logged before the run."""
+    log.event(constants.CACHE_CLEAR, False)  # mlpace does not drop the OS page cache
+    log.start(constants.INIT_START)
+    _log_submission(log, workload, submitter)
+    log.event(constants.SEED, ctx.seed)
+    log.event("world_size", ctx.world_size)   # processes training together (data parallel)
+    workload.prepare_data(ctx.data_dir)
+    workload.setup(ctx)
+    for key, value in workload.hyperparameters().items():
+        log.event(key, value)
+    log.event(constants.TRAIN_SAMPLES, workload.train_samples())
+    log.event(constants.EVAL_SAMPLES, workload.eval_samples())
+    for name in workload.initialized_tensors():
+        log.event(constants.WEIGHTS_INITIALIZATION, tensor=name)
+    time_budget = TimeBudget(budget, ctx.device)
+    # mlpace's own key (the checker allows extra keys): which clock the budget counts
+    log.event("mlpace_time_budget", budget, clock=time_budget.clock, threads=time_budget.threads)
+    if after_init:
+        after_init()  # e.g. a distributed barrier, so that every rank starts together
+    log.end(constants.INIT_STOP)
+    return time_budget
+
+
+def _train_to_target(workload: Workload, ctx: RunContext, log: MLPerfLog, schedule: EvalSchedule,
+                     time_budget: TimeBudget, stop: StopRequest,
+                     progress: Progress) -> tuple[str, str, int, int]:
+    """The timed loop: epoch blocks until the target, the last epoch, the time budget or a
+    stop request. Returns (status, reason, epochs, samples)."""
+    epoch, samples = 0, 0
+    while epoch < schedule.max_epochs:
+        first = epoch + 1
+        count = schedule.block_epochs(epoch)
+        cut = ""        # why the block ended early: "interrupted" or "time budget"
+        done = False    # an evaluation inside the block reached the target
+        log.start(constants.BLOCK_START, first_epoch_num=first, epoch_count=count)
+        for epoch in range(first, first + count):
+            log.start(constants.EPOCH_START, epoch_num=epoch)
+            epoch_start_samples = samples
+            for n in workload.train_epoch(epoch):
+                samples += n
+                progress.step(epoch, samples)
+                # any_rank: every rank of a distributed run takes the same decision
+                if distributed.any_rank(stop.requested or time_budget.spent(), ctx):
+                    cut = "interrupted" if distributed.any_rank(stop.requested, ctx) else "time budget"
+                    break
+                fraction = schedule.due_inside(epoch, samples, epoch_start_samples)
+                if fraction is not None and schedule.evaluate(epoch, fraction, samples):
+                    done = True
+                    break
+            log.end(constants.EPOCH_STOP, epoch_num=epoch)
+            if cut or done:
+                break
+        if not done and schedule.due_at_block_end(epoch, samples, cut):
+            done = schedule.evaluate(epoch, epoch, samples)
+        log.end(constants.BLOCK_STOP, first_epoch_num=first)
+        if done:        # first: reaching the target is success, whatever else ran out
+            return constants.SUCCESS, "target reached", epoch, samples
+        if cut:
+            return constants.ABORTED, cut, epoch, samples
+        if distributed.any_rank(stop.requested, ctx):
+            return constants.ABORTED, "interrupted", epoch, samples
+        if distributed.any_rank(time_budget.spent(), ctx):
+            return constants.ABORTED, "time budget", epoch, samples
+    return constants.ABORTED, "max epochs", epoch, samples
+
+
 def run_once(workload: Workload, ctx: RunContext, log_path: Path | None,
              submitter: Submitter = Submitter(), progress: Progress | None = None,
              time_budget_s: float | None = None, max_epochs: int | None = None,
@@ -157,113 +277,26 @@ def run_once(workload: Workload, ctx: RunContext, log_path: Path | None,
     """Initialise (untimed), then train and evaluate to the target (timed); log everything."""
     progress = progress or Progress()
     scale = workload.scale_spec
-    target = scale.target
     budget = time_budget_s if time_budget_s is not None else scale.time_budget_s
     max_epochs = max_epochs if max_epochs is not None else scale.max_epochs
-    eval_every = max(1, scale.eval_every)
-    start_eval_at = scale.start_eval_at
     log = MLPerfLog(log_path, enabled=ctx.rank == 0)
     stop = stop or StopRequest()
     running = False  # between run_start and run_stop: a crash there still logs run_stop
     try:
-        # ---------------- untimed: initialisation ----------------
-        log.event(constants.CACHE_CLEAR, False)  # mlpace does not drop the OS page cache
-        log.start(constants.INIT_START)
-        _log_submission(log, workload, submitter)
-        log.event(constants.SEED, ctx.seed)
-        log.event("world_size", ctx.world_size)   # processes training together (data parallel)
-        workload.prepare_data(ctx.data_dir)
-        workload.setup(ctx)
-        for key, value in workload.hyperparameters().items():
-            log.event(key, value)
-        log.event(constants.TRAIN_SAMPLES, workload.train_samples())
-        log.event(constants.EVAL_SAMPLES, workload.eval_samples())
-        for name in workload.initialized_tensors():
-            log.event(constants.WEIGHTS_INITIALIZATION, tensor=name)
-        time_budget = TimeBudget(budget, ctx.device)
-        # mlpace's own key (the checker allows extra keys): which clock the budget counts
-        log.event("mlpace_time_budget", budget, clock=time_budget.clock, threads=time_budget.threads)
-        if after_init:
-            after_init()  # e.g. a distributed barrier, so that every rank starts together
-        log.end(constants.INIT_STOP)
+        time_budget = _initialise(workload, ctx, log, submitter, budget, after_init)
         progress.start(workload, ctx.seed, max_epochs)
-
-        # ---------------- timed: run_start ... run_stop ----------------
         start_ms, cpu_start = _now_ms(), time.process_time()
         log.start(constants.RUN_START, time_ms=start_ms)
         running = True
         time_budget.start()
-        epoch, samples, evals = 0, 0, []
-        status, reason = constants.ABORTED, "max epochs"
-        per_epoch = max(1, workload.train_samples())
-        interval = workload.eval_interval_samples()   # >0: evaluate inside epochs, by samples
-        next_eval = interval
-        evaluated_at = -1                             # `samples` at the last evaluation
-
-        def evaluate(epoch_num: float) -> bool:
-            """Log one evaluation; True when it reaches the target."""
-            nonlocal evaluated_at
-            log.start(constants.EVAL_START, epoch_num=epoch_num)
-            quality = workload.evaluate(epoch)
-            log.event(constants.EVAL_ACCURACY, quality, epoch_num=epoch_num)
-            log.end(constants.EVAL_STOP, epoch_num=epoch_num)
-            evals.append((epoch_num, (_now_ms() - start_ms) / 1000, quality))
-            evaluated_at = samples
-            progress.evaluated(epoch, quality)
-            return workload.spec.reached(quality, target)
-
-        while epoch < max_epochs:
-            first = epoch + 1
-            # by-sample cadence: one epoch per block, evaluations inside it (as MLPerf's dlrm logs)
-            count = 1 if interval else min(eval_every, max_epochs - epoch)
-            cut = ""        # why the block ended early: "interrupted" or "time budget"
-            done = False    # an evaluation inside the block reached the target
-            log.start(constants.BLOCK_START, first_epoch_num=first, epoch_count=count)
-            for epoch in range(first, first + count):
-                log.start(constants.EPOCH_START, epoch_num=epoch)
-                epoch_start_samples = samples
-                for n in workload.train_epoch(epoch):
-                    samples += n
-                    progress.step(epoch, samples)
-                    # any_rank: every rank of a distributed run takes the same decision
-                    if distributed.any_rank(stop.requested or time_budget.spent(), ctx):
-                        cut = "interrupted" if distributed.any_rank(stop.requested, ctx) else "time budget"
-                        break
-                    if interval and samples >= next_eval:
-                        next_eval = (samples // interval + 1) * interval   # the next multiple
-                        if epoch >= start_eval_at:
-                            fraction = round(epoch - 1 + (samples - epoch_start_samples) / per_epoch, 4)
-                            if evaluate(fraction):
-                                done = True
-                                break
-                log.end(constants.EPOCH_STOP, epoch_num=epoch)
-                if cut or done:
-                    break
-            # Evaluate at the block's end on the epoch cadence; and always when the run ends
-            # early or runs out of epochs without a fresh evaluation, so that the log records
-            # the quality reached and stays a complete MLPerf log (the checker wants an eval).
-            last = epoch >= max_epochs
-            if not done and evaluated_at != samples and (
-                    cut or last or (not interval and epoch >= start_eval_at)):
-                done = evaluate(epoch)
-            log.end(constants.BLOCK_STOP, first_epoch_num=first)
-            if done:        # first: reaching the target is success, whatever else ran out
-                status, reason = constants.SUCCESS, "target reached"
-                break
-            if cut:
-                reason = cut
-                break
-            if distributed.any_rank(stop.requested, ctx):
-                reason = "interrupted"
-                break
-            if distributed.any_rank(time_budget.spent(), ctx):
-                reason = "time budget"
-                break
+        schedule = EvalSchedule(workload, log, progress, max_epochs, start_ms)
+        status, reason, epoch, samples = _train_to_target(workload, ctx, log, schedule, time_budget,
+                                                          stop, progress)
         stop_ms = _now_ms()
         log.end(constants.RUN_STOP, time_ms=stop_ms, status=status)
         running = False
-        outcome = RunOutcome(status, reason, (stop_ms - start_ms) / 1000, epoch, samples, evals, log_path,
-                             cpu_seconds=time.process_time() - cpu_start,
+        outcome = RunOutcome(status, reason, (stop_ms - start_ms) / 1000, epoch, samples, schedule.evals,
+                             log_path, cpu_seconds=time.process_time() - cpu_start,
                              budget=time_budget.describe())
         progress.finish(outcome)
         return outcome
