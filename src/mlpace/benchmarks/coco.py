@@ -224,3 +224,14 @@ def generate_scenes(root: Path, n_train: int, n_val: int, size: int = 64, max_ob
         data = {"info": {"description": "mlpace generated scenes", "version": str(MINI_VERSION)},
                 "images": images, "annotations": annotations, "categories": categories}
         (root / "annotations" / f"instances_{split}2017.json").write_text(json.dumps(data))
+
+
+def tiny_config(scale: str, root: Path, reference_overrides: dict | None = None) -> dict:
+    """`mlpace validate`'s few steps for ssd and maskrcnn: a small generated set at mini scale;
+    at reference scale two generated scenes in COCO 2017 layout, read as real data."""
+    if scale == "mini":
+        return {"train_images": 32, "val_images": 8, "batch_size": 16}
+    folder = Path(root) / "coco"
+    generate_scenes(folder, 2, 2, size=64, max_objects=3)
+    return {"data_path": str(folder), "batch_size": 2, "eval_batch_size": 2, "num_workers": 0,
+            **(reference_overrides or {})}

@@ -252,3 +252,15 @@ if __name__ == "__main__":   # retrain the shipped mini vocabulary (see SHIPPED_
         trained = train_wordpiece([topics[n] for n in train_names], SHIPPED_VOCAB_SIZE, Path(tmp))
         shutil.copyfile(trained, SHIPPED_VOCAB)
     print(f"wrote {SHIPPED_VOCAB}")
+
+
+def tiny_config(scale: str, root: Path) -> dict:
+    """`mlpace validate`'s few steps: tiny HDF5 shards in MLPerf's layout, read as real data, by
+    a narrow model (at reference scale, the reference recipe with BERT-large's 24 layers)."""
+    folder = Path(root) / "bert-shards"
+    folder.mkdir(parents=True, exist_ok=True)
+    generate_mini(folder, vocab_size=512, seq_len=48, max_pred=8, dupe_factor=1, train_shards=2)
+    narrow = {"data_path": str(folder), "hidden": 32, "intermediate": 64, "heads": 2, "batch_size": 16}
+    if scale == "mini":
+        return {**narrow, "layers": 1, "max_seq_len": 48}
+    return {**narrow, "vocab_size": 512}

@@ -7,3 +7,9 @@ SCALES = ("mini", "reference")
 def make_workload(scale: str, overrides: dict):
     from mlpace.benchmarks.ssd.workload import make
     return make(scale, overrides)
+
+
+def tiny_config(scale: str, root):
+    """Overrides for a few steps on tiny generated data (`mlpace validate`'s smoke run)."""
+    from mlpace.benchmarks import coco
+    return coco.tiny_config(scale, root)
