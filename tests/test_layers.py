@@ -7,7 +7,7 @@ dependency, only a later one). From bottom to top:
     rules, errors, words        facts of MLPerf
     submission, results, report read and score logs: no torch, no benchmarks, no harness
     harness                     timed run, logging, seeds: knows only the Workload interface
-    benchmarks                  workloads on the harness
+    benchmarks                  workloads on the harness (and each one's serve.py: inference's level)
     training                    resolve a benchmark, run the seeds, score, store; trains served models
     inference                   serves models, never trains them
     commands, cli               the user's entry points
@@ -78,6 +78,14 @@ def test_the_parser_sees_function_level_and_relative_imports():
     names = imported_names(source, "mlpace.submission.check")
     assert {"os", "mlpace.harness", "mlpace.harness.runs", "mlpace.submission.tree"} <= names
     assert within("mlpace.harness.runs", "mlpace.harness") and not within("mlpace.harnessx", "mlpace.harness")
+
+
+def test_benchmarks_train_on_the_harness_and_serve_through_their_serve_modules():
+    """A benchmark's training side (data, model, workload) sits below the training layer; its
+    inference binding, serve.py, sits at inference's level (it asks training for weights)."""
+    found = [v for v in violations("mlpace.benchmarks", ["mlpace.training", "mlpace.inference", "mlpace.commands"])
+             if not v.split(" ")[0].endswith(".serve")]
+    assert found == []
 
 
 def test_harness_knows_only_the_workload_interface():
