@@ -53,7 +53,7 @@ def register(subparsers) -> None:
 
 def _sysinfo(args) -> int:
     from mlpace.errors import MlpaceError
-    from mlpace.submission.output import write_atomic
+    from mlpace.io import write_atomic
     from mlpace.submission.package import AVAILABILITY
     from mlpace.submission.sysinfo import capture_system_description, load_overrides
     status = AVAILABILITY.get(args.availability.lower())
@@ -86,7 +86,7 @@ def _check(args) -> int:
     from rich.table import Table
 
     from mlpace.submission.check import FAIL, PASS, WARN, check
-    from mlpace.submission.output import write_atomic
+    from mlpace.io import write_atomic
     report = check(args.root, ruleset=args.ruleset, compliance=not args.no_compliance,
                    workers=args.workers)
     console = Console()

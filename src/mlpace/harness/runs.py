@@ -29,7 +29,7 @@ from mlpace.harness.config import config_dict
 from mlpace.harness.timed_run import Progress, RunOutcome, StopRequest, Submission, run_once
 from mlpace.harness.workload import RunContext
 from mlpace.rules.benchmarks import BenchmarkSpec
-from mlpace.submission.output import write_atomic
+from mlpace.io import write_atomic
 from mlpace.submission.scoring import Score, olympic_score
 from mlpace.submission.sysinfo import capture_system_description
 

@@ -31,7 +31,7 @@ from mlpace.errors import MlpaceError
 from mlpace.inference import settings as conf
 from mlpace.inference.sut import BatchingSUT, SampleLibrary, policy_for
 from mlpace.inference.task import InferenceTask
-from mlpace.submission.output import write_atomic
+from mlpace.io import write_atomic
 
 
 @dataclass

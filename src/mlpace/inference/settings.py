@@ -103,7 +103,7 @@ def user_conf_text(model: str, scenario: str, values: dict[str, object]) -> str:
 
 def write_user_conf(path: Path, model: str, scenario: str, values: dict[str, object]) -> Path:
     """Write user.conf atomically (temp file + rename)."""
-    from mlpace.submission.output import write_atomic
+    from mlpace.io import write_atomic
     return write_atomic(path, user_conf_text(model, scenario, values))
 
 

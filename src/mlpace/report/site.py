@@ -12,7 +12,7 @@ Pages (all plain HTML with inline SVG; the one script only makes tables sortable
 - history.html: best closed result per benchmark (and scenario) per round, and the speedup
   between rounds.
 
-Each file is written to a temporary name and renamed (`output.write_atomic`), so an
+Each file is written to a temporary name and renamed (`mlpace.io.write_atomic`), so an
 interrupted build never leaves a half-written page, and nothing else in the output folder
 is touched.
 """
@@ -32,7 +32,7 @@ from mlpace.report import svg
 from mlpace.results import queries
 from mlpace.results.store import Store
 from mlpace.rules.benchmarks import BENCHMARKS
-from mlpace.submission.output import write_atomic
+from mlpace.io import write_atomic
 
 ASSETS = ("style.css", "sort.js")
 AVAILABILITY_TITLES = {"available": "Available", "preview": "Preview",

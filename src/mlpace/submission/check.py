@@ -26,12 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlpace.submission.inference_rules import MIN_DURATION_MS, accuracy_target
-from mlpace.submission.loadgen_log import (canonical_scenario, parse_accuracy_file,
-                                           parse_summary_file, read_json_limited)
+from mlpace.io import read_json_limited
+from mlpace.submission.loadgen_log import canonical_scenario, parse_accuracy_file, parse_summary_file
 from mlpace.submission.rounds import Round
 from mlpace.submission.summarize import Summary, TrainingResult, summarize
 from mlpace.submission.sysinfo import REQUIRED_FIELDS
-from mlpace.submission.tree import SafeTree, find_org_folders
+from mlpace.io import SafeTree
+from mlpace.submission.tree import find_org_folders
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
 # Compliance checking costs ~70 ms a file; below this many files one process is faster.
@@ -281,7 +282,7 @@ def _check_scenario(report: CheckReport, tree: SafeTree, folder: Path, division:
     benchmark = folder.parent.name
     perf_folder = folder / "performance" / "run_1"
     perf = perf_folder / "mlperf_log_summary.txt"
-    if not perf_folder.is_dir() or perf not in tree.files(perf_folder):
+    if not tree.is_file(perf):
         report.add(where, "LoadGen performance run", FAIL, "no performance/run_1/mlperf_log_summary.txt")
     else:
         summary = parse_summary_file(perf)
@@ -313,7 +314,7 @@ def _check_scenario(report: CheckReport, tree: SafeTree, folder: Path, division:
 def _check_accuracy(report, tree, folder: Path, benchmark: str, division: str) -> None:
     acc_folder = folder / "accuracy"
     acc = acc_folder / "accuracy.txt"
-    if not acc_folder.is_dir() or acc not in tree.files(acc_folder):
+    if not tree.is_file(acc):
         report.add(tree.relative(folder), "accuracy run", FAIL, "no accuracy/accuracy.txt")
         return
     rel = tree.relative(acc)

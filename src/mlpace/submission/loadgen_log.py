@@ -14,19 +14,14 @@ Folder names are not trusted for the scenario: real submissions use both `Offlin
 
 from __future__ import annotations
 
-import json
 import os
 import re
 
-from mlpace.errors import MlpaceError
-from mlpace.submission.training_log import parse_mllog_lines, read_text_limited
+from mlpace.io import read_text_limited
+from mlpace.submission.training_log import parse_mllog_lines
 
 SCENARIOS = ["SingleStream", "MultiStream", "Server", "Offline"]
 _SCENARIO_BY_LOWER = {s.lower(): s for s in SCENARIOS}
-# LoadGen summaries and accuracy reports are small; anything this large is not one.
-MAX_SUMMARY_BYTES = 10 * 2**20
-MAX_DETAIL_BYTES = 500 * 2**20
-
 # The yes/no lines under "Result is", by the name this module gives them.
 _CONSTRAINTS = {
     "min duration satisfied": "min_duration_satisfied",
@@ -122,7 +117,7 @@ def parse_summary_text(text: str, path: str = "<text>") -> dict:
 
 def parse_summary_file(path: str | os.PathLike) -> dict:
     """Parse one `mlperf_log_summary.txt`; MlpaceError only when it cannot be read."""
-    return parse_summary_text(read_text_limited(path, MAX_SUMMARY_BYTES), str(path))
+    return parse_summary_text(read_text_limited(path), str(path))
 
 
 def is_performance_summary(summary: dict) -> bool:
@@ -132,7 +127,7 @@ def is_performance_summary(summary: dict) -> bool:
 
 def parse_detail_file(path: str | os.PathLike) -> dict:
     """`mlperf_log_detail.txt` as {key: first value}, plus the errors and warnings it logged."""
-    records = parse_mllog_lines(read_text_limited(path, MAX_DETAIL_BYTES))
+    records = parse_mllog_lines(read_text_limited(path))
     values: dict = {}
     errors, warnings = [], []
     for record in records:
@@ -178,12 +173,4 @@ def parse_accuracy_text(text: str, path: str = "<text>") -> dict:
 
 
 def parse_accuracy_file(path: str | os.PathLike) -> dict:
-    return parse_accuracy_text(read_text_limited(path, MAX_SUMMARY_BYTES), str(path))
-
-
-def read_json_limited(path: str | os.PathLike, limit: int = MAX_SUMMARY_BYTES):
-    """A small JSON file from an untrusted tree (system descriptions, measurements)."""
-    try:
-        return json.loads(read_text_limited(path, limit, encoding="utf-8"))
-    except ValueError as err:
-        raise MlpaceError(f"{path} is not valid JSON: {err}") from None
+    return parse_accuracy_text(read_text_limited(path), str(path))

@@ -22,13 +22,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from mlpace.errors import MlpaceError
-from mlpace.submission.loadgen_log import (canonical_scenario, parse_accuracy_file,
-                                           parse_summary_file, read_json_limited)
+from mlpace.io import read_json_limited
+from mlpace.submission.loadgen_log import canonical_scenario, parse_accuracy_file, parse_summary_file
 from mlpace.submission.rounds import (MLPACE_RULESET, Round, round_for_ruleset, round_from_path,
                                       round_from_time)
 from mlpace.submission.scoring import Score, olympic_score
 from mlpace.submission.training_log import TrainingRun, parse_result_file
-from mlpace.submission.tree import SafeTree, find_org_folders
+from mlpace.io import SafeTree
+from mlpace.submission.tree import find_org_folders
 
 # Columns of the official training table before the per-benchmark ones (private_id left out).
 SYSTEM_COLUMNS = [
@@ -188,7 +189,7 @@ def pick_round(root: Path, ruleset: str | None, runs: list[TrainingRun]) -> Roun
 
 def _scaling_factor(tree: SafeTree, folder: Path) -> tuple[float, str]:
     path = folder / "scaling.json"
-    if not path.exists():
+    if not tree.is_file(path):
         return 1.0, ""
     try:
         factor = float(read_json_limited(path)["scaling_factor"])
@@ -266,7 +267,7 @@ def _inference_rows(tree: SafeTree, org: Path, system: str, benchmark_folder: Pa
                "accuracy_metric": None, "accuracy": None, "notes": ""}
         notes = []
         perf = scenario_folder / "performance" / "run_1" / "mlperf_log_summary.txt"
-        if perf.parent.is_dir() and perf in tree.files(perf.parent):
+        if tree.is_file(perf):
             summary = parse_summary_file(perf)
             row.update(metric=summary["metric"], value=summary["value"], valid=summary["valid"])
             if summary["scenario"] and summary["scenario"] != scenario:
@@ -274,7 +275,7 @@ def _inference_rows(tree: SafeTree, org: Path, system: str, benchmark_folder: Pa
         else:
             notes.append("no performance/run_1/mlperf_log_summary.txt")
         accuracy = scenario_folder / "accuracy" / "accuracy.txt"
-        if accuracy.parent.is_dir() and accuracy in tree.files(accuracy.parent):
+        if tree.is_file(accuracy):
             metrics = parse_accuracy_file(accuracy)["metrics"]
             if metrics:
                 name = next(iter(metrics))

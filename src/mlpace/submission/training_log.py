@@ -18,17 +18,15 @@ Pure Python, no torch: `mlpace summarize` and the results store import this.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlpace.errors import MlpaceError
+from mlpace.io import iter_lines_limited
 
 MLLOG_TOKEN = ":::MLLOG "
 OLD_TOKEN = ":::MLL "          # v0.6 format
-# Refuse to read result files larger than this: real ones are at most a few MB.
-MAX_RESULT_BYTES = 200 * 2**20
-
 # Keys that changed name across rounds, mapped to the current name (v0.6 logged the
 # platform as `submission_entry` in some submissions).
 KEY_ALIASES = {"submission_entry": "submission_platform"}
@@ -68,13 +66,12 @@ def _decode(line: str) -> dict | None:
     if pos >= 0:
         try:
             record = json.loads(line[pos + len(MLLOG_TOKEN):])
-        except ValueError:
+        except (ValueError, RecursionError):   # RecursionError: brackets nested 100,000 deep
             return {}
         if not isinstance(record, dict) or "key" not in record:
             return {}
-        try:
-            record["time_ms"] = float(record.get("time_ms"))
-        except (TypeError, ValueError):
+        record["time_ms"] = finite_time(record.get("time_ms"))
+        if record["time_ms"] is None:
             return {}
         if not isinstance(record.get("metadata"), dict):
             record["metadata"] = {}
@@ -85,14 +82,26 @@ def _decode(line: str) -> dict | None:
     return None
 
 
+def finite_time(value) -> float | None:
+    """A timestamp as a finite float, or None for what cannot be one (a 400-digit integer,
+    NaN, infinity, text): such a line is counted as undecodable, never raised on."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) else None
+
+
 def _decode_v06(rest: str) -> dict:
     """`1558640213.596 key: {json}` -> record with time in ms."""
     try:
         stamp, tail = rest.split(" ", 1)
         key, payload = tail.split(":", 1)
         body = json.loads(payload.strip()) if payload.strip() else {}
-        time_ms = float(stamp) * 1000.0
-    except ValueError:
+        time_ms = finite_time(float(stamp) * 1000.0)
+    except (ValueError, RecursionError):
+        return {}
+    if time_ms is None:
         return {}
     if isinstance(body, dict):
         value, metadata = body.get("value"), body.get("metadata") or {}
@@ -115,26 +124,8 @@ def parse_mllog_lines(text: str) -> list[dict]:
 def _as_int(value) -> int | None:
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):   # OverflowError: int(inf)
         return None
-
-
-def read_text_limited(path: str | os.PathLike, limit: int = MAX_RESULT_BYTES,
-                      encoding: str = "latin-1") -> str:
-    """A file's text, refusing absurd sizes (latin-1 by default, like the official parser)."""
-    try:
-        size = os.path.getsize(path)
-        if size > limit:
-            raise MlpaceError(f"{path} is {size / 2**20:.0f} MB; refusing to read log files over "
-                              f"{limit / 2**20:.0f} MB")
-        with open(path, encoding=encoding, errors="replace") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        raise MlpaceError(f"{path} does not exist") from None
-    except IsADirectoryError:
-        raise MlpaceError(f"{path} is a folder, not a result file") from None
-    except OSError as err:
-        raise MlpaceError(f"cannot read {path}: {err.strerror or err}") from None
 
 
 def run_from_records(path: str, records: list[dict], bad_lines: int = 0) -> TrainingRun:
@@ -188,16 +179,17 @@ def run_from_records(path: str, records: list[dict], bad_lines: int = 0) -> Trai
     if epochs:
         try:
             run.epochs = float(epochs[-1])
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             run.epochs = None
     if bad_lines:
         run.notes.append(f"{bad_lines} MLLOG line(s) could not be decoded (cut or corrupt)")
     return run
 
 
-def parse_result_text(text: str, path: str = "<text>") -> TrainingRun:
+def parse_result_lines(lines, path: str = "<text>") -> TrainingRun:
+    """A TrainingRun from an iterable of lines (a file is streamed, never read whole)."""
     records, bad = [], 0
-    for line in text.splitlines():
+    for line in lines:
         record = _decode(line)
         if record is None:
             continue
@@ -208,6 +200,10 @@ def parse_result_text(text: str, path: str = "<text>") -> TrainingRun:
     return run_from_records(path, records, bad)
 
 
+def parse_result_text(text: str, path: str = "<text>") -> TrainingRun:
+    return parse_result_lines(text.splitlines(), path)
+
+
 def parse_result_file(path: str | os.PathLike) -> TrainingRun:
     """Parse one result file; raises MlpaceError only when it cannot be read at all."""
-    return parse_result_text(read_text_limited(path), str(Path(path)))
+    return parse_result_lines(iter_lines_limited(path), str(Path(path)))
