@@ -29,7 +29,7 @@ from mlpace.harness.config import config_dict
 from mlpace.harness.timed_run import Progress, RunOutcome, StopRequest, Submission, run_once
 from mlpace.harness.workload import RunContext
 from mlpace.rules.benchmarks import BenchmarkSpec
-from mlpace.io import write_atomic
+from mlpace.io import safe_name, write_atomic
 from mlpace.submission.scoring import Score, olympic_score
 from mlpace.submission.sysinfo import capture_system_description
 
@@ -145,7 +145,7 @@ def _train_result(req: TrainRequest, progress_for, placement: dict) -> ResultSet
         division=req.division or ("open" if req.scale == "mini" else "closed"),
         status=req.availability)
     description.update(req.system_overrides)
-    system = description["system_name"]
+    system = safe_name(str(description["system_name"]), "system name")   # becomes a folder
     result_dir = Path(req.out) / req.org / "results" / system / req.benchmark
     system_file = Path(req.out) / req.org / "systems" / f"{system}.json"
     if lead:

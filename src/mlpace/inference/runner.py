@@ -31,6 +31,7 @@ from mlpace.errors import MlpaceError
 from mlpace.inference import settings as conf
 from mlpace.inference.sut import BatchingSUT, SampleLibrary, policy_for
 from mlpace.inference.task import InferenceTask
+from mlpace.inference.watchdog import GRACE_S, Watchdog
 from mlpace.io import write_atomic
 
 
@@ -157,6 +158,7 @@ def run_test(task: InferenceTask, scenario: str, mode: str, options: RunOptions)
             failure.append(err)
 
     started = time.monotonic()
+    guard = Watchdog(deadline + GRACE_S, f"LoadGen test {benchmark} {scenario} {mode}")
     thread = threading.Thread(target=loadgen, name="mlpace-loadgen", daemon=True)
     thread.start()
     try:
@@ -165,6 +167,8 @@ def run_test(task: InferenceTask, scenario: str, mode: str, options: RunOptions)
         # Ctrl-C: end the test the same way, so LoadGen closes its logs, then stop.
         sut.abort("interrupted")
         thread.join(60.0)
+        if not thread.is_alive():
+            guard.cancel()
         sut.stop()
         raise
     if thread.is_alive():
@@ -175,6 +179,7 @@ def run_test(task: InferenceTask, scenario: str, mode: str, options: RunOptions)
     sut.stop()
     if thread.is_alive():
         raise MlpaceError(f"LoadGen did not finish after the watchdog fired; partial logs in {folder}")
+    guard.cancel()      # LoadGen came back: the hard bound is no longer needed
     lg.DestroySUT(sut_handle)
     lg.DestroyQSL(qsl_handle)
     if failure:
