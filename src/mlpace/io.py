@@ -18,6 +18,7 @@ The rest of the tree is still read; each refusal is recorded as (path, reason).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import json
@@ -38,6 +39,7 @@ MAX_FILE_BYTES = 32 * 2**20
 MAX_ENTRIES = 200_000        # files and folders visited in one tree
 MAX_JSON_DEPTH = 100         # real system descriptions nest 2 levels; Python's parser recurses
 _BAD_NAME = re.compile(r"[\x00-\x1f\x7f/\\]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 # --------------------------------------------------------------------------- names
@@ -59,12 +61,20 @@ def unsafe_name_reason(name: str) -> str | None:
     return None
 
 
+def printable(text) -> str:
+    """`text` (a path or message) on one line that any terminal can print: control characters
+    and bytes that were not UTF-8 on disk are written as escapes, never raw."""
+    text = os.fsdecode(text) if isinstance(text, bytes) else str(text)
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+
+
 def safe_name(name: str, what: str) -> str:
     """`name` if it is safe as one path component; MlpaceError saying why not otherwise."""
     reason = unsafe_name_reason(str(name))
     if reason:
-        shown = str(name).encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")
-        raise MlpaceError(f"{what} {shown!r} {reason}; refusing to use it as a file or folder name")
+        raise MlpaceError(f"{what} '{printable(name)}' {reason}; refusing to use it as a file or "
+                          "folder name")
     return str(name)
 
 
@@ -270,8 +280,25 @@ class SafeTree:
         self._sound: set[Path] = {self.root}     # folders checked link-free from the root down
 
     def refuse(self, path: Path | str, reason: str) -> None:
-        if (str(path), reason) not in self.problems:      # folders are often listed twice
-            self.problems.append((str(path), reason))
+        """Record a refusal; the path is kept printable (a hostile name may hold a newline)."""
+        entry = (printable(path), reason)
+        if entry not in self.problems:      # folders are often listed twice
+            self.problems.append(entry)
+
+    @contextlib.contextmanager
+    def safe_copy(self, folder: Path):
+        """`folder` itself when nothing in it was refused, else a temporary folder holding
+        copies of only its accepted files: for the official checkers, which list a folder
+        and open whatever they find there (links and pipes included)."""
+        files = self.files(folder)
+        inside = [p for p, _ in self.problems if Path(p).parent == Path(printable(folder))]
+        if not inside:
+            yield Path(folder)
+            return
+        with tempfile.TemporaryDirectory(prefix="mlpace-safe-") as temp:
+            for path in files:
+                Path(temp, path.name).write_bytes(read_bytes_limited(path, self.max_file_bytes))
+            yield Path(temp)
 
     def _lstat(self, path: Path):
         try:

@@ -29,7 +29,7 @@ from mlpace.submission.inference_rules import MIN_DURATION_MS, accuracy_target
 from mlpace.io import read_json_limited
 from mlpace.submission.loadgen_log import canonical_scenario, parse_accuracy_file, parse_summary_file
 from mlpace.submission.rounds import Round
-from mlpace.submission.summarize import Summary, TrainingResult, summarize
+from mlpace.submission.summarize import Summary, TrainingResult, summarize, unreadable
 from mlpace.submission.sysinfo import REQUIRED_FIELDS
 from mlpace.io import SafeTree
 from mlpace.submission.tree import find_org_folders
@@ -193,8 +193,10 @@ def _check_training_result(report: CheckReport, tree: SafeTree, result: Training
         extra = f"; {score.failed} non-converged run(s) dropped" if score.failed else ""
         report.add(where, "olympic scoring", PASS, f"score {result.minutes:.4f} min{extra}")
     division = _division(result)
-    if division == "closed" and _version(round_.ruleset) >= (1, 0, 0):
-        _official_seed_and_rcp(report, where, folder, result, round_)
+    if division == "closed" and _version(round_.ruleset) >= (1, 0, 0) and \
+            not any(unreadable(run) for run in result.runs):
+        with tree.safe_copy(folder) as checked:     # the RCP checker opens all it lists
+            _official_seed_and_rcp(report, where, checked, result, round_)
 
 
 def _version(ruleset: str) -> tuple[int, ...]:
@@ -368,7 +370,8 @@ def check(root: str | os.PathLike, ruleset: str | None = None, compliance: bool 
     round_ = summary.round
     if summary.training and round_:
         if compliance:
-            files = [run.path for result in summary.training for run in result.runs]
+            files = [run.path for result in summary.training for run in result.runs
+                     if not unreadable(run)]      # the official checkers get readable logs only
             outcomes = dict(zip(files, _run_compliance(files, round_.ruleset, workers)))
             for result in summary.training:
                 _report_compliance(report, tree, result, round_, outcomes)
@@ -396,6 +399,8 @@ def _report_compliance(report, tree, result: TrainingResult, round_: Round, outc
     rule = f"compliance (official, ruleset {ruleset})"
     failing = {}
     for run in result.runs:
+        if run.path not in outcomes:     # unreadable: reported as such
+            continue
         valid, errors, warnings = outcomes[run.path]
         rel = tree.relative(run.path)
         real_errors = [e for e in errors if not _is_known_drift(ruleset, e)]

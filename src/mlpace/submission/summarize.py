@@ -120,6 +120,11 @@ def _parse_quietly(path: Path) -> TrainingRun:
         return TrainingRun(path=str(path), notes=[f"unreadable: {err}"])
 
 
+def unreadable(run: TrainingRun) -> bool:
+    """A run whose file could not be read (never handed to the official checkers)."""
+    return any(note.startswith("unreadable") for note in run.notes)
+
+
 def _load_system(tree: SafeTree, org: Path, system: str, described: list[Path]) -> dict | None:
     path = org / "systems" / f"{system}.json"
     if path not in described:
@@ -246,8 +251,10 @@ def score_result(result: TrainingResult, round_: Round, division: str, tree: Saf
         # The official pipeline stores the RCP factor of v2.1 on in this same file, so a
         # present scaling.json is the whole scaling: never apply the RCP factor on top of it.
         result.notes.append(note)
-    elif round_.rcp_normalisation and division == "closed" and result.benchmark != "minigo":
-        factor, rcp_note = _rcp_factor(folder, round_.ruleset)
+    elif round_.rcp_normalisation and division == "closed" and result.benchmark != "minigo" \
+            and not any(unreadable(run) for run in result.runs):
+        with tree.safe_copy(folder) as checked:     # the RCP checker opens all it lists
+            factor, rcp_note = _rcp_factor(checked, round_.ruleset)
         if rcp_note:
             result.notes.append(rcp_note)
     result.scaling_factor = factor
