@@ -35,7 +35,7 @@ from mlpace.submission.loadgen_log import canonical_scenario
 from mlpace.submission.rounds import MLPACE_RULESET, round_for_ruleset
 from mlpace.submission.sysinfo import REQUIRED_FIELDS, capture_system_description
 from mlpace.submission.training_log import parse_result_file
-from mlpace.io import SafeTree, safe_name
+from mlpace.io import SafeTree, refuse_colliding, safe_name
 
 AVAILABILITY = {   # accepted spellings -> the system-description `status` value of v1.x
     "onprem": "onprem", "available": "onprem", "on-premise": "onprem",
@@ -268,6 +268,7 @@ def _copy_safe(tree: SafeTree, src: Path, dst: Path) -> None:
     dst.mkdir(parents=True, exist_ok=True)
     for path in tree.files(src):
         shutil.copyfile(path, dst / path.name)
+    refuse_colliding(tree.relative(src), [f.name for f in tree.folders(src)], canonical_scenario)
     for folder in tree.folders(src):
         name = canonical_scenario(folder.name) or folder.name
         _copy_safe(tree, folder, dst / name)
