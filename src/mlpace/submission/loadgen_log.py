@@ -14,6 +14,7 @@ Folder names are not trusted for the scenario: real submissions use both `Offlin
 
 from __future__ import annotations
 
+import math
 import os
 import re
 
@@ -39,10 +40,23 @@ def canonical_scenario(name: str) -> str | None:
 
 
 def _number(text: str):
+    """A number where the text is one Python can hold (not 5,000 digits, not infinite)."""
     text = text.strip()
     if _NUMBER.match(text):
-        return float(text) if any(c in text for c in ".eE") else int(text)
+        try:
+            value = float(text) if any(c in text for c in ".eE") else int(text)
+        except ValueError:
+            return text
+        return value if not isinstance(value, float) or math.isfinite(value) else text
     return text
+
+
+def _finite(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
 
 
 def parse_summary_text(text: str, path: str = "<text>") -> dict:
@@ -159,17 +173,15 @@ def parse_accuracy_text(text: str, path: str = "<text>") -> dict:
     metrics = {}
     for name, pattern in _ACCURACY_PATTERNS:
         found = pattern.findall(text)
-        if found:
-            try:
-                metrics[name] = float(found[-1])
-            except ValueError:
-                pass
+        if found and _finite(found[-1]) is not None:     # accuracy=1e999 is no accuracy
+            metrics[name] = _finite(found[-1])
     hashes = _HASH.findall(text)
     # `mlpace infer` states its own target and verdict: "target=0.75000 (...), result=PASS".
     verdict = re.search(r"target=([-\d.eE+]+).*result=(PASS|FAIL)", text)
     return {"path": str(path), "metrics": metrics, "hash": hashes[-1] if hashes else None,
-            "target": float(verdict.group(1)) if verdict else None,
-            "passed": (verdict.group(2) == "PASS") if verdict else None}
+            "target": _finite(verdict.group(1)) if verdict else None,
+            "passed": (verdict.group(2) == "PASS") if verdict and _finite(verdict.group(1)) is not None
+            else None}
 
 
 def parse_accuracy_file(path: str | os.PathLike) -> dict:
