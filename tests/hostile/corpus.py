@@ -124,9 +124,52 @@ CASES = {
 }
 
 
+# Inference: Alibaba's published v1.1 closed results, under tree/closed/Alibaba.
+ALIBABA = FIXTURES / "inference_v1.1" / "closed" / "Alibaba"
+_RUN = Path("results") / "T4x1_TRT" / "ssd-mobilenet" / "Offline"
+
+
+def _summary(org: Path) -> Path:
+    return org / _RUN / "performance" / "run_1" / "mlperf_log_summary.txt"
+
+
+def _make_inference_outside(outside: Path) -> None:
+    stolen = outside / "closed" / "Stolen"
+    shutil.copytree(ALIBABA, stolen)
+    text = _summary(stolen).read_text().replace("SUT name : ", "SUT name : STOLEN-")
+    _summary(stolen).write_text(text)
+    (outside / "secret_summary.txt").write_text(text)
+    (outside / "secret_accuracy.txt").write_text("mAP=99.99999% STOLEN\n")
+
+
+INFERENCE_CASES = {
+    "LoadGen summary is a link out": lambda org, out: _relink(_summary(org), out / "secret_summary.txt"),
+    "accuracy report is a link out": lambda org, out: _relink(
+        org / _RUN / "accuracy" / "accuracy.txt", out / "secret_accuracy.txt"),
+    "performance folder is a link out": lambda org, out: _relink(
+        org / _RUN / "performance", out / "closed" / "Stolen" / _RUN / "performance"),
+    "scenario folders differ in case only": lambda org, out: shutil.copytree(
+        org / _RUN, org / _RUN.parent / "offline"),
+    "LoadGen summary garbled": lambda org, out: _summary(org).write_bytes(
+        bytes(b ^ 0x33 if i % 5 == 0 else b for i, b in enumerate(_summary(org).read_bytes()))),
+    "LoadGen summary binary": lambda org, out: _summary(org).write_bytes(bytes(range(256)) * 16),
+    "LoadGen summary utf-16": lambda org, out: _summary(org).write_bytes(_summary(org).read_text().encode("utf-16")),
+    "LoadGen summary empty": lambda org, out: _summary(org).write_bytes(b""),
+    "LoadGen summary over the size limit": lambda org, out: _sparse(_summary(org)),
+    "LoadGen summary with a 5000-digit number": lambda org, out: _summary(org).write_text(
+        _summary(org).read_text().replace("Samples per second : ", "Samples per second : " + "9" * 5000, 1)),
+}
+
+
 def build(base: Path, case: str) -> tuple[Path, Path]:
-    """(org folder of the hostile tree, the outside folder) for one case."""
+    """(org folder of the hostile tree, the outside folder) for one case of either kind."""
     outside = make_outside(base)
+    if case in INFERENCE_CASES:
+        _make_inference_outside(outside)
+        org = base / "tree" / "closed" / "Alibaba"
+        shutil.copytree(ALIBABA, org)
+        INFERENCE_CASES[case](org, outside)
+        return org, outside
     org = base_tree(base)
     CASES[case](org, outside)
     return org, outside
