@@ -216,7 +216,8 @@ def test_one_size_limit_for_every_reader(tmp_path):
 
 def test_a_log_is_streamed_not_slurped(tmp_path):
     """Memory while parsing follows the decoded records, not the file: 20 MB of shell noise
-    costs the parser no more than a few lines' worth."""
+    costs the parser a chunk's worth (reading it whole would hold 20 MB of text, and its lines
+    as much again)."""
     import tracemalloc
     log = tmp_path / "result_0.txt"
     noise = ("x" * 199 + "\n") * 100_000                 # 20 MB of non-MLLOG lines
@@ -225,7 +226,7 @@ def test_a_log_is_streamed_not_slurped(tmp_path):
     parse_result_file(log)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    assert peak < 2 * 2**20, f"parsing kept {peak / 2**20:.1f} MB"
+    assert peak < 8 * 2**20, f"parsing kept {peak / 2**20:.1f} MB"
 
 
 # --- silent data loss ---------------------------------------------------------------------
