@@ -77,6 +77,8 @@ def _check_options(args, runs: int) -> None:
 
     from mlpace.harness.config import check_count
     from mlpace.io import safe_name
+    if runs < 1:
+        raise MlpaceError("--runs must be at least 1")
     check_count("--runs", runs, 1, 1000)
     safe_name(args.org, "--org")
     if args.system is not None:
