@@ -88,6 +88,8 @@ def test_every_verb_survives_the_hostile_tree(case, tmp_path, capsys, earlier):
         if argv[0] == "summarize" and code == 2:
             assert (out / "summary.csv").read_bytes() == summary_before
     assert snapshot(tree) == before, f"{case!r}: a verb changed the tree it read"
+    for page in (out / "site").rglob("*.html"):
+        assert "<img src=x" not in page.read_text(), f"{case!r}: {page.name} holds a name as markup"
     stored_after = _stored(capsys, url)
     assert "STOLEN" not in stored_after
     if codes["import"] != 0:
