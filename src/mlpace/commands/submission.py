@@ -86,7 +86,7 @@ def _check(args) -> int:
     from rich.table import Table
 
     from mlpace.submission.check import FAIL, PASS, WARN, check
-    from mlpace.io import write_atomic
+    from mlpace.io import json_text, write_atomic
     report = check(args.root, ruleset=args.ruleset, compliance=not args.no_compliance,
                    workers=args.workers)
     console = Console()
@@ -106,7 +106,7 @@ def _check(args) -> int:
     console.print(f"{verdict}: {report.count(PASS)} passed, {report.count(WARN)} warnings, "
                   f"{report.count(FAIL)} failed")
     if args.json:
-        write_atomic(args.json, json.dumps(report.to_json(), indent=2) + "\n")
+        write_atomic(args.json, json_text(report.to_json()))
     return 0 if report.ok else 1
 
 

@@ -32,7 +32,7 @@ from mlpace.inference import settings as conf
 from mlpace.inference.sut import BatchingSUT, SampleLibrary, policy_for
 from mlpace.inference.task import InferenceTask
 from mlpace.inference.watchdog import GRACE_S, Watchdog
-from mlpace.io import write_atomic
+from mlpace.io import json_text, write_atomic
 
 
 @dataclass
@@ -62,7 +62,7 @@ def measurements_dir(options: RunOptions, benchmark: str, scenario: str) -> Path
 
 def write_json(path: Path, data) -> None:
     """Write JSON atomically (the project's one atomic writer)."""
-    write_atomic(path, json.dumps(data, indent=2, default=str) + "\n")
+    write_atomic(path, json_text(data))       # strict: a NaN score is written as null
 
 
 def user_values(task: InferenceTask, scenario: str, options: RunOptions) -> dict:
