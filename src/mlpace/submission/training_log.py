@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlpace.errors import MlpaceError
-from mlpace.io import iter_lines_limited
+from mlpace.io import iter_lines_limited, read_text_limited  # noqa: F401 - read_text_limited: old import path
 
 MLLOG_TOKEN = ":::MLLOG "
 OLD_TOKEN = ":::MLL "          # v0.6 format
