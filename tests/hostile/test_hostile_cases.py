@@ -202,6 +202,12 @@ def test_train_options_are_checked_before_a_run(tmp_path, capsys, argv, words):
     assert not (tmp_path / "OUT").exists()
 
 
+@pytest.mark.parametrize("verb", ["summarize", "check"])
+def test_worker_counts_are_bounded(tmp_path, capsys, verb):
+    code, _, err = run(capsys, [verb, tmp_path, "--workers", "100000000"])
+    _one_error_line(code, err, "--workers")
+
+
 # --- sizes --------------------------------------------------------------------------------
 
 def test_one_size_limit_for_every_reader(tmp_path):

@@ -51,6 +51,14 @@ def register(subparsers) -> None:
     p.set_defaults(handler=_summarize)
 
 
+def _workers(count: int | None) -> int | None:
+    """--workers within what one machine can run (a huge count would start that many processes)."""
+    if count is not None and not 1 <= count <= 256:
+        from mlpace.errors import MlpaceError
+        raise MlpaceError(f"--workers must be a whole number from 1 to 256, not {count}")
+    return count
+
+
 def _sysinfo(args) -> int:
     from mlpace.errors import MlpaceError
     from mlpace.io import write_atomic
@@ -88,7 +96,7 @@ def _check(args) -> int:
     from mlpace.submission.check import FAIL, PASS, WARN, check
     from mlpace.io import json_text, write_atomic
     report = check(args.root, ruleset=args.ruleset, compliance=not args.no_compliance,
-                   workers=args.workers)
+                   workers=_workers(args.workers))
     console = Console()
     if report.round:
         console.print(f"rules: training round v{report.round.version} (ruleset {report.round.ruleset}; "
@@ -116,7 +124,7 @@ def _summarize(args) -> int:
 
     from mlpace.submission.output import write_csv, write_json
     from mlpace.submission.summarize import summarize
-    summary = summarize(args.root, ruleset=args.ruleset, workers=args.workers)
+    summary = summarize(args.root, ruleset=args.ruleset, workers=_workers(args.workers))
     console = Console()
     if summary.training_rows:
         benchmarks = [b for b in summary.benchmark_columns()
