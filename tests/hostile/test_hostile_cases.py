@@ -254,3 +254,11 @@ def test_package_refuses_scenario_folders_that_collide_once_canonicalised(tmp_pa
 def test_json_is_written_strictly():
     text = json_text({"a": float("nan"), "b": [float("inf"), 1.5], "c": Path("x")})
     assert json.loads(text) == {"a": None, "b": [None, 1.5], "c": "x"} and "NaN" not in text
+
+
+def test_the_file_floor_imports_nothing_of_mlpace_but_its_error_type():
+    import subprocess
+    code = "import sys, mlpace.io; print(sorted(m for m in sys.modules if m.startswith('mlpace')))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")})
+    assert done.stdout.strip() == "['mlpace', 'mlpace.errors', 'mlpace.io']"
