@@ -139,10 +139,6 @@ def json_text(data, indent: int | None = 2) -> str:
     return json.dumps(_finite_or_none(data), indent=indent, default=str, allow_nan=False) + "\n"
 
 
-def write_json_atomic(path: str | os.PathLike, data) -> Path:
-    return write_atomic(path, json_text(data))
-
-
 # --------------------------------------------------------------------------- reading
 
 def _open_no_follow(path: str | os.PathLike, limit: int):
@@ -313,9 +309,11 @@ class SafeTree:
             yield Path(folder)
             return
         with tempfile.TemporaryDirectory(prefix="mlpace-safe-") as temp:
+            copy = Path(temp, Path(folder).name)      # same name: checkers may read it
+            copy.mkdir()
             for path in files:
-                Path(temp, path.name).write_bytes(read_bytes_limited(path, self.max_file_bytes))
-            yield Path(temp)
+                (copy / path.name).write_bytes(read_bytes_limited(path, self.max_file_bytes))
+            yield copy
 
     def _lstat(self, path: Path):
         try:
@@ -410,13 +408,6 @@ class SafeTree:
                 continue
             kept.append(path)
         return kept
-
-    def read_json(self, path: Path | str):
-        """A JSON file of this tree (refused like any other file when it is not one)."""
-        if not self.is_file(path):
-            reasons = [r for p, r in self.problems if p == str(path)]
-            raise MlpaceError(f"{path} {reasons[-1] if reasons else 'is not a file of the tree'}")
-        return read_json_limited(path, self.max_file_bytes)
 
     def relative(self, path: Path | str) -> str:
         return tree_relative(self.root, path)

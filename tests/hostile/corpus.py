@@ -246,7 +246,7 @@ def scratch_left() -> list[str]:
     return [str(p) for p in Path(tempfile.gettempdir()).glob("mlpace-safe-*")]
 
 
-SCRATCH = re.compile(re.escape(os.path.join(tempfile.gettempdir(), "mlpace-safe-")) + r"[^/]+/[^/]+$")
+SCRATCH = re.compile(re.escape(os.path.join(tempfile.gettempdir(), "mlpace-safe-")) + r"[^/]+/[^/]+/[^/]+$")
 
 
 ACCESSES = Accesses()
