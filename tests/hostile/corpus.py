@@ -117,6 +117,9 @@ CASES = {
     "system name not utf-8": lambda org, out: _odd_system(org, b"box-\xff\xfe"),
     "system name with a newline": lambda org, out: _odd_system(org, b"box\nname"),
     "system name with markup": lambda org, out: _odd_system(org, b"<img src=x onerror=alert(1)>"),
+    "folder names that make console markup": lambda org, out: (
+        _bench(org).rename(_bench(org).with_name("]x")), _odd_system(org, b"box["),
+        os.symlink("nowhere", org / "results" / "box[" / "]x" / "result_9.txt")),
     "system name starting with dashes": lambda org, out: _odd_system(org, b"--rf"),
     "system name 250 characters": lambda org, out: _odd_system(org, b"s" * 250),
     "benchmark folders differ in case only": lambda org, out: shutil.copytree(

@@ -91,6 +91,7 @@ def _package(args) -> int:
 
 def _check(args) -> int:
     from rich.console import Console
+    from rich.markup import escape    # names from a tree are text, never console markup
     from rich.table import Table
 
     from mlpace.submission.check import FAIL, PASS, WARN, check
@@ -108,7 +109,8 @@ def _check(args) -> int:
             table.add_column(column, overflow="fold")
         style = {PASS: "green", WARN: "yellow", FAIL: "bold red"}
         for f in shown:
-            table.add_row(f"[{style[f.level]}]{f.level.upper()}[/]", f.path, f.rule, f.reason)
+            table.add_row(f"[{style[f.level]}]{f.level.upper()}[/]", escape(f.path), escape(f.rule),
+                          escape(f.reason))
         console.print(table)
     verdict = "[green]PASSED[/]" if report.ok else "[bold red]FAILED[/]"
     console.print(f"{verdict}: {report.count(PASS)} passed, {report.count(WARN)} warnings, "
@@ -120,6 +122,7 @@ def _check(args) -> int:
 
 def _summarize(args) -> int:
     from rich.console import Console
+    from rich.markup import escape    # names from a tree are text, never console markup
     from rich.table import Table
 
     from mlpace.submission.output import write_csv, write_json
@@ -137,14 +140,15 @@ def _summarize(args) -> int:
         for row in summary.training_rows:
             accelerators = f"{row['accelerators_count']} x {row['accelerator_model_name']}" \
                 if row["accelerators_count"] else str(row["host_processor_model_name"])
-            table.add_row(str(row["division"]), str(row["submitter"]), str(row["system"]), accelerators,
+            table.add_row(*map(escape, (str(row["division"]), str(row["submitter"]), str(row["system"]),
+                                        accelerators)),
                           *[f"{row[b]:.2f}" if row.get(b) is not None else "" for b in benchmarks])
         console.print(table)
         for line in summary.round.rules():
             console.print(f"  rule: {line}", style="dim")
         for result in summary.training:
             for note in result.notes:
-                console.print(f"  note: {result.system}/{result.benchmark}: {note}")
+                console.print(f"  note: {result.system}/{result.benchmark}: {note}", markup=False)
     if summary.inference_rows:
         table = Table(title="MLPerf Inference")
         for column in ("division", "submitter", "system", "benchmark", "scenario", "metric",
@@ -153,17 +157,17 @@ def _summarize(args) -> int:
         for row in summary.inference_rows:
             accuracy = f"{row['accuracy_metric']}={row['accuracy']:g}" if row["accuracy"] is not None else ""
             value = f"{row['value']:g}" if isinstance(row["value"], (int, float)) else ""
-            table.add_row(str(row["division"]), str(row["submitter"]), str(row["system"]),
-                          row["benchmark"], row["scenario"], str(row["metric"] or ""), value,
-                          "yes" if row["valid"] else "[red]NO[/]", accuracy)
+            table.add_row(*map(escape, (str(row["division"]), str(row["submitter"]), str(row["system"]),
+                                        row["benchmark"], row["scenario"], str(row["metric"] or ""), value)),
+                          "yes" if row["valid"] else "[red]NO[/]", escape(accuracy))
         console.print(table)
     if not summary.training_rows and not summary.inference_rows:
-        console.print(f"no results found under {args.root}")
+        console.print(f"no results found under {args.root}", markup=False)
     for path, problem in summary.problems:
-        console.print(f"[yellow]problem:[/] {path}: {problem}")
+        console.print(f"[yellow]problem:[/] {escape(path)}: {escape(problem)}")
     if args.csv:
         for path in write_csv(summary, args.csv):
-            console.print(f"wrote {path}")
+            console.print(f"wrote {path}", markup=False)
     if args.json:
-        console.print(f"wrote {write_json(summary, args.json)}")
+        console.print(f"wrote {write_json(summary, args.json)}", markup=False)
     return 0
