@@ -11,7 +11,8 @@ as data, never code, and refuses, by name and before opening anything:
 - folders reached through a link, at any depth below the root (`<org>/results -> /`);
 - names that could escape a folder when reused as a path (`..`, separators, NUL, control
   characters, invalid UTF-8);
-- files over `MAX_FILE_BYTES` (the one size limit of every verb) and trees of more than
+- files over `MAX_FILE_BYTES` (the one size limit of every verb), folders more than
+  `MAX_DEPTH` levels down (code that walks a tree may recurse) and trees of more than
   `MAX_ENTRIES` entries.
 The rest of the tree is still read; each refusal is recorded as (path, reason).
 """
@@ -37,6 +38,7 @@ from mlpace.errors import MlpaceError
 # about 2.3 MB; a 32 MB file is not a log, and parsing it would only cost memory and minutes.
 MAX_FILE_BYTES = 32 * 2**20
 MAX_ENTRIES = 200_000        # files and folders visited in one tree
+MAX_DEPTH = 64               # folders below the root (a submission needs about 10)
 MAX_JSON_DEPTH = 100         # real system descriptions nest 2 levels; Python's parser recurses
 _BAD_NAME = re.compile(r"[\x00-\x1f\x7f/\\]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -274,6 +276,10 @@ def _link_reason(path: Path, real_root: Path) -> str:
     return "is a symbolic link; refused (copy the file into the tree instead)"
 
 
+def _too_deep() -> str:
+    return f"is more than {MAX_DEPTH} folders below the root of the tree; skipped"
+
+
 @dataclass
 class SafeTree:
     """Lists folders of one tree; every refusal lands in `problems` as (path, reason)."""
@@ -332,6 +338,9 @@ class SafeTree:
         except ValueError:
             self.refuse(folder, "is outside the tree; refused")
             return False
+        if len(parts) > MAX_DEPTH:
+            self.refuse(folder, _too_deep())
+            return False
         current = self.root
         for part in parts:
             current = current / part
@@ -384,6 +393,9 @@ class SafeTree:
                 self.refuse(path, _link_reason(path, self._real_root))
                 continue
             if stat.S_ISDIR(info.st_mode):
+                if len(path.parts) - len(self.root.parts) > MAX_DEPTH:
+                    self.refuse(path, _too_deep())
+                    continue
                 self._sound.add(path)
             kept.append(path)
         return kept

@@ -153,6 +153,7 @@ INFERENCE_CASES = {
         org / _RUN / "performance", out / "closed" / "Stolen" / _RUN / "performance"),
     "scenario folders differ in case only": lambda org, out: shutil.copytree(
         org / _RUN, org / _RUN.parent / "offline"),
+    "folders nested 1200 deep": lambda org, out: _deep(org / _RUN / "performance", 1200),
     "LoadGen summary garbled": lambda org, out: _summary(org).write_bytes(
         bytes(b ^ 0x33 if i % 5 == 0 else b for i, b in enumerate(_summary(org).read_bytes()))),
     "LoadGen summary binary": lambda org, out: _summary(org).write_bytes(bytes(range(256)) * 16),
@@ -178,20 +179,51 @@ def build(base: Path, case: str) -> tuple[Path, Path]:
     return org, outside
 
 
-def snapshot(folder: Path) -> dict[str, bytes]:
+def _deep(folder: Path, levels: int) -> None:
+    """`levels` folders inside each other (os.makedirs would recurse once per level)."""
+    path = os.fsencode(folder)
+    for _ in range(levels):
+        path = os.path.join(path, b"d")
+        os.mkdir(path)
+
+
+def _walk(folder: Path):
+    """(path, is_dir, is_link) of everything under `folder`, without recursion."""
+    stack = [os.fsencode(folder)]
+    while stack:
+        with os.scandir(stack.pop()) as entries:
+            for entry in entries:
+                link = entry.is_symlink()
+                is_dir = entry.is_dir(follow_symlinks=False)
+                yield entry.path, is_dir, link
+                if is_dir:
+                    stack.append(entry.path)
+
+
+def snapshot(folder: Path) -> dict[bytes, bytes]:
     """Every entry under `folder` (links by target, files by bytes), to prove nothing changed."""
     seen = {}
-    for dirpath, dirnames, filenames in os.walk(os.fsencode(folder)):
-        for name in dirnames + filenames:
-            path = os.path.join(dirpath, name)
-            if os.path.islink(path):
-                seen[path] = b"link:" + os.readlink(path)
-            elif os.path.isfile(path) and os.path.getsize(path) < 2**20:
-                with open(path, "rb") as handle:
-                    seen[path] = handle.read()
-            else:
-                seen[path] = b"entry"
+    for path, is_dir, link in _walk(folder):
+        if link:
+            seen[path] = b"link:" + os.readlink(path)
+        elif not is_dir and os.path.isfile(path) and os.path.getsize(path) < 2**20:
+            with open(path, "rb") as handle:
+                seen[path] = handle.read()
+        else:
+            seen[path] = b"entry"
     return seen
+
+
+def remove(folder: Path) -> None:
+    """Delete `folder` without recursion (shutil.rmtree recurses once per level)."""
+    folders = [os.fsencode(folder)]
+    for path, is_dir, link in list(_walk(folder)):
+        if is_dir:
+            folders.append(path)
+        else:
+            os.unlink(path)
+    for path in sorted(folders, key=len, reverse=True):
+        os.rmdir(path)
 
 
 class Accesses:

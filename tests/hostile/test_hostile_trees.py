@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from corpus import ACCESSES, CASES, GRAPHCORE, INFERENCE_CASES, build, scratch_left, snapshot  # noqa: E402
+from corpus import ACCESSES, CASES, GRAPHCORE, INFERENCE_CASES, build, remove, scratch_left, snapshot  # noqa: E402
 
 from mlpace import cli  # noqa: E402
 
@@ -96,3 +96,4 @@ def test_every_verb_survives_the_hostile_tree(case, tmp_path, capsys, earlier):
         assert stored_after == stored_before, f"{case!r}: a refused import changed the store"
     else:
         assert all(line in stored_after for line in stored_before.splitlines()[1:-1])
+    remove(tree)          # before pytest's own clean-up, which recurses once per folder level
