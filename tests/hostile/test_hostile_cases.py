@@ -262,3 +262,12 @@ def test_the_file_floor_imports_nothing_of_mlpace_but_its_error_type():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                           env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")})
     assert done.stdout.strip() == "['mlpace', 'mlpace.errors', 'mlpace.io']"
+
+
+def test_a_tree_of_too_many_entries_is_refused_in_one_line(tmp_path, monkeypatch):
+    import mlpace.io
+    monkeypatch.setattr(mlpace.io, "MAX_ENTRIES", 10)       # the real limit is 200,000
+    for i in range(20):
+        (tmp_path / f"f{i}").write_text("x")
+    with pytest.raises(MlpaceError, match="more than 10 files and folders"):
+        SafeTree(tmp_path).files(tmp_path)
