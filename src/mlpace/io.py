@@ -143,9 +143,10 @@ def json_text(data, indent: int | None = 2) -> str:
 
 # --------------------------------------------------------------------------- reading
 
-def _open_no_follow(path: str | os.PathLike, limit: int):
+def open_limited(path: str | os.PathLike, limit: int = MAX_FILE_BYTES):
     """A binary file object for a regular file at `path` (never through a final link), checked
-    against `limit` on the opened file itself, so nothing can be swapped in between."""
+    against `limit` on the opened file itself, so nothing can be swapped in between. The one
+    way mlpace opens a file from a tree."""
     flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
         fd = os.open(path, flags)
@@ -181,7 +182,7 @@ def too_big(path, size: int, limit: int = MAX_FILE_BYTES) -> str:
 
 
 def read_bytes_limited(path: str | os.PathLike, limit: int = MAX_FILE_BYTES) -> bytes:
-    with _open_no_follow(path, limit) as handle:
+    with open_limited(path, limit) as handle:
         data = handle.read(limit + 1)
     if len(data) > limit:      # grew after the check
         raise MlpaceError(too_big(path, len(data), limit))
@@ -205,7 +206,7 @@ def iter_lines_limited(path: str | os.PathLike, limit: int = MAX_FILE_BYTES,
     so memory is bounded by the chunk and the longest line, not the file; the same refusals
     as `read_text_limited` (the size is checked on the opened file before the first line)."""
     decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
-    with _open_no_follow(path, limit) as handle:
+    with open_limited(path, limit) as handle:
         rest = ""
         read = 0
         while True:
