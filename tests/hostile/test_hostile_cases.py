@@ -150,6 +150,15 @@ def test_a_400_digit_time_is_an_undecodable_line_not_an_overflow():
     assert run.bad_lines == 2 and run.minutes is None and run.seed is None
 
 
+def test_loadgen_summary_numbers_that_are_not_numbers_never_raise():
+    """Found by the property test: `[\d.]+` also matches "99.99.90"."""
+    from mlpace.submission.loadgen_log import parse_accuracy_text, parse_summary_text
+    summary = parse_summary_text("Additional Stats\n99.99.90 percentile latency (ns) : 5\n"
+                                 "Mode : x\nfoo : " + "9" * 5000 + "\n")
+    assert summary["latency_percentiles_ns"] == {}
+    assert parse_accuracy_text("accuracy=1e999 target=- result=PASS")["metrics"] == {}
+
+
 def test_json_nested_100000_deep_is_refused_in_one_line(tmp_path):
     path = tmp_path / "deep.json"
     path.write_text("[" * 100_000 + "]" * 100_000)

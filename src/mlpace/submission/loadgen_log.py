@@ -120,8 +120,8 @@ def parse_summary_text(text: str, path: str = "<text>") -> dict:
                 summary["stats"][name] = _number(value)
         elif section == "stats":
             match = _PERCENTILE.match(name)
-            if match:
-                summary["latency_percentiles_ns"][float(match.group(1))] = _number(value)
+            if match and _finite(match.group(1)) is not None:      # not "99.99.90 percentile"
+                summary["latency_percentiles_ns"][_finite(match.group(1))] = _number(value)
             else:
                 summary["stats"][name] = _number(value)
         else:
