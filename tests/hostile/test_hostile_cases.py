@@ -151,7 +151,7 @@ def test_a_400_digit_time_is_an_undecodable_line_not_an_overflow():
 
 
 def test_loadgen_summary_numbers_that_are_not_numbers_never_raise():
-    """Found by the property test: `[\d.]+` also matches "99.99.90"."""
+    """Found by the property test: the percentile pattern also matches "99.99.90"."""
     from mlpace.submission.loadgen_log import parse_accuracy_text, parse_summary_text
     summary = parse_summary_text("Additional Stats\n99.99.90 percentile latency (ns) : 5\n"
                                  "Mode : x\nfoo : " + "9" * 5000 + "\n")
