@@ -1,5 +1,6 @@
 """Property-based tests: arbitrary mutations of real published files give a result or a clear
-MlpaceError, never anything else (hypothesis; example counts kept modest for a 2-core CI)."""
+MlpaceError, never anything else (hypothesis; example counts kept modest for a 2-core CI:
+MLPACE_HYPOTHESIS_EXAMPLES=2000 runs a deeper search)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ TRAINING_LOG = (FIXTURES / "training_v1.0" / "Graphcore" / "results" / "ipu-pod1
 SUMMARY = next(FIXTURES.glob("inference_v1.1/closed/Intel/results/*/*/Server/performance/run_1/"
                              "mlperf_log_summary.txt")).read_bytes()
 ACCURACY = next(FIXTURES.glob("inference_v1.1/closed/*/results/*/*/*/accuracy/accuracy.txt")).read_bytes()
-SETTINGS = settings(max_examples=60, deadline=None,
+SETTINGS = settings(max_examples=int(os.environ.get("MLPACE_HYPOTHESIS_EXAMPLES", 60)), deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
 # Pieces a hostile or broken log is made of: numbers too big for a float, NaN, brackets,
@@ -119,7 +120,7 @@ ENTRIES = st.lists(st.tuples(st.sampled_from(["file", "folder", "link-out", "lin
                                               "dangling", "fifo"]), NAMES), max_size=12)
 
 
-@settings(max_examples=40, deadline=None,
+@settings(max_examples=int(os.environ.get("MLPACE_HYPOTHESIS_EXAMPLES", 40)), deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(entries=ENTRIES, nested=st.booleans())
 def test_tree_walker_lists_only_real_files_and_folders_inside(tmp_path_factory, entries, nested):
