@@ -48,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.handler(args) or 0)
     except MlpaceError as err:
         print(f"error: {printable(err)}", file=sys.stderr)   # one line, whatever a name held
+        for line in err.details:   # a list of problems: one a line, below its short summary
+            print(f"  {printable(line)}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
