@@ -1,7 +1,7 @@
 """Every tree-reading verb against every case of the hostile corpus (tests/hostile/corpus.py).
 
-For each: the exit code is 0, 1 or 2 as documented; an error is one `error:` line, never a
-traceback; nothing outside the tree was read (an audit hook records every open and listing);
+For each: the exit code is 0, 1 or 2 as documented; an error is one `error:` line (with the
+list of problems below it, indented, where there are several), never a traceback; nothing outside the tree was read (an audit hook records every open and listing);
 nothing was written outside --out; the tree is unchanged; and results written before (a
 summary CSV, a store holding another submission) are byte-identical after a refusal.
 """
@@ -53,7 +53,9 @@ def _assert_clean(case, argv, code, out, err, outside, allowed):
         # A batch verb: one line per submission not imported and per file skipped.
         assert all(line.startswith(("error: ", "warning: ")) for line in lines), f"{where}: {err!r}"
     elif code == 2:
-        assert len(lines) == 1 and lines[0].startswith("error: "), f"{where}: {err!r}"
+        # One `error:` line; a list of problems may follow it, one indented line each.
+        assert lines[0].startswith("error: ") and all(line.startswith("  ") for line in lines[1:]), \
+            f"{where}: {err!r}"
     assert not ACCESSES.read_inside(outside), f"{where} read outside the tree: {ACCESSES.read_inside(outside)}"
     assert not ACCESSES.written_outside(allowed), f"{where} wrote {ACCESSES.written_outside(allowed)}"
     assert "STOLEN" not in out + err, f"{where} shows what lies outside the tree"

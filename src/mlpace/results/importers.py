@@ -281,7 +281,7 @@ def _extra_json(result: ResultFolder, name: str) -> dict:
     path = result.extras.get(name)
     if path is None:
         return {}
-    data = loadgen_log.read_json_limited(path)
+    data = read_json_limited(path)
     if not isinstance(data, dict):
         raise ImportFailure(path, "must be a JSON object")
     return data

@@ -33,7 +33,7 @@ from mlpace.submission.loadgen_log import canonical_scenario, parse_accuracy_fil
 from mlpace.rules.divisions import INFERENCE_DIVISION_FOLDERS
 from mlpace.rules.rcp import rcp_verdict
 from mlpace.rules.rounds import WEIGHTS_INIT_DRIFT, Round
-from mlpace.submission.summarize import Summary, TrainingResult, summarize, unreadable_reason
+from mlpace.submission.summarize import Summary, TrainingResult, summarize
 from mlpace.submission.sysinfo import REQUIRED_FIELDS
 from mlpace.submission.tree import find_org_folders
 
@@ -202,7 +202,7 @@ def _check_training_result(report: CheckReport, tree: SafeTree, result: Training
         report.add(where, "olympic scoring", PASS, f"score {result.minutes:.4f} min{extra}")
     division = _division(result)
     if division == "closed" and round_.has_rcp_checks and \
-            not any(unreadable_reason(run) for run in result.runs):
+            not any(_not_read(run) for run in result.runs):
         with tree.safe_copy(folder) as checked:     # the RCP checker opens all it lists
             _official_seed_and_rcp(report, where, checked, result, round_)
 
@@ -371,7 +371,7 @@ def check(root: str | os.PathLike, ruleset: str | None = None, compliance: bool 
     if summary.training and round_:
         if compliance:
             files = [run.path for result in summary.training for run in result.runs
-                     if not unreadable_reason(run)]      # the official checkers get readable logs only
+                     if not _not_read(run)]      # the official checkers get readable logs only
             outcomes = dict(zip(files, _run_compliance(files, round_.ruleset, workers)))
             for result in summary.training:
                 _report_compliance(report, tree, result, round_, outcomes)
@@ -386,6 +386,12 @@ def check(root: str | os.PathLike, ruleset: str | None = None, compliance: bool 
         if (str(path), problem) not in summary.problems:
             report.add(tree.relative(path), "tree", FAIL, problem)
     return report
+
+
+def _not_read(run) -> bool:
+    """A log mlpace refused to read (over the size limit, or lines that would cost the official
+    parser minutes): never handed to the official checkers."""
+    return any(note.startswith("unreadable: ") for note in run.notes)
 
 
 def _report_compliance(report, tree, result: TrainingResult, round_: Round, outcomes) -> None:
