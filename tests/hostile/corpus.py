@@ -10,6 +10,7 @@ scored or stored, the verb read outside the tree it was given.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -65,6 +66,13 @@ def _sparse(path: Path, size: int = OVER_LIMIT) -> None:
         handle.truncate(size)
 
 
+def _edit_system(org: Path, **fields) -> None:
+    path = org / "systems" / f"{SYSTEM}.json"
+    desc = json.loads(path.read_text())
+    desc.update(fields)
+    path.write_text(json.dumps(desc))
+
+
 def _odd_system(org: Path, name: bytes) -> None:
     """A system folder (and its description) whose name is raw bytes."""
     results = os.fsencode(org / "results")
@@ -110,6 +118,8 @@ CASES = {
     "system json nested 100000 deep": lambda org, out: (org / "systems" / f"{SYSTEM}.json").write_text(
         "[" * 100_000 + "]" * 100_000),
     "system json over the size limit": lambda org, out: _sparse(org / "systems" / f"{SYSTEM}.json"),
+    "system json with terminal escapes": lambda org, out: _edit_system(
+        org, system_name="\x1b[2J\x1b[31mPWNED\x07", submitter="ok\rEVIL", framework="[/]x[bold]"),
     "system json is not an object": lambda org, out: (org / "systems" / f"{SYSTEM}.json").write_text("[1, 2]"),
     "system json with NaN": lambda org, out: (org / "systems" / f"{SYSTEM}.json").write_text(
         '{"system_name": NaN, "number_of_nodes": Infinity}'),

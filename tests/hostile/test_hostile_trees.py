@@ -59,6 +59,8 @@ def _assert_clean(case, argv, code, out, err, outside, allowed):
     assert not ACCESSES.read_inside(outside), f"{where} read outside the tree: {ACCESSES.read_inside(outside)}"
     assert not ACCESSES.written_outside(allowed), f"{where} wrote {ACCESSES.written_outside(allowed)}"
     assert "STOLEN" not in out + err, f"{where} shows what lies outside the tree"
+    assert not any(code in out + err for code in ("\x1b[2J", "\x07", "\r")), \
+        f"{where} passed a terminal control sequence from the tree to the terminal"
     assert not scratch_left(), f"{where} left scratch copies behind"
 
 

@@ -54,6 +54,15 @@ def register(subparsers) -> None:
     p.set_defaults(handler=_summarize)
 
 
+def escape(value) -> str:
+    """Text from a tree as it may reach a terminal: no console markup, no control characters
+    (a system description can hold an escape sequence that clears the screen)."""
+    from rich.markup import escape as no_markup
+
+    from mlpace.io import printable
+    return no_markup(printable(value))
+
+
 def _workers(count: int | None) -> int | None:
     """--workers within what one machine can run (a huge count would start that many processes)."""
     if count is not None and not 1 <= count <= 256:
@@ -93,7 +102,6 @@ def _package(args) -> int:
 
 def _check(args) -> int:
     from mlpace.console import make_console as Console
-    from rich.markup import escape    # names from a tree are text, never console markup
     from rich.table import Table
 
     from mlpace.submission.check import FAIL, PASS, WARN, check
@@ -125,7 +133,6 @@ def _check(args) -> int:
 
 def _summarize(args) -> int:
     from mlpace.console import make_console as Console
-    from rich.markup import escape    # names from a tree are text, never console markup
     from rich.table import Table
 
     from mlpace.submission.output import write_csv, write_json
@@ -152,7 +159,8 @@ def _summarize(args) -> int:
             console.print(f"  rule: {line}", style="dim")
         for result in summary.training:
             for note in result.notes:
-                console.print(f"  note: {result.system}/{result.benchmark}: {note}", markup=False)
+                # escaped whole: "box[" + "/" + "]x" escaped apart would join into markup
+                console.print("  note: " + escape(f"{result.system}/{result.benchmark}: {note}"))
     if summary.inference_rows:
         table = Table(title="MLPerf Inference")
         for column in ("division", "submitter", "system", "benchmark", "scenario", "metric",
@@ -168,7 +176,7 @@ def _summarize(args) -> int:
     if not summary.training_rows and not summary.inference_rows:
         console.print(f"no results found under {args.root}", markup=False)
     for path, problem in summary.problems:
-        console.print(f"[yellow]problem:[/] {escape(path)}: {escape(problem)}")
+        console.print("[yellow]problem:[/] " + escape(f"{path}: {problem}"))
     if args.csv:
         for path in write_csv(summary, args.csv):
             console.print(f"wrote {path}", markup=False)
