@@ -82,6 +82,7 @@ def test_every_verb_survives_the_hostile_tree(case, tmp_path, capsys, earlier):
         ["import", str(tree), "--db", url],
         ["package", str(base), "--org", "Packaged", "--out", str(out / "package")],
         ["report", "--db", url, "--out", str(out / "site")],
+        ["results", "--db", url],
     ]
     codes = {}
     for argv in verbs:
