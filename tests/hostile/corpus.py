@@ -119,7 +119,8 @@ CASES = {
         "[" * 100_000 + "]" * 100_000),
     "system json over the size limit": lambda org, out: _sparse(org / "systems" / f"{SYSTEM}.json"),
     "system json with terminal escapes": lambda org, out: _edit_system(
-        org, system_name="\x1b[2J\x1b[31mPWNED\x07", submitter="ok\rEVIL", framework="[/]x[bold]"),
+        org, system_name="\x1b[2J\x1b[31mPWNED\x07", submitter="ok\rEVIL", framework="[/]x[bold]",
+        accelerator_model_name="\x1b[2JACC\x07"),
     "system json is not an object": lambda org, out: (org / "systems" / f"{SYSTEM}.json").write_text("[1, 2]"),
     "system json with NaN": lambda org, out: (org / "systems" / f"{SYSTEM}.json").write_text(
         '{"system_name": NaN, "number_of_nodes": Infinity}'),
