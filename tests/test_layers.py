@@ -3,7 +3,7 @@
 Every `import` counts, at module level or inside a function (a lazy import is still a
 dependency, only a later one). From bottom to top:
 
-    io                          files: imports nothing of mlpace
+    io, errors                  files, and the one error type: import nothing else of mlpace
     rules, errors, words        facts of MLPerf
     submission, results, report read and score logs: no torch, no benchmarks, no harness
     harness                     timed run, logging, seeds: knows only the Workload interface
@@ -78,6 +78,12 @@ def test_the_parser_sees_function_level_and_relative_imports():
     names = imported_names(source, "mlpace.submission.check")
     assert {"os", "mlpace.harness", "mlpace.harness.runs", "mlpace.submission.tree"} <= names
     assert within("mlpace.harness.runs", "mlpace.harness") and not within("mlpace.harnessx", "mlpace.harness")
+
+
+def test_io_imports_nothing_of_mlpace_but_its_error():
+    """The bottom floor: io raises MlpaceError (one `error:` line), and errors is a leaf."""
+    assert [v for v in violations("mlpace.io", ["mlpace"]) if " imports mlpace.errors" not in v] == []
+    assert violations("mlpace.errors", ["mlpace"]) == []
 
 
 def test_benchmarks_train_on_the_harness_and_serve_through_their_serve_modules():

@@ -51,7 +51,7 @@ def test_names_that_become_paths_are_single_safe_components(tmp_path, capsys, mo
 
 
 def test_a_system_name_from_a_system_description_file_is_checked_too(tmp_path):
-    from mlpace.harness.runs import TrainRequest, train_result
+    from mlpace.training.runs import TrainRequest, train_result
     req = TrainRequest(benchmark="resnet", scale="mini", runs=1, out=tmp_path / "OUT",
                        system_overrides={"system_name": "../../escaped"}, max_epochs=0)
     with pytest.raises(MlpaceError, match="system name"):
