@@ -32,7 +32,7 @@ def test_validate_exits_1_when_the_benchmark_breaks(capsys, monkeypatch):
     # A benchmark change that breaks model building (an embedding size the bottom MLP cannot
     # end in): the training check fails, the verdict says so, the exit is 1.
     monkeypatch.setattr("mlpace.benchmarks.dlrm.tiny_config", lambda scale, root: {
-        "mini_rows_per_day": 2000, "mini_eval_rows": 500, "embedding_dim": -1})
+        "mini_rows_per_day": 2000, "mini_eval_rows": 500, "embedding_dim": 7})
     assert main(["validate", "dlrm", "--scale", "mini"]) == 1
     lines = capsys.readouterr().out.splitlines()
     assert lines[-2].startswith("FAIL") and "training steps" in lines[-2], lines
