@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from mlpace.errors import MlpaceError
-from mlpace.submission.output import write_csv, write_json
+from mlpace.submission.output import write_summary_csv, write_summary_json
 from mlpace.rules.rounds import round_for_ruleset, round_from_path, round_from_time
 from mlpace.submission.summarize import summarize
 
@@ -78,13 +78,13 @@ def test_official_table_columns(v10_summary):
 
 
 def test_csv_and_json(v10_summary, tmp_path):
-    [path] = write_csv(v10_summary, tmp_path / "table.csv")
+    [path] = write_summary_csv(v10_summary, tmp_path / "table.csv")
     with open(path) as handle:
         rows = list(csv.DictReader(handle))
     assert list(rows[0])[:4] == ["division", "availability", "submitter", "system"]
     google = next(r for r in rows if r["system"] == "tpu-v4-128")
     assert float(google["bert"]) == OFFICIAL[("tpu-v4-128-TF", "bert")]
-    data = json.loads(write_json(v10_summary, tmp_path / "s.json").read_text())
+    data = json.loads(write_summary_json(v10_summary, tmp_path / "s.json").read_text())
     assert data["ruleset"] == "1.0.0" and data["rules_applied"]
     details = {(d["system"], d["benchmark"]): d for d in data["training_details"]}
     mxnet_resnet = details[("dgxa100_ngc21.05_mxnet", "resnet")]

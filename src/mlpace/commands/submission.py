@@ -135,7 +135,7 @@ def _summarize(args) -> int:
     from mlpace.console import make_console as Console
     from rich.table import Table
 
-    from mlpace.submission.output import write_csv, write_json
+    from mlpace.submission.output import write_summary_csv, write_summary_json
     from mlpace.submission.summarize import summarize
     summary = summarize(args.root, ruleset=args.ruleset, workers=_workers(args.workers))
     console = Console()
@@ -178,8 +178,8 @@ def _summarize(args) -> int:
     for path, problem in summary.problems:
         console.print("[yellow]problem:[/] " + escape(f"{path}: {problem}"))
     if args.csv:
-        for path in write_csv(summary, args.csv):
+        for path in write_summary_csv(summary, args.csv):
             console.print(f"wrote {path}", markup=False)
     if args.json:
-        console.print(f"wrote {write_json(summary, args.json)}", markup=False)
+        console.print(f"wrote {write_summary_json(summary, args.json)}", markup=False)
     return 0

@@ -33,7 +33,7 @@ def inference_csv(summary: Summary) -> str:
     return _csv_text(INFERENCE_COLUMNS, summary.inference_rows)
 
 
-def write_csv(summary: Summary, path: str | os.PathLike) -> list[Path]:
+def write_summary_csv(summary: Summary, path: str | os.PathLike) -> list[Path]:
     """Training table to `path`; inference to `path` too when there is no training, else to
     `<stem>_inference.csv` beside it."""
     path = Path(path)
@@ -46,5 +46,5 @@ def write_csv(summary: Summary, path: str | os.PathLike) -> list[Path]:
     return written
 
 
-def write_json(summary: Summary, path: str | os.PathLike) -> Path:
+def write_summary_json(summary: Summary, path: str | os.PathLike) -> Path:
     return write_atomic(path, json_text(summary.to_json()))
