@@ -58,7 +58,7 @@ def main(argv=None) -> int:
 
     from mlpace.inference import models
     from mlpace.inference.runner import RunOptions, calibrate, default_user_settings, run_test
-    from mlpace.inference.suite import V1_1_SCENARIOS
+    from mlpace.rules.inference import scenarios_of
 
     torch.set_num_threads(args.threads)
     results = {"threads": args.threads, "device": args.device, "cpu_count": os.cpu_count(), "benchmarks": {}}
@@ -84,7 +84,7 @@ def main(argv=None) -> int:
                "mlpace_offline_samples_per_cpu_s": round(offline_cpu, 1),
                "cpu_ratio": round(offline_cpu / naive_cpu, 2),
                "workers": offline["workers"], "scenarios": {}}
-        for scenario in V1_1_SCENARIOS[name]:
+        for scenario in scenarios_of(name):
             if scenario == "Offline":
                 continue
             settings = {**default_user_settings(scenario, calibration), "min_duration": ms}

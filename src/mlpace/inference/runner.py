@@ -6,8 +6,9 @@
     <out>/<division>/<org>/systems/<system>.json
 
 LoadGen's own files land in the run folder; mlpace adds `mlpace_summary.json` (the parsed
-summary plus what mlpace knows: quick or not, errors, accuracy) and, in accuracy mode,
-`accuracy.txt` in the format of the reference accuracy scripts plus the target and pass/fail.
+summary plus what mlpace knows: quick or not, errors, accuracy target and verdict) and, in
+accuracy mode, `accuracy.txt` exactly as the official accuracy scripts print it, with the
+accuracy log's hash. `mlpace package` keeps mlpace_summary.json out of the submission tree.
 
 The watchdog: LoadGen blocks until every query it issued is answered, so a hung or very slow
 SUT would hang it. The test runs in a thread; past its deadline the SUT is aborted (all
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import threading
 import time
 from dataclasses import dataclass
@@ -85,30 +85,42 @@ def _decode_accuracy_log(path: Path, dtype: str) -> dict[int, np.ndarray]:
     return {int(e["qsl_idx"]): np.frombuffer(bytes.fromhex(e["data"]), dtype=dtype) for e in entries}
 
 
-# The headline each reference accuracy script prints, and its unit (percent for most): the
-# submission checker and parsers of published results read these exact forms.
-HEADLINES = {
-    "accuracy": ("accuracy={:.3f}%", 100.0),
-    "mAP": ("mAP={:.3f}%", 100.0),
-    "AUC": ("AUC={:.3f}", 100.0),
-    "f1": ('{{"f1": {:.3f}}}', 100.0),
-    "WER": ("Word Error Rate: {:.4f}%", 100.0),
-    "DICE": ("Accuracy: mean = {:.5f}", 1.0),
-}
+def accuracy_headline(task: InferenceTask, outputs: dict[int, np.ndarray], score: float) -> str:
+    """The line the official accuracy script of the benchmark prints, in its exact form: the
+    submission checker reads these (its ACC_PATTERN regexes), and so do parsers of published
+    results. Scores are fractions in mlpace; the scripts print percent (DICE: a fraction)."""
+    seen, total = len(outputs), task.total
+    if task.metric == "accuracy":       # accuracy-imagenet.py
+        good = round(score * seen)
+        return f"accuracy={score * 100:.3f}%, good={good}, total={total}"
+    if task.metric == "mAP":            # accuracy-coco.py
+        return f"mAP={score * 100:.3f}%"
+    if task.metric == "AUC":            # accuracy-dlrm.py
+        return f"AUC={score * 100:.3f}"
+    if task.metric == "f1":             # accuracy-squad.py prints json.dumps of both figures
+        extra = task.extra_scores(outputs) if task.extra_scores else {}
+        exact = extra.get("exact_match", float("nan"))
+        return json.dumps({"exact_match": exact * 100, "f1": score * 100})
+    if task.metric == "WER":            # rnnt's accuracy_eval.py
+        return f"Word Error Rate: {score * 100}%, accuracy={(1 - score) * 100}%"
+    if task.metric == "DICE":           # 3d-unet's accuracy script
+        return f"Accuracy: mean = {score:.5f}"
+    raise MlpaceError(f"no official accuracy format for metric {task.metric!r}")
 
 
 def score_accuracy(task: InferenceTask, folder: Path, fraction: float) -> dict:
-    """Decode `mlperf_log_accuracy.json`, score it, write `accuracy.txt`; return the figures."""
+    """Decode `mlperf_log_accuracy.json`, score it, write `accuracy.txt`; return the figures.
+
+    accuracy.txt holds what the official accuracy script prints and the log's hash (as the
+    official truncate_accuracy_log.py appends it); mlpace's own target and verdict (relative to
+    the FP32 model) go to `mlpace_summary.json` only: a result file never states its verdict."""
     log_path = folder / "mlperf_log_accuracy.json"
     outputs = _decode_accuracy_log(log_path, task.output_dtype)
     missing = task.total - len(outputs)
     score = float(task.score(outputs)) if outputs else float("nan")
     target = task.target_value(fraction)
     passed = bool(outputs) and missing == 0 and task.passes(score, fraction)
-    form, unit = HEADLINES[task.metric]
-    lines = [form.format(score * unit) + f", samples={len(outputs)}, total={task.total}",
-             f"fp32_reference={task.reference_score * unit:.5f}, target={target * unit:.5f} "
-             f"({fraction * 100:g}% of fp32), result={'PASS' if passed else 'FAIL'}",
+    lines = [accuracy_headline(task, outputs, score),
              f"hash={hashlib.sha256(log_path.read_bytes()).hexdigest()}"]
     write_atomic(folder / "accuracy.txt", "\n".join(lines) + "\n")
     return {"metric": task.metric, "score": score, "samples": len(outputs), "target": target,
@@ -126,7 +138,7 @@ def run_test(task: InferenceTask, scenario: str, mode: str, options: RunOptions)
     folder.mkdir(parents=True, exist_ok=True)
     measure = measurements_dir(options, benchmark, scenario)
     measure.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(conf.rules_path(), measure / "mlperf.conf")
+    write_atomic(measure / "mlperf.conf", conf.rules_text())
     values = user_values(task, scenario, options)
     conf.write_user_conf(measure / "user.conf", task.loadgen_model, scenario, values)
     resolved = conf.resolve(task.loadgen_model, scenario,

@@ -12,7 +12,6 @@ are errors.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 from mlpace.errors import MlpaceError
@@ -33,9 +32,10 @@ QUICK_OVERRIDES = {"min_duration": 1000, "min_query_count": 64}
 QUICK_MULTISTREAM_QUERIES = 16
 
 
-def rules_path() -> Path:
-    """The v1.1 mlperf.conf shipped with mlpace (package data)."""
-    return Path(str(resources.files("mlpace.inference") / "mlperf_v1_1.conf"))
+def rules_text() -> str:
+    """The v1.1 mlperf.conf, generated from the rules (`mlpace.rules.inference`)."""
+    from mlpace.rules.inference import mlperf_conf_text
+    return mlperf_conf_text()
 
 
 def parse_conf(text: str, source: str = "config") -> dict[str, str]:
@@ -83,7 +83,7 @@ def resolve(model: str, scenario: str, user_conf: dict[str, str],
     """mlperf.conf rules, then user.conf on top, for one model and scenario."""
     if scenario not in SCENARIOS:
         raise MlpaceError(f"unknown scenario {scenario!r}; choose one of {', '.join(SCENARIOS)}")
-    rules = rules if rules is not None else parse_conf(rules_path().read_text(), "mlperf.conf")
+    rules = rules if rules is not None else parse_conf(rules_text(), "mlperf.conf")
     resolved = ResolvedSettings(model, scenario)
     for conf in (rules, user_conf):
         for key in sorted(_keys_for(conf, model, scenario)):

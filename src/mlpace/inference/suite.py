@@ -9,6 +9,7 @@ performance and/or accuracy mode. The records are printed as a table and written
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
@@ -16,18 +17,7 @@ from typing import Callable
 from mlpace.errors import MlpaceError
 from mlpace.inference import models
 from mlpace.inference.runner import RunOptions, calibrate, default_user_settings, run_test, write_json
-from mlpace.inference.settings import SCENARIOS
-
-# The scenarios each benchmark had in MLPerf Inference v1.1 (datacenter and edge together).
-V1_1_SCENARIOS = {
-    "resnet50": SCENARIOS,
-    "ssd-mobilenet": ["SingleStream", "MultiStream", "Offline"],
-    "ssd-resnet34": SCENARIOS,
-    "bert": ["SingleStream", "Server", "Offline"],
-    "dlrm": ["Server", "Offline"],
-    "3d-unet": ["SingleStream", "Offline"],
-    "rnnt": ["SingleStream", "Server", "Offline"],
-}
+from mlpace.rules import inference as rules
 
 
 @dataclass
@@ -42,7 +32,7 @@ class InferRequest:
 
 
 def scenarios_for(name: str, asked: list[str] | None) -> list[str]:
-    allowed = V1_1_SCENARIOS[name]
+    allowed = rules.scenarios_of(name)
     if not asked:
         return list(allowed)
     wrong = [s for s in asked if s not in allowed]
@@ -50,6 +40,34 @@ def scenarios_for(name: str, asked: list[str] | None) -> list[str]:
         raise MlpaceError(f"{name} has no {', '.join(wrong)} scenario in MLPerf Inference v1.1 "
                           f"(it has {', '.join(allowed)})")
     return asked
+
+
+def reproduce_command(request: InferRequest, name: str, scenario: str) -> str:
+    """The `mlpace infer` command line that repeats one benchmark and scenario of `request`
+    (for the submission's measurements README)."""
+    build, run = request.build, request.run
+    parts = ["mlpace", "infer", name, "--scenario", scenario, "--scale", build.scale,
+             "--accuracy-target", f"{request.target_fraction * 100:g}",
+             "--backend", build.backend, "--device", build.device, "--precision", build.precision,
+             "--threads", str(build.threads), "--division", run.division, "--org", run.org,
+             "--system", run.system]
+    modes = request.modes
+    parts += ["--mode", "both" if len(modes) == 2 else modes[0]]
+    for flag, value in (("--data-dir", build.data_dir), ("--checkpoint", build.checkpoint),
+                        ("--limit", build.limit), ("--workers", run.workers),
+                        ("--max-batch", run.max_batch), ("--timeout", run.timeout_s)):
+        if value is not None:
+            parts += [flag, str(value)]
+    user = run.user_settings or {}
+    for key, flag in (("target_qps", "--target-qps"), ("target_latency", "--target-latency")):
+        if key in user:
+            parts += [flag, str(user[key])]
+    parts += [f"--set={key}={value}" for key, value in build.train_overrides.items()]
+    if run.quick:
+        parts.append("--quick")
+    if request.find_peak:
+        parts.append("--find-peak")
+    return " ".join(shlex.quote(p) for p in parts)
 
 
 def write_system_description(options: RunOptions) -> Path:
@@ -66,10 +84,10 @@ def infer(request: InferRequest, log: Callable[[str], None] = print) -> list[dic
     from mlpace.inference.peak import find_peak_offline, find_peak_server
 
     for name in request.benchmarks:   # fail before any work when a benchmark is unknown or unavailable
-        binding = models.get_binding(name)
-        if request.target_fraction not in binding.TARGETS:
+        models.get_binding(name)
+        if request.target_fraction not in rules.fractions(name):
             raise MlpaceError(f"{name} has accuracy targets "
-                              f"{', '.join(f'{t * 100:g}' for t in binding.TARGETS)} % only")
+                              f"{', '.join(f'{t * 100:g}' for t in rules.fractions(name))} % only")
     plan = [(name, scenarios_for(name, request.scenarios)) for name in request.benchmarks]
     write_system_description(request.run)
     records: list[dict] = []
@@ -100,6 +118,13 @@ def infer(request: InferRequest, log: Callable[[str], None] = print) -> list[dic
                     record = run_test(task, scenario, mode, options)
                 record["model_training"] = training
                 record["fp32_reference_score"] = task.reference_score
+                record["scale"] = request.build.scale
+                record["build"] = {"scale": request.build.scale, "backend": request.build.backend,
+                                   "device": request.build.device, "precision": request.build.precision,
+                                   "checkpoint": str(request.build.checkpoint) if request.build.checkpoint else None}
+                record["command"] = reproduce_command(request, name, scenario)
+                if record.get("folder") and Path(record["folder"]).is_dir():
+                    write_json(Path(record["folder"]) / "mlpace_summary.json", record)
                 records.append(record)
                 if record.get("error"):
                     log(f"  {record['result']}: {record['error']} (logs in {record['folder']})")
