@@ -1,6 +1,6 @@
 """`mlpace check` and the official MLPerf Inference v1.1 submission checker agree on every tree.
 
-The accepted tree is a real `mlpace infer` result (resnet50 Offline, full length, open
+The accepted tree is a real `mlpace infer` result (resnet50 SingleStream, full length, open
 division; tests/data/mlpace/README.md says how it was made) packaged by `mlpace package`.
 Every other tree is that one with exactly one defect, one for each reason the official checker
 rejected mlpace's trees (issue 18): both checkers must reject each. The official checker runs
@@ -29,7 +29,8 @@ from mlpace.submission.package import package
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 CHECKER_DIR = DATA / "official" / "inference-v1.1-submission-checker"
-RUN = DATA / "mlpace" / "infer-resnet50-offline-full"        # `mlpace infer` output, as written
+RUN = DATA / "mlpace" / "infer-resnet50-singlestream-full"   # `mlpace infer` output, as written
+QUICK = DATA / "mlpace" / "infer-resnet50-offline-quick"     # a --quick Offline run
 PUBLISHED = DATA / "mlperf" / "inference_v1.1"
 SYSTEM_DESC = {   # what a user gives `package --system-desc` for the fields mlpace cannot detect
     "host_processor_interconnect": "N/A (one socket)", "host_storage_type": "SSD",
@@ -86,7 +87,7 @@ def org(root: Path) -> Path:
     return next(root.glob("*/" + ORG))
 
 
-def result(root: Path, scenario: str = "Offline") -> Path:
+def result(root: Path, scenario: str = "SingleStream") -> Path:
     return next(org(root).glob(f"results/*/resnet50/{scenario}"))
 
 
@@ -147,7 +148,7 @@ def test_package_writes_only_the_official_files(accepted):
     assert perf == ["mlperf_log_detail.txt", "mlperf_log_summary.txt"]      # no mlpace_summary.json
     acc = result(accepted) / "accuracy"
     assert sorted(p.name for p in acc.iterdir()) == sorted(rules.ACCURACY_FILES)
-    full = next(RUN.glob("*/*/results/*/resnet50/Offline/accuracy/mlperf_log_accuracy.json")).read_bytes()
+    full = next(RUN.glob("*/*/results/*/resnet50/SingleStream/accuracy/mlperf_log_accuracy.json")).read_bytes()
     assert len(full) > rules.MAX_ACCURACY_LOG_BYTES                          # so truncation is exercised
     packed = (acc / "mlperf_log_accuracy.json").read_bytes()
     assert packed == full[:4096] + b"\n\n...\n\n" + full[-4096:]             # as truncate_accuracy_log.py
@@ -155,10 +156,10 @@ def test_package_writes_only_the_official_files(accepted):
     desc = json.loads(next((root / "systems").glob("*.json")).read_text())
     assert (desc["status"], desc["system_type"], desc["division"]) == ("available", "edge", "open")
     assert all(desc[f] not in ("", None) for f in rules.SYSTEM_REQUIRED_FIELDS)
-    measured = next(root.glob("measurements/*/resnet50/Offline"))
-    record = json.loads(next(RUN.glob("*/*/results/*/resnet50/Offline/performance/run_1/"
+    measured = next(root.glob("measurements/*/resnet50/SingleStream"))
+    record = json.loads(next(RUN.glob("*/*/results/*/resnet50/SingleStream/performance/run_1/"
                                       "mlpace_summary.json")).read_text())
-    assert record["command"].startswith("mlpace infer resnet50 --scenario Offline")
+    assert record["command"].startswith("mlpace infer resnet50 --scenario SingleStream")
     assert record["command"] in (measured / "README.md").read_text()        # the exact command
     assert (root / "code" / "resnet50" / "README.md").is_file()
 
@@ -194,7 +195,7 @@ def test_mlpace_files_in_the_official_tree_are_rejected(tree):
 @pytest.mark.parametrize("name, official_says", [
     ("README.md", "is missing README.md"), ("box.json", "is missing box*.json")])
 def test_incomplete_measurements_are_rejected(tree, name, official_says):
-    measured = next(org(tree).glob("measurements/*/resnet50/Offline"))
+    measured = next(org(tree).glob("measurements/*/resnet50/SingleStream"))
     target = measured / name if name != "box.json" else next(p for p in measured.glob("*.json"))
     official_says = official_says.replace("box", target.stem) if name == "box.json" else official_says
     target.unlink()
@@ -202,7 +203,7 @@ def test_incomplete_measurements_are_rejected(tree, name, official_says):
 
 
 def test_untruncated_accuracy_log_is_rejected(tree):
-    full = next(RUN.glob("*/*/results/*/resnet50/Offline/accuracy/mlperf_log_accuracy.json"))
+    full = next(RUN.glob("*/*/results/*/resnet50/SingleStream/accuracy/mlperf_log_accuracy.json"))
     shutil.copyfile(full, result(tree) / "accuracy" / "mlperf_log_accuracy.json")
     assert_both_reject(tree, "mlperf_log_accuracy.json is not truncated", "accuracy log")
 
@@ -214,13 +215,14 @@ def test_accuracy_without_hash_is_rejected(tree):
 
 
 def test_scenario_without_accuracy_run_is_rejected(tree):
+    """A SingleStream result needs its accuracy run as much as an Offline one."""
     (result(tree) / "accuracy" / "accuracy.txt").unlink()
     assert_both_reject(tree, "has no accuracy.txt", "accuracy run")
 
 
 @pytest.mark.parametrize("key, value, official_says", [
     ("effective_performance_sample_count", 1000, "performance_sample_count, found 1000, needs to be >= 1024"),
-    ("effective_samples_per_query", 4829, "Required minimum samples per query not met"),
+    ("effective_min_query_count", 64, "Required minimum Query Count not met"),
     ("effective_min_duration_ms", 60000, "Test duration lesser than 600s"),
     ("effective_qsl_rng_seed", 12786827339337101903, "qsl_rng_seed is wrong"),
     ("result_validity", "INVALID", "performance/run_1 has issues"),
@@ -228,6 +230,14 @@ def test_scenario_without_accuracy_run_is_rejected(tree):
 def test_loadgen_rule_breaches_are_rejected(tree, key, value, official_says):
     set_detail(result(tree) / "performance" / "run_1" / "mlperf_log_detail.txt", key, value)
     assert_both_reject(tree, official_says, "LoadGen validity" if key == "result_validity" else "v1.1 run rules")
+
+
+def test_quick_offline_run_is_rejected(tmp_path):
+    """A --quick run: one short Offline query, below 24,576 samples and 600 s."""
+    package([QUICK], ORG, tmp_path / "sub", overrides=SYSTEM_DESC, system_type="edge")
+    assert_both_reject(tmp_path / "sub", "Required minimum samples per query not met", "v1.1 run rules")
+    reasons = " ".join(failed(mlpace(tmp_path / "sub"))["v1.1 run rules"])
+    assert "samples per Offline query is 2111" in reasons and "min_duration (ms) is 1000" in reasons
 
 
 def test_closed_result_needs_compliance_audits(tree):
@@ -261,7 +271,7 @@ def test_rnnt_accuracy_sign_follows_the_metric(tree):
     results = org(tree) / "results"
     system = next(results.iterdir())
     os.rename(system / "resnet50", system / "rnnt")
-    acc = system / "rnnt" / "Offline" / "accuracy" / "accuracy.txt"
+    acc = system / "rnnt" / "SingleStream" / "accuracy" / "accuracy.txt"
     digest = acc.read_text().splitlines()[-1]
     acc.write_text(f"Word Error Rate: 7.5%, accuracy=92.5%\n{digest}\n")
     [finding] = [f for f in mlpace(tree).findings if f.rule == "accuracy target"]
