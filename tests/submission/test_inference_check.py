@@ -17,6 +17,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -46,9 +47,10 @@ ORG = "MyOrg"
 
 def official(root: Path) -> tuple[bool, list[str], str]:
     """(accepted, ERROR lines, output) of the official v1.1 checker on `root`."""
-    done = subprocess.run([sys.executable, str(CHECKER_DIR / "submission-checker.py"), "--input", str(root),
-                           "--version", "v1.1", "--csv", str(root.parent / f"{root.name}-summary.csv")],
-                          capture_output=True, text=True, timeout=120)
+    with tempfile.TemporaryDirectory() as scratch:      # it writes a CSV summary: never into a tree
+        done = subprocess.run([sys.executable, str(CHECKER_DIR / "submission-checker.py"), "--input",
+                               str(root), "--version", "v1.1", "--csv", str(Path(scratch) / "summary.csv")],
+                              capture_output=True, text=True, timeout=120)
     output = done.stdout + done.stderr
     errors = [line for line in output.splitlines() if " ERROR] " in line or line.startswith("ERROR:")]
     accepted = done.returncode == 0 and not errors and "SUMMARY: submission looks OK" in output

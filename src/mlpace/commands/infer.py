@@ -6,8 +6,7 @@ import argparse
 from pathlib import Path
 
 from mlpace.errors import MlpaceError
-
-SCENARIO_CHOICES = ["SingleStream", "MultiStream", "Server", "Offline"]
+from mlpace.rules.inference import SCENARIOS as SCENARIO_CHOICES   # the rules are data: cheap to import
 
 
 def register(subparsers) -> None:

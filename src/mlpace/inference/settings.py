@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlpace.errors import MlpaceError
+from mlpace.rules import inference as rules
 
-SCENARIOS = ["SingleStream", "MultiStream", "Server", "Offline"]
+SCENARIOS = list(rules.SCENARIOS)
 MODES = ["performance", "accuracy"]
 
 # Keys a v1.1 mlperf.conf holds that today's LoadGen no longer has a setting for.
@@ -34,8 +35,7 @@ QUICK_MULTISTREAM_QUERIES = 16
 
 def rules_text() -> str:
     """The v1.1 mlperf.conf, generated from the rules (`mlpace.rules.inference`)."""
-    from mlpace.rules.inference import mlperf_conf_text
-    return mlperf_conf_text()
+    return rules.mlperf_conf_text()
 
 
 def parse_conf(text: str, source: str = "config") -> dict[str, str]:

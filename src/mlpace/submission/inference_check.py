@@ -287,7 +287,7 @@ def _check_performance(state: _Org, spec: rules.InferenceModel | None, scenario:
             problems.append(f"{what} is {have}; v1.1 needs at least {need}")
 
     at_least("effective_performance_sample_count", spec.performance_sample_count, "performance_sample_count")
-    if spec is not None and scenario in spec.min_queries:
+    if scenario in spec.min_queries:
         at_least("effective_min_query_count", spec.min_queries[scenario], "min_query_count")
     if ran == "Offline":
         at_least("effective_samples_per_query", rules.OFFLINE_MIN_SAMPLES, "samples per Offline query")
