@@ -256,7 +256,7 @@ def test_closed_accuracy_at_98_percent_fails_whatever_the_file_says(tree):
                     "fp32_reference=76.460, target=74.930 (98% of fp32), result=PASS\n" + "\n".join(digest) + "\n")
     assert_both_reject(tree, "accuracy not valid", "accuracy target")
     [finding] = [f for f in mlpace(tree).findings if f.rule == "accuracy target"]
-    assert "74.93 < 75.6954" in finding.reason
+    assert "accuracy = 74.931 < 75.6954" in finding.reason
 
 
 def test_closed_accuracy_is_read_in_the_official_format_only(tree):

@@ -234,7 +234,7 @@ def _check_accuracy(state: _Org, spec: rules.InferenceModel | None, folder: Path
     except MlpaceError as err:
         state.add(text_path, "accuracy", FAIL, str(err))
         return
-    label = "accuracy (100 - WER)" if spec.metric == "WER" else spec.metric
+    label = {"acc": "accuracy", "WER": "accuracy (100 - WER)"}.get(spec.metric, spec.metric)
     if value is None:
         # The official checker finds no figure: closed results fail, open ones are taken as they are.
         state.add(text_path, "accuracy", FAIL if state.closed else WARN,
