@@ -303,7 +303,7 @@ def test_package_refuses_empty_system_fields_instead_of_filling_them(tmp_path):
     with pytest.raises(MlpaceError, match="host_networking.* missing or empty"):
         package([RUN], ORG, tmp_path / "sub", overrides={**SYSTEM_DESC, "host_networking": ""},
                 system_type="edge")
-    with pytest.raises(MlpaceError, match="system_type"):
+    with pytest.raises(MlpaceError, match="no system_type; pass --system-type"):
         package([RUN], ORG, tmp_path / "sub2", overrides=SYSTEM_DESC)
     assert not (tmp_path / "sub" / "open").exists() and not (tmp_path / "sub2" / "open").exists()
 

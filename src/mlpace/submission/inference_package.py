@@ -76,7 +76,11 @@ def system_description(source_org: Path, system: str, org: str, division: str, s
     known = set(rules.SYSTEM_REQUIRED_FIELDS) | set(rules.SYSTEM_POWER_FIELDS)
     desc = {key: value for key, value in desc.items() if key in known}    # training-only fields
     problems = []
-    empty = [f for f in rules.SYSTEM_REQUIRED_FIELDS if desc.get(f) in (None, "", [], {})]
+    empty = [f for f in rules.SYSTEM_REQUIRED_FIELDS
+             if f != "system_type" and desc.get(f) in (None, "", [], {})]
+    if not desc.get("system_type"):
+        problems.append(f"systems/{system}.json: no system_type; pass --system-type "
+                        f"{'|'.join(rules.SYSTEM_TYPES[:3])}")
     if empty:
         problems.append(f"systems/{system}.json: {', '.join(empty)} missing or empty; give them in "
                         "--system-desc FILE (start from `mlpace sysinfo --out FILE`)")
