@@ -332,6 +332,9 @@ def test_rules_match_the_official_checker():
         assert {s: n for s, n in config["min-queries"][cls].items()} == model.min_queries
         assert config["latency-constraint"].get(cls, {}) == model.latency_ns
         assert official_.Config("v1.1", None).get_mlperf_model(model.name) == cls
+    for name in ("efficientnet-lite0-quantized", "mobilenet-v2-1.0-224", "ssd-resnet50-fpn", "yolo-v3",
+                 "mobilenet", "resnet", "bert-99.9", "my-own-net"):           # open-division names
+        assert official_.Config("v1.1", None).get_mlperf_model(name) == rules.mlperf_class(name), name
     assert config["seeds"] == rules.SEEDS
     for system_type in ("datacenter", "edge", "datacenter,edge"):
         key = system_type.replace(",", "-")

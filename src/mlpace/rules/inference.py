@@ -139,8 +139,12 @@ MODELS: dict[str, InferenceModel] = {m.name: m for m in [
            ("SingleStream", "Offline")),
     _model("rnnt", "rnnt", "rnnt", "rnnt", 0.99, "WER", 100 - 7.452, 2513, _SS_SV_OFF),
 ]}
-# Other folder names the checker maps to a model class (its `model_mapping`).
+# Other folder names the checker maps to a model class (its `model_mapping`), and the open-
+# division names it guesses a class for (`get_mlperf_model`): first matching fragment wins.
 CLASS_ALIASES = {"mobilenet": "resnet"}
+OPEN_NAME_GUESSES = (("ssdlite", "ssd-small"), ("ssd-inception", "ssd-small"), ("yolo", "ssd-small"),
+                     ("ssd-mobilenet", "ssd-small"), ("ssd-resnet50", "ssd-small"),
+                     ("mobilenet", "resnet"), ("efficientnet", "resnet"), ("rcnn", "ssd-small"))
 
 # Scenarios each model class must (required) or may (optional) have, by system type.
 _EDGE = {"resnet": ["SingleStream", "Offline"], "ssd-small": ["SingleStream", "Offline"],
@@ -203,7 +207,12 @@ def mlperf_class(folder: str) -> str:
     """The checker's model class of a result folder name (`get_mlperf_model`), else the name."""
     if folder in MODELS:
         return MODELS[folder].mlperf_class
-    return CLASS_ALIASES.get(folder, folder)
+    if folder in {m.mlperf_class for m in MODELS.values()}:
+        return folder
+    if folder in CLASS_ALIASES:
+        return CLASS_ALIASES[folder]
+    guessed = next((cls for fragment, cls in OPEN_NAME_GUESSES if fragment in folder), folder)
+    return CLASS_ALIASES.get(guessed, guessed)
 
 
 def model_by_class(mlperf_class_name: str) -> InferenceModel | None:
