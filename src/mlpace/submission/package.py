@@ -11,8 +11,9 @@ the layout the official v1.1 submission checker reads (see `mlpace.submission.in
 
 Nothing is written unless the whole set is acceptable: a benchmark with the wrong number of
 runs for its round, a run from another division, a system description with missing or empty
-fields, or an unsafe name stops packaging with every reason listed. The tree is built in a temporary folder beside `--out` and renamed into place,
-so an existing submission is never overwritten or left half-written.
+fields, or an unsafe name stops packaging with every reason listed. The tree is built in a
+temporary folder beside `--out` and renamed into place, so an existing submission is never
+overwritten or left half-written.
 """
 
 from __future__ import annotations
