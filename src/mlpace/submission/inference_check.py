@@ -143,6 +143,9 @@ def _check_scenario(state: _Org, system: str, model: str, mlperf_class: str, sce
     _check_measurements(state, system, model, folder.name, folder)
     _check_accuracy(state, spec, folder / "accuracy")
     valid = _check_performance(state, spec, scenario, folder / "performance" / "run_1")
+    if (folder / "performance" / "power").is_dir():
+        state.add(folder / "performance" / "power", "power", WARN, "power measurements are not checked "
+                  "by mlpace: run the official checker on this tree")
     if state.closed:
         _check_compliance(state, mlperf_class, scenario,
                           state.org / "compliance" / system / model / folder.name, folder)
