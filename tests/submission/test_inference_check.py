@@ -1,7 +1,8 @@
 """`mlpace check` and the official MLPerf Inference v1.1 submission checker agree on every tree.
 
-The accepted tree is a real `mlpace infer` result (resnet50 SingleStream, full length, open
-division; tests/data/mlpace/README.md says how it was made) packaged by `mlpace package`.
+The accepted tree is two real `mlpace infer` results (resnet50 SingleStream and Offline, full
+length, open division; tests/data/mlpace/README.md says how they were made) packaged by
+`mlpace package`.
 Every other tree is that one with exactly one defect, one for each reason the official checker
 rejected mlpace's trees (issue 18): both checkers must reject each. The official checker runs
 unchanged, as a subprocess, from its copy in tests/data/official/. "Rejected" is what MLCommons
@@ -31,6 +32,7 @@ from mlpace.submission.package import package
 DATA = Path(__file__).resolve().parents[1] / "data"
 CHECKER_DIR = DATA / "official" / "inference-v1.1-submission-checker"
 RUN = DATA / "mlpace" / "infer-resnet50-singlestream-full"   # `mlpace infer` output, as written
+OFFLINE = DATA / "mlpace" / "infer-resnet50-offline-full"
 QUICK = DATA / "mlpace" / "infer-resnet50-offline-quick"     # a --quick Offline run
 PUBLISHED = DATA / "mlperf" / "inference_v1.1"
 SYSTEM_DESC = {   # what a user gives `package --system-desc` for the fields mlpace cannot detect
@@ -73,7 +75,8 @@ def failed(report) -> dict[str, list[str]]:
 def accepted(tmp_path_factory) -> Path:
     """The packaged real run: a submission root holding open/MyOrg."""
     base = tmp_path_factory.mktemp("accepted")
-    package([RUN], ORG, base / "sub", availability="available", overrides=SYSTEM_DESC, system_type="edge")
+    package([RUN, OFFLINE], ORG, base / "sub", availability="available", overrides=SYSTEM_DESC,
+            system_type="edge")
     return base / "sub"
 
 
@@ -142,6 +145,7 @@ def test_both_accept_a_packaged_full_length_run(accepted):
     passed = {f.rule for f in report.findings if f.level == PASS}
     assert {"LoadGen validity", "v1.1 run rules", "measurements", "accuracy",
             "system description fields"} <= passed
+    assert "Results=2, NoResults=0" in official(accepted)[2]          # SingleStream and Offline
 
 
 def test_package_writes_only_the_official_files(accepted):
@@ -234,6 +238,12 @@ def test_loadgen_rule_breaches_are_rejected(tree, key, value, official_says):
     assert_both_reject(tree, official_says, "LoadGen validity" if key == "result_validity" else "v1.1 run rules")
 
 
+def test_offline_query_below_the_minimum_is_rejected(tree):
+    set_detail(result(tree, "Offline") / "performance" / "run_1" / "mlperf_log_detail.txt",
+               "effective_samples_per_query", 20000)
+    assert_both_reject(tree, "Required minimum samples per query not met", "v1.1 run rules")
+
+
 def test_quick_offline_run_is_rejected(tmp_path):
     """A --quick run: one short Offline query, below 24,576 samples and 600 s."""
     package([QUICK], ORG, tmp_path / "sub", overrides=SYSTEM_DESC, system_type="edge")
@@ -255,8 +265,8 @@ def test_closed_accuracy_at_98_percent_fails_whatever_the_file_says(tree):
     path.write_text(f"accuracy={76.46 * 0.98:.3f}%, good=1, total=1\n"
                     "fp32_reference=76.460, target=74.930 (98% of fp32), result=PASS\n" + "\n".join(digest) + "\n")
     assert_both_reject(tree, "accuracy not valid", "accuracy target")
-    [finding] = [f for f in mlpace(tree).findings if f.rule == "accuracy target"]
-    assert "accuracy = 74.931 < 75.6954" in finding.reason
+    [finding] = [f for f in mlpace(tree).findings if f.rule == "accuracy target" and "SingleStream" in f.path]
+    assert finding.level == FAIL and "accuracy = 74.931 < 75.6954" in finding.reason
 
 
 def test_closed_accuracy_is_read_in_the_official_format_only(tree):
@@ -276,7 +286,7 @@ def test_rnnt_accuracy_sign_follows_the_metric(tree):
     acc = system / "rnnt" / "SingleStream" / "accuracy" / "accuracy.txt"
     digest = acc.read_text().splitlines()[-1]
     acc.write_text(f"Word Error Rate: 7.5%, accuracy=92.5%\n{digest}\n")
-    [finding] = [f for f in mlpace(tree).findings if f.rule == "accuracy target"]
+    [finding] = [f for f in mlpace(tree).findings if f.rule == "accuracy target" and "SingleStream" in f.path]
     assert finding.level == PASS and "accuracy (100 - WER) = 92.5 >= 91.6" in finding.reason
 
 
