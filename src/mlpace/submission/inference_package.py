@@ -26,7 +26,9 @@ import re
 import shutil
 from pathlib import Path
 
+from mlpace.errors import MlpaceError
 from mlpace.rules import inference as rules
+from mlpace.rules.divisions import require_division_allowed
 from mlpace.submission.loadgen_log import canonical_scenario, read_json_limited
 from mlpace.submission.sysinfo import capture_system_description
 from mlpace.submission.tree import SafeTree
@@ -178,9 +180,10 @@ def source_problems(source_org: Path, division: str) -> list[str]:
         record = run_record(folder)
         where = f"{system}/{model}/{scenario}"
         scale = record.get("scale") or (record.get("build") or {}).get("scale")
-        if division == "closed" and scale == "mini":
-            problems.append(f"{where}: a mini-scale result is open division by construction "
-                            "(mini models and data are not MLPerf's); package it with --division open")
+        try:
+            require_division_allowed(scale or "reference", division)
+        except MlpaceError as err:
+            problems.append(f"{where}: {err}")
         if model not in rules.MODELS and division == "closed":
             problems.append(f"{where}: {model!r} is not an MLPerf Inference v1.1 model "
                             f"({', '.join(rules.MODELS)}); closed results must use one")

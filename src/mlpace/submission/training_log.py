@@ -48,6 +48,8 @@ class TrainingRun:
     status: str | None = None             # run_stop status ("success", "aborted", ...); None: no run_stop
     run_start_ms: float | None = None
     run_stop_ms: float | None = None
+    init_start_ms: float | None = None    # earliest init_start before init_stop (init_window)
+    init_stop_ms: float | None = None     # first init_stop
     minutes: float | None = None          # time-to-train; None unless the run converged
     global_batch_size: int | None = None
     evals: list[tuple] = field(default_factory=list)   # (epoch_num, time_ms, value)
@@ -74,7 +76,7 @@ def _decode(line: str) -> dict | None:
             return {}
         try:
             record["time_ms"] = float(record.get("time_ms"))
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):   # OverflowError: a 400-digit integer
             return {}
         if not isinstance(record.get("metadata"), dict):
             record["metadata"] = {}
@@ -137,6 +139,18 @@ def read_text_limited(path: str | os.PathLike, limit: int = MAX_RESULT_BYTES,
         raise MlpaceError(f"cannot read {path}: {err.strerror or err}") from None
 
 
+def init_window(records: list[dict]) -> tuple[float | None, float | None]:
+    """(earliest init_start before the first init_stop, first init_stop) time_ms: what the
+    compliance checker's init-time limit compares (`training_<ruleset>/common.yaml`)."""
+    start = None
+    for record in records:
+        if record["key"] == "init_start":
+            start = record["time_ms"] if start is None else min(start, record["time_ms"])
+        elif record["key"] == "init_stop":
+            return start, record["time_ms"]
+    return start, None
+
+
 def run_from_records(path: str, records: list[dict], bad_lines: int = 0) -> TrainingRun:
     """Fold decoded records into a TrainingRun (first value of each key wins, as officially)."""
     run = TrainingRun(path=str(path), mllog_lines=len(records), bad_lines=bad_lines)
@@ -163,6 +177,7 @@ def run_from_records(path: str, records: list[dict], bad_lines: int = 0) -> Trai
     run.seed = _as_int(value("seed"))
     run.global_batch_size = _as_int(value("global_batch_size"))
     run.target = value("eval_target")
+    run.init_start_ms, run.init_stop_ms = init_window(records)
     if "run_start" in first:
         run.run_start_ms = first["run_start"]["time_ms"]
     else:
