@@ -16,12 +16,12 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
+
+from official_checkers import run_inference_checker as official
 
 from mlpace.errors import MlpaceError
 from mlpace.rules import inference as rules
@@ -45,18 +45,6 @@ SYSTEM_DESC = {   # what a user gives `package --system-desc` for the fields mlp
     "hw_notes": "none", "host_processor_caches": "N/A", "host_processor_frequency": "N/A",
 }
 ORG = "MyOrg"
-
-
-def official(root: Path) -> tuple[bool, list[str], str]:
-    """(accepted, ERROR lines, output) of the official v1.1 checker on `root`."""
-    with tempfile.TemporaryDirectory() as scratch:      # it writes a CSV summary: never into a tree
-        done = subprocess.run([sys.executable, str(CHECKER_DIR / "submission-checker.py"), "--input",
-                               str(root), "--version", "v1.1", "--csv", str(Path(scratch) / "summary.csv")],
-                              capture_output=True, text=True, timeout=120)
-    output = done.stdout + done.stderr
-    errors = [line for line in output.splitlines() if " ERROR] " in line or line.startswith("ERROR:")]
-    accepted = done.returncode == 0 and not errors and "SUMMARY: submission looks OK" in output
-    return accepted, errors, output
 
 
 def mlpace(root: Path):
