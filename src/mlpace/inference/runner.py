@@ -35,6 +35,7 @@ from mlpace.errors import MlpaceError
 from mlpace.inference import settings as conf
 from mlpace.inference.sut import BatchingSUT, SampleLibrary, policy_for
 from mlpace.inference.task import InferenceTask
+from mlpace.rules import inference as inference_rules
 from mlpace.submission.output import write_atomic
 
 
@@ -58,12 +59,6 @@ class RunOptions:
     @property
     def shortened(self) -> bool:
         return self.quick or bool(self.test_minimums)
-
-
-# The performance sample count the v1.1 submission checker asks for (at least), by LoadGen
-# model name. (3d-unet's mlperf.conf says 0: the whole data set, which must hold 16 or more.)
-MIN_PERFORMANCE_SAMPLES = {"resnet50": 1024, "ssd-mobilenet": 256, "ssd-resnet34": 64,
-                           "bert": 10833, "dlrm": 204800, "rnnt": 2513, "3d-unet": 16}
 
 
 def results_dir(options: RunOptions, benchmark: str, scenario: str) -> Path:
@@ -112,9 +107,11 @@ def performance_sample_count(task: InferenceTask) -> int:
 
     A mini data set can be smaller: the performance run then presents it several times over
     (see `run_test`), as a real one would present its 1024 of 50,000 images."""
-    official = MIN_PERFORMANCE_SAMPLES.get(task.loadgen_model, task.total)
-    rules = conf.resolve(task.loadgen_model, "Offline", {}).values
-    if int(float(rules.get("performance_sample_count_override", 0))) == 0:
+    # The v1.1 checker's minimum (3d-unet's mlperf.conf says 0: the whole data set, 16 or more).
+    known = inference_rules.models_of(task.loadgen_model)
+    official = known[0].performance_sample_count if known else task.total
+    conf_values = conf.resolve(task.loadgen_model, "Offline", {}).values
+    if int(float(conf_values.get("performance_sample_count_override", 0))) == 0:
         return max(task.total, official)
     return official
 
