@@ -280,8 +280,9 @@ def _check_performance(state: _Org, spec: rules.InferenceModel | None, scenario:
               f"{rules.RESULT_KEYS.get(ran)} = {result}" if valid
               else f"LoadGen says {values.get('result_validity')!r}")
     if ran != scenario:
-        state.add(path, "scenario", WARN if scenario == "Offline" and ran == "SingleStream" else FAIL,
-                  f"the folder says {scenario} but LoadGen ran {ran}")
+        # The official checker judges what LoadGen ran (an Offline result may be inferred from a
+        # SingleStream run), so this is worth a look, not a rejection.
+        state.add(path, "scenario", WARN, f"the folder says {scenario} but LoadGen ran {ran}")
     problems = []
 
     def at_least(key: str, need, what: str) -> None:
@@ -290,8 +291,8 @@ def _check_performance(state: _Org, spec: rules.InferenceModel | None, scenario:
             problems.append(f"{what} is {have}; v1.1 needs at least {need}")
 
     at_least("effective_performance_sample_count", spec.performance_sample_count, "performance_sample_count")
-    if scenario in spec.min_queries:
-        at_least("effective_min_query_count", spec.min_queries[scenario], "min_query_count")
+    if ran in spec.min_queries:
+        at_least("effective_min_query_count", spec.min_queries[ran], "min_query_count")
     if ran == "Offline":
         at_least("effective_samples_per_query", rules.OFFLINE_MIN_SAMPLES, "samples per Offline query")
     at_least("effective_min_duration_ms", rules.MIN_DURATION_MS, "min_duration (ms)")
