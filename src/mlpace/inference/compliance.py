@@ -39,8 +39,8 @@ from pathlib import Path
 import numpy as np
 
 from mlpace.errors import MlpaceError
+from mlpace.io import write_atomic
 from mlpace.rules import inference as rules
-from mlpace.submission.output import write_atomic
 
 TESTS = list(rules.COMPLIANCE_TESTS)
 

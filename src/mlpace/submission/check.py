@@ -27,13 +27,13 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mlpace.io import SafeTree, read_json_limited
 from mlpace.rules.rcp import rcp_verdict
 from mlpace.rules.rounds import WEIGHTS_INIT_DRIFT, Round
 from mlpace.submission.inference_check import check_inference_org
-from mlpace.submission.loadgen_log import read_json_limited
 from mlpace.submission.summarize import Summary, TrainingResult, summarize
 from mlpace.submission.sysinfo import REQUIRED_FIELDS
-from mlpace.submission.tree import SafeTree, find_org_folders
+from mlpace.submission.tree import find_org_folders
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
 # Compliance checking costs ~70 ms a file; below this many files one process is faster.
@@ -199,8 +199,10 @@ def _check_training_result(report: CheckReport, tree: SafeTree, result: Training
         extra = f"; {score.failed} failed run(s) dropped" if score.failed else ""
         report.add(where, "olympic scoring", PASS, f"score {result.minutes:.4f} min{extra}")
     division = _division(result)
-    if division == "closed" and round_.has_rcp_checks:
-        _official_seed_and_rcp(report, where, folder, result, round_)
+    if division == "closed" and round_.has_rcp_checks and \
+            not any(_not_read(run) for run in result.runs):
+        with tree.safe_copy(folder) as checked:     # the RCP checker opens all it lists
+            _official_seed_and_rcp(report, where, checked, result, round_)
 
 
 def _official_seed_and_rcp(report, where, folder: Path, result: TrainingResult, round_: Round):
@@ -287,7 +289,8 @@ def check(root: str | os.PathLike, ruleset: str | None = None, compliance: bool 
     round_ = summary.round
     if summary.training and round_:
         if compliance:
-            files = [run.path for result in summary.training for run in result.runs]
+            files = [run.path for result in summary.training for run in result.runs
+                     if not _not_read(run)]      # the official checkers get readable logs only
             outcomes = dict(zip(files, _run_compliance(files, round_.ruleset, workers)))
             for result in summary.training:
                 _report_compliance(report, tree, result, round_, outcomes)
@@ -304,6 +307,12 @@ def check(root: str | os.PathLike, ruleset: str | None = None, compliance: bool 
     return report
 
 
+def _not_read(run) -> bool:
+    """A log mlpace refused to read (over the size limit, or lines that would cost the official
+    parser minutes): never handed to the official checkers."""
+    return any(note.startswith("unreadable: ") for note in run.notes)
+
+
 def _report_compliance(report, tree, result: TrainingResult, round_: Round, outcomes) -> None:
     """One finding per file. As the official package checker does, up to `drop` failing files
     per benchmark (1, unet3d 4) are accepted under olympic scoring: warnings, not failures."""
@@ -311,6 +320,8 @@ def _report_compliance(report, tree, result: TrainingResult, round_: Round, outc
     rule = f"compliance (official, ruleset {ruleset})"
     failing = {}
     for run in result.runs:
+        if run.path not in outcomes:     # unreadable: reported as such
+            continue
         valid, errors, warnings = outcomes[run.path]
         rel = tree.relative(run.path)
         real_errors = [e for e in errors if not _is_known_drift(ruleset, e)]

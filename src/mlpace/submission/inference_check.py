@@ -19,9 +19,9 @@ from pathlib import Path
 
 from mlpace.errors import MlpaceError
 from mlpace.rules import inference as rules
-from mlpace.submission.loadgen_log import parse_detail_file, read_json_limited
-from mlpace.submission.training_log import read_text_limited
-from mlpace.submission.tree import SafeTree
+from mlpace.io import read_json_limited, read_text_limited
+from mlpace.submission.loadgen_log import parse_detail_file
+from mlpace.io import SafeTree
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
 # The checker maps only these lower-case folder names to scenarios.
@@ -40,7 +40,7 @@ class _Org:
         self.report.add(self.tree.relative(path), rule, level, reason)
 
     def names(self, folder: Path) -> list[str]:
-        return [p.name for p in self.tree.files(folder)] if folder.is_dir() else []
+        return [p.name for p in self.tree.files(folder)] if self.tree.is_folder(folder) else []
 
 
 def check_inference_org(report, tree: SafeTree, org: Path) -> None:
@@ -64,7 +64,7 @@ def check_inference_org(report, tree: SafeTree, org: Path) -> None:
 def _check_system(state: _Org, system: str) -> dict | None:
     """The system's description if results under it can be checked further, else None."""
     path = state.org / "systems" / f"{system}.json"
-    if not path.is_file():
+    if not state.tree.is_file(path):
         state.add(path, "system description", FAIL, f"missing: results/{system} has no systems/{system}.json")
         return None
     try:
@@ -143,7 +143,7 @@ def _check_scenario(state: _Org, system: str, model: str, mlperf_class: str, sce
     _check_measurements(state, system, model, folder.name, folder)
     _check_accuracy(state, spec, folder / "accuracy")
     valid = _check_performance(state, spec, scenario, folder / "performance" / "run_1")
-    if (folder / "performance" / "power").is_dir():
+    if state.tree.is_folder(folder / "performance" / "power"):
         state.add(folder / "performance" / "power", "power", WARN, "power measurements are not checked "
                   "by mlpace: run the official checker on this tree")
     if state.closed:
@@ -154,7 +154,7 @@ def _check_scenario(state: _Org, system: str, model: str, mlperf_class: str, sce
 
 def _check_measurements(state: _Org, system: str, model: str, scenario_name: str, result: Path) -> None:
     folder = state.org / "measurements" / system / model / scenario_name
-    if not folder.is_dir():
+    if not state.tree.is_folder(folder):
         state.add(result, "measurements", FAIL, f"no measurements/{system}/{model}/{scenario_name}/ folder")
         return
     names = state.names(folder)
@@ -173,7 +173,7 @@ def _check_measurements(state: _Org, system: str, model: str, scenario_name: str
                       if not isinstance(implementation, dict) or k not in implementation]
             if absent:
                 problems.append(f"{described} lacks {', '.join(absent)}")
-        if not (state.org / "code" / model).is_dir():
+        if not state.tree.is_folder(state.org / "code" / model):
             problems.append(f"no code/{model}/ folder")
     state.add(folder, "measurements", FAIL if problems else PASS, "; ".join(problems))
 
@@ -190,7 +190,7 @@ def _file_list(state: _Org, folder: Path, required, optional=()) -> None:
 
 def _detail_errors(state: _Org, path: Path) -> bool:
     """Report errors LoadGen logged in a detail log; True when there are none."""
-    if not path.is_file():
+    if not state.tree.is_file(path):
         state.add(path, "LoadGen detail log", FAIL, "missing")
         return False
     try:
@@ -253,7 +253,7 @@ def _check_accuracy(state: _Org, spec: rules.InferenceModel | None, folder: Path
         state.add(text_path, "accuracy log hash", FAIL, "no hash= line for mlperf_log_accuracy.json "
                                                         "(mlpace package writes it)")
     log = folder / "mlperf_log_accuracy.json"
-    if not log.is_file():
+    if not state.tree.is_file(log):
         state.add(log, "accuracy log", FAIL, "missing")
     elif log.stat().st_size > rules.MAX_ACCURACY_LOG_BYTES:
         state.add(log, "accuracy log", FAIL, f"not truncated ({log.stat().st_size} bytes; at most "
@@ -262,7 +262,7 @@ def _check_accuracy(state: _Org, spec: rules.InferenceModel | None, folder: Path
 
 
 def _check_performance(state: _Org, spec: rules.InferenceModel | None, scenario: str, folder: Path) -> bool:
-    if not folder.is_dir():
+    if not state.tree.is_folder(folder):
         state.add(folder, "performance run", FAIL, "missing")
         return False
     _file_list(state, folder, rules.PERFORMANCE_FILES, rules.PERFORMANCE_OPTIONAL_FILES)
@@ -309,27 +309,27 @@ def _check_performance(state: _Org, spec: rules.InferenceModel | None, scenario:
 
 
 def _check_compliance(state: _Org, mlperf_class: str, scenario: str, folder: Path, result: Path) -> None:
-    if not folder.is_dir():
+    if not state.tree.is_folder(folder):
         state.add(result, "compliance audits", FAIL, f"no compliance/{'/'.join(folder.parts[-3:])}/ "
                   "(closed results need TEST01, TEST04 and TEST05: `mlpace infer --submission`)")
         return
     for test in rules.compliance_tests(mlperf_class, scenario):
         test_dir = folder / test
-        if not test_dir.is_dir():
+        if not state.tree.is_folder(test_dir):
             state.add(folder, "compliance audits", FAIL, f"{test} missing")
             continue
         problems = []
         if test != "TEST04-B":
             verify = test_dir / "verify_performance.txt"
-            if not verify.is_file():
+            if not state.tree.is_file(verify):
                 problems.append("verify_performance.txt missing")
             elif rules.COMPLIANCE_PASS not in read_text_limited(verify, 2**20):
                 problems.append("verify_performance.txt does not say TEST PASS")
-        if not (test_dir / "performance" / "run_1").is_dir():
+        if not state.tree.is_folder(test_dir / "performance" / "run_1"):
             problems.append("no performance/run_1")
         if test == "TEST01":
-            if not (test_dir / "verify_accuracy.txt").is_file():
+            if not state.tree.is_file(test_dir / "verify_accuracy.txt"):
                 problems.append("verify_accuracy.txt missing")
-            if not (test_dir / "accuracy").is_dir():
+            if not state.tree.is_folder(test_dir / "accuracy"):
                 problems.append("no accuracy folder")
         state.add(test_dir, "compliance audit", FAIL if problems else PASS, "; ".join(problems))

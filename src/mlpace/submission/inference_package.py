@@ -29,9 +29,9 @@ from pathlib import Path
 from mlpace.errors import MlpaceError
 from mlpace.rules import inference as rules
 from mlpace.rules.divisions import require_division_allowed
-from mlpace.submission.loadgen_log import canonical_scenario, read_json_limited
+from mlpace.io import SafeTree, read_json_limited, refuse_colliding
+from mlpace.submission.loadgen_log import canonical_scenario
 from mlpace.submission.sysinfo import capture_system_description
-from mlpace.submission.tree import SafeTree
 
 COMPLIANCE_FILES = ("verify_performance.txt", "verify_accuracy.txt")
 COMPLIANCE_ACCURACY_FILES = ("mlperf_log_accuracy.json", "accuracy.txt", "baseline_accuracy.txt",
@@ -53,22 +53,22 @@ def with_hash(accuracy_text: str, log: bytes) -> str:
     return "\n".join(kept + [f"hash={hashlib.sha256(log).hexdigest()}"]) + "\n"
 
 
-def run_record(scenario_folder: Path) -> dict:
+def run_record(tree: SafeTree, scenario_folder: Path) -> dict:
     """mlpace's own summary of a run (`mlpace_summary.json`), performance run first; {} if none."""
     for folder in (scenario_folder / "performance" / "run_1", scenario_folder / "accuracy"):
         path = folder / "mlpace_summary.json"
-        if path.is_file():
+        if tree.is_file(path):
             record = read_json_limited(path)
             if isinstance(record, dict):
                 return record
     return {}
 
 
-def system_description(source_org: Path, system: str, org: str, division: str, status: str,
-                       system_type: str | None, overrides: dict) -> tuple[dict, list[str]]:
+def system_description(tree: SafeTree, source_org: Path, system: str, org: str, division: str,
+                       status: str, system_type: str | None, overrides: dict) -> tuple[dict, list[str]]:
     """The v1.1 description of `system`, and what is wrong with it (missing or empty fields)."""
     path = source_org / "systems" / f"{system}.json"
-    desc = read_json_limited(path) if path.is_file() else capture_system_description(system_name=system)
+    desc = read_json_limited(path) if tree.is_file(path) else capture_system_description(system_name=system)
     if not isinstance(desc, dict):
         return {}, [f"{path}: not a JSON object"]
     desc.update(overrides)
@@ -156,9 +156,9 @@ def _copy_compliance(tree: SafeTree, src: Path, dst: Path) -> None:
         for name in COMPLIANCE_FILES:
             if name in present:
                 _copy(present[name], dst / test.name / name)
-        if (test / "performance" / "run_1").is_dir():
+        if tree.is_folder(test / "performance" / "run_1"):
             _copy_performance(tree, test / "performance" / "run_1", dst / test.name / "performance" / "run_1")
-        if (test / "accuracy").is_dir():
+        if tree.is_folder(test / "accuracy"):
             _copy_accuracy(tree, test / "accuracy", dst / test.name / "accuracy", COMPLIANCE_ACCURACY_FILES)
 
 
@@ -166,6 +166,8 @@ def scenario_folders(tree: SafeTree, source_org: Path):
     """(system, model, scenario, folder) of every result under an `mlpace infer` org folder."""
     for system in tree.folders(source_org / "results"):
         for model in tree.folders(system):
+            # `Offline` and `offline` would land in one folder: refuse rather than mix them
+            refuse_colliding(tree.relative(model), [f.name for f in tree.folders(model)], canonical_scenario)
             for folder in tree.folders(model):
                 scenario = canonical_scenario(folder.name)
                 if scenario:
@@ -177,7 +179,7 @@ def source_problems(source_org: Path, division: str) -> list[str]:
     tree = SafeTree(source_org)
     problems = []
     for system, model, scenario, folder in scenario_folders(tree, source_org):
-        record = run_record(folder)
+        record = run_record(tree, folder)
         where = f"{system}/{model}/{scenario}"
         scale = record.get("scale") or (record.get("build") or {}).get("scale")
         try:
@@ -201,18 +203,19 @@ def write_inference(target: Path, source_org: Path, org: str, division: str, sta
     for system, model, scenario, folder in scenario_folders(tree, source_org):
         if system not in systems_done:
             systems_done.add(system)
-            desc, wrong = system_description(source_org, system, org, division, status, system_type, overrides)
+            desc, wrong = system_description(tree, source_org, system, org, division, status, system_type,
+                                             overrides)
             problems += wrong
             _write_text(target / "systems" / f"{system}.json", json.dumps(desc, indent=2) + "\n")
-        record = run_record(folder)
+        record = run_record(tree, folder)
         results = target / "results" / system / model / scenario
-        if (folder / "performance" / "run_1").is_dir():
+        if tree.is_folder(folder / "performance" / "run_1"):
             _copy_performance(tree, folder / "performance" / "run_1", results / "performance" / "run_1")
-        if (folder / "accuracy").is_dir():
+        if tree.is_folder(folder / "accuracy"):
             _copy_accuracy(tree, folder / "accuracy", results / "accuracy", rules.ACCURACY_FILES)
         measured = target / "measurements" / system / model / scenario
         source_measured = source_org / "measurements" / system / model / folder.name
-        if source_measured.is_dir():
+        if tree.is_folder(source_measured):
             for path in tree.files(source_measured):
                 if path.name in ("mlperf.conf", "user.conf") or (path.name.startswith(system)
                                                                  and path.suffix == ".json"):
@@ -223,7 +226,7 @@ def write_inference(target: Path, source_org: Path, org: str, division: str, sta
             _write_text(measured / f"{system}.json",
                         json.dumps(implementation_description(record), indent=2) + "\n")
         compliance = source_org / "compliance" / system / model / folder.name
-        if compliance.is_dir():
+        if tree.is_folder(compliance):
             _copy_compliance(tree, compliance, target / "compliance" / system / model / scenario)
         code = target / "code" / model / "README.md"
         if not code.exists():

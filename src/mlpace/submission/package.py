@@ -27,14 +27,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlpace.errors import MlpaceError
+from mlpace.io import SafeTree, read_json_limited, safe_name
 from mlpace.rules import inference as inference_rules
 from mlpace.rules.divisions import AVAILABILITY_SPELLINGS, DIVISIONS, require_division_allowed
 from mlpace.rules.rounds import MLPACE_RULESET, round_for_ruleset
 from mlpace.submission.inference_package import source_problems, write_inference
-from mlpace.submission.loadgen_log import canonical_scenario, read_json_limited
+from mlpace.submission.loadgen_log import canonical_scenario
 from mlpace.submission.sysinfo import REQUIRED_FIELDS, capture_system_description
 from mlpace.submission.training_log import parse_result_file
-from mlpace.submission.tree import SafeTree, safe_name
 
 AVAILABILITY = AVAILABILITY_SPELLINGS   # accepted spellings -> the `status` value of v1.x
 _RESULT_FILE = re.compile(r"^result_(\d+)\.txt$")
@@ -72,7 +72,7 @@ def find_runs(source: Path, ruleset: str = MLPACE_RULESET) -> Plan:
     plan = Plan()
     round_ = round_for_ruleset(ruleset)
     for folder in _walk(tree, tree.root, _SEARCH_DEPTH):
-        if canonical_scenario(folder.name) and (folder / "performance").is_dir():
+        if canonical_scenario(folder.name) and tree.is_folder(folder / "performance"):
             # <division>/<org>/results/<system>/<benchmark>/<scenario>
             org = folder.parents[3]
             division = org.parent.name if len(folder.parents) > 4 else ""
@@ -89,7 +89,7 @@ def find_runs(source: Path, ruleset: str = MLPACE_RULESET) -> Plan:
         benchmark, system = folder.name, folder.parent.name
         system_json = folder.parents[2] / "systems" / f"{system}.json" if len(folder.parents) > 2 else None
         plan.training.append(TrainingSet(system, benchmark, results,
-                                         system_json if system_json and system_json.is_file() else None))
+                                         system_json if system_json and tree.is_file(system_json) else None))
         need = round_.required_runs(benchmark)
         if need is None:
             plan.problems.append(f"{tree.relative(folder)}: {benchmark!r} is not an MLPerf Training benchmark")
@@ -144,7 +144,7 @@ def _empty_fields(desc: dict, required) -> list[str]:
 def _recorded_scale(folder: Path) -> str | None:
     """The scale `mlpace train` recorded for a result folder (its score.json), if any."""
     try:
-        record = read_json_limited(folder / "score.json") if (folder / "score.json").is_file() else {}
+        record = read_json_limited(folder / "score.json")     # never through a link
     except MlpaceError:
         return None
     return record.get("scale") if isinstance(record, dict) else None
