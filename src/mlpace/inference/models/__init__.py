@@ -1,13 +1,13 @@
 """The MLPerf Inference v1.1 benchmarks, each bound to mlpace's own models and data.
 
 A benchmark's binding lives with the training benchmark whose model and data it reuses, in
-`mlpace.benchmarks.<folder>.serve` (one benchmark, one folder); `SERVED_BY` maps MLPerf's
-inference model names to those folders. Each `serve` module defines
+`mlpace.benchmarks.<folder>.serve` (one benchmark, one folder); `mlpace.rules.inference.FOLDERS`
+maps MLPerf's inference model names to those folders. Each `serve` module defines
 
-    LOADGEN_MODEL = "resnet50"         # its name in mlperf.conf (ssd: VARIANTS, one per name)
     TRAINING_BENCHMARK = "resnet"      # the training benchmark whose model and data it reuses
-    TARGETS = (0.99,)                  # fractions of the FP32 score (0.99, 0.999 where MLPerf has both)
     def build(options: BuildOptions, **variant) -> InferenceTask
+
+The benchmarks' MLPerf facts (model names, targets, scenarios) are in `mlpace.rules.inference`.
 
 Modules import torch only inside `build`, so listing is cheap.
 """
@@ -20,21 +20,13 @@ from pathlib import Path
 from types import ModuleType
 
 from mlpace.errors import MlpaceError
+from mlpace.rules.inference import BENCHMARKS as INFERENCE_BENCHMARKS  # noqa: F401 - re-exported
+from mlpace.rules.inference import FOLDERS
 
-# The seven benchmarks of MLPerf Inference v1.1, in the round's order.
-INFERENCE_BENCHMARKS = ["resnet50", "ssd-mobilenet", "ssd-resnet34", "bert", "dlrm", "3d-unet", "rnnt"]
-
-# Each one's folder under mlpace.benchmarks, and the arguments its `serve.build` takes beside
-# the options (the two SSDs are one binding with two backbones).
-SERVED_BY: dict[str, tuple[str, dict]] = {
-    "resnet50": ("resnet", {}),
-    "ssd-mobilenet": ("ssd", {"name": "ssd-mobilenet"}),
-    "ssd-resnet34": ("ssd", {"name": "ssd-resnet34"}),
-    "bert": ("bert", {}),
-    "dlrm": ("dlrm", {}),
-    "3d-unet": ("unet3d", {}),
-    "rnnt": ("rnnt", {}),
-}
+# What `serve.build` takes beside the options where one folder serves several benchmarks
+# (the two SSDs are one binding with two backbones).
+VARIANTS: dict[str, dict] = {"ssd-mobilenet": {"name": "ssd-mobilenet"},
+                             "ssd-resnet34": {"name": "ssd-resnet34"}}
 
 
 @dataclass
@@ -58,10 +50,6 @@ class Binding:
     module: ModuleType
     variant: dict
 
-    @property
-    def TARGETS(self) -> tuple[float, ...]:       # noqa: N802 - the serve modules' constant
-        return self.module.TARGETS
-
     def build(self, options: BuildOptions):
         return self.module.build(options, **self.variant)
 
@@ -69,7 +57,7 @@ class Binding:
 def available(name: str) -> bool:
     """True when the training benchmark it reuses implements the mini scale."""
     from mlpace.benchmarks import implemented_scales
-    return name in SERVED_BY and "mini" in implemented_scales(SERVED_BY[name][0])
+    return name in FOLDERS and "mini" in implemented_scales(FOLDERS[name])
 
 
 def get_binding(name: str) -> Binding:
@@ -78,5 +66,5 @@ def get_binding(name: str) -> Binding:
     if not available(name):
         raise MlpaceError(f"inference benchmark {name!r} is not available in this mlpace yet "
                           f"(available: {', '.join(n for n in INFERENCE_BENCHMARKS if available(n)) or 'none'})")
-    folder, variant = SERVED_BY[name]
-    return Binding(name, importlib.import_module(f"mlpace.benchmarks.{folder}.serve"), variant)
+    module = importlib.import_module(f"mlpace.benchmarks.{FOLDERS[name]}.serve")
+    return Binding(name, module, VARIANTS.get(name, {}))
