@@ -84,11 +84,6 @@ def measurements_dir(options: RunOptions, benchmark: str, scenario: str) -> Path
             / benchmark / scenario)
 
 
-def write_json(path: Path, data) -> None:
-    """Write JSON atomically (the project's one atomic writer)."""
-    write_atomic(path, json_text(data))       # strict: a NaN score is written as null
-
-
 def user_values(task: InferenceTask, scenario: str, options: RunOptions) -> dict:
     """The user.conf keys for this run: the user's, plus what quick mode and the data set need."""
     values = dict(options.user_settings or {})
@@ -275,7 +270,7 @@ def run_test(task: InferenceTask, scenario: str, mode: str, options: RunOptions)
         record["accuracy"] = score_accuracy(task, folder, options.target_fraction)
         record["result"] = "ERROR" if sut.error else ("PASS" if record["accuracy"]["passed"] else "FAIL")
         record["valid_for_submission"] = sut.error is None and not options.shortened
-    write_json(folder / "mlpace_summary.json", record)
+    write_atomic(folder / "mlpace_summary.json", json_text(record))   # strict: a NaN score is null
     return record
 
 

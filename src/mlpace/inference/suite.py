@@ -25,8 +25,9 @@ from mlpace.inference import models
 from mlpace.inference import settings as conf
 from mlpace.inference.runner import (Calibration, RunOptions, calibrate, compliance_dir,
                                      default_user_settings, performance_sample_count, results_dir,
-                                     run_test, server_max_batch, user_values, write_json)
+                                     run_test, server_max_batch, user_values)
 from mlpace.inference.task import InferenceTask
+from mlpace.io import json_text, write_atomic
 from mlpace.rules import inference as rules
 
 
@@ -88,7 +89,7 @@ def write_system_description(options: RunOptions) -> Path:
     path = options.out / options.division / options.org / "systems" / f"{options.system}.json"
     if not path.exists():   # never overwrite a description the user has edited
         desc = capture_system_description(options.system, submitter=options.org, division=options.division)
-        write_json(path, desc)
+        write_atomic(path, json_text(desc))
     return path
 
 
@@ -156,7 +157,7 @@ def infer(request: InferRequest, log: Callable[[str], None] = print) -> list[dic
                 records.append(_annotated(record, request, name, scenario, task))
                 if record.get("error"):
                     log(f"  {record['result']}: {record['error']} (logs in {record['folder']})")
-    write_json(request.run.out / "mlpace_infer_summary.json", records)
+    write_atomic(request.run.out / "mlpace_infer_summary.json", json_text(records))
     return records
 
 
@@ -173,7 +174,7 @@ def _annotated(record: dict, request: InferRequest, name: str, scenario: str,
                        "checkpoint": str(build.checkpoint) if build.checkpoint else None}
     record["command"] = reproduce_command(request, name, scenario)
     if record.get("folder") and Path(record["folder"]).is_dir():
-        write_json(Path(record["folder"]) / "mlpace_summary.json", record)
+        write_atomic(Path(record["folder"]) / "mlpace_summary.json", json_text(record))
     return record
 
 
