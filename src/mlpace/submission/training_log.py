@@ -12,6 +12,19 @@ Two log formats exist:
 - `:::MLLOG {"time_ms": ..., "key": ..., "value": ..., "metadata": {...}}` (v0.7 and later);
 - `:::MLL 1558640213.596 key: {"value": ..., "metadata": {...}}` (v0.6; seconds, not ms).
 
+Two readers give the same TrainingRun:
+- `parse_result_text` decodes every MLLOG line: the plain definition, kept for text in hand;
+- `parse_result_file` is the one for files, built for whole published rounds (thousands of
+  logs, hundreds of MB): it streams the file as bytes in bounded chunks, counts the MLLOG
+  lines, finds the few lines a TrainingRun is made of (`RUN_KEYS`) by a byte search for their
+  `"key"`, and decodes only those (plus the file's last MLLOG line, which a killed job cuts).
+  The thousands of per-step lines are counted, never decoded: a corrupt one in the middle of
+  a log is not noticed (it changes nothing a TrainingRun holds), and a line carrying two
+  MLLOG tokens counts as two. Those counts are the only difference from the plain reader,
+  and only on corrupt logs (tests/submission/test_training_log_fast.py holds the two equal
+  on every published fixture log). Chunks without the MLLOG token but with the v0.6 token
+  are decoded line by line, as by the plain reader.
+
 Pure Python, no torch: `mlpace summarize` and the results store import this.
 """
 
@@ -19,6 +32,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +46,22 @@ MAX_RESULT_BYTES = 200 * 2**20
 # Keys that changed name across rounds, mapped to the current name (v0.6 logged the
 # platform as `submission_entry` in some submissions).
 KEY_ALIASES = {"submission_entry": "submission_platform"}
+# Every key `run_from_records` reads: the fast reader decodes only lines logging one of these,
+# so a new TrainingRun field read from another key must add that key here.
+RUN_KEYS = ("run_start", "run_stop", "init_start", "init_stop", "seed", "global_batch_size",
+            "eval_target", "eval_accuracy", "submission_benchmark", "submission_org",
+            "submission_division", "submission_status", "submission_platform",
+            *KEY_ALIASES)
+# Bytes read at a time: bounds memory on a huge log (a line longer than this is still read
+# whole, up to the file size limit).
+CHUNK_BYTES = 4 * 2**20
+_SCAN_JSON = json.JSONDecoder().scan_once       # the C scanner json.loads ends up in
+_JSON_SPACE = re.compile(r"[ \t\n\r]*")           # what json.loads skips around a value
+_TOKEN = MLLOG_TOKEN.encode()
+_OLD_TOKEN = OLD_TOKEN.encode()
+# `"key": "run_start"` as json.dumps writes it (any spaces or tabs around the colon).
+_RUN_KEY = re.compile(rb'"key"[ \t]*:[ \t]*"(?:' +
+                      b"|".join(re.escape(k.encode()) for k in RUN_KEYS) + rb')"')
 
 
 @dataclass
@@ -53,6 +83,8 @@ class TrainingRun:
     evals: list[tuple] = field(default_factory=list)   # (epoch_num, time_ms, value)
     target: object = None                 # eval target when the log states one
     epochs: float | None = None           # epoch_num of the last eval before run_stop
+    init_start_ms: float | None = None    # first init_start (untimed initialisation begins)
+    init_stop_ms: float | None = None     # first init_stop
     mllog_lines: int = 0
     bad_lines: int = 0                    # lines with the token that did not decode
     notes: list[str] = field(default_factory=list)
@@ -62,13 +94,27 @@ class TrainingRun:
         return self.minutes is not None
 
 
+def _json_from(text: str, pos: int):
+    """`json.loads(text[pos:])`: the same value and the same failures (ValueError), minus the
+    copy and the layers of calls (this runs once per decoded line)."""
+    if text[pos:pos + 1] != "{":              # the usual case needs no whitespace skipping
+        pos = _JSON_SPACE.match(text, pos).end()
+    try:
+        value, end = _SCAN_JSON(text, pos)
+    except StopIteration:
+        raise ValueError("no JSON value") from None
+    if end != len(text) and _JSON_SPACE.match(text, end).end() != len(text):
+        raise ValueError("extra data after the JSON value")
+    return value
+
+
 def _decode(line: str) -> dict | None:
     """One MLLOG record from one line, or None when the line holds none (or a broken one)."""
     pos = line.find(MLLOG_TOKEN)
     if pos >= 0:
         try:
-            record = json.loads(line[pos + len(MLLOG_TOKEN):])
-        except ValueError:
+            record = _json_from(line, pos + len(MLLOG_TOKEN))
+        except (ValueError, RecursionError):   # RecursionError: absurdly nested JSON
             return {}
         if not isinstance(record, dict) or "key" not in record:
             return {}
@@ -137,9 +183,13 @@ def read_text_limited(path: str | os.PathLike, limit: int = MAX_RESULT_BYTES,
         raise MlpaceError(f"cannot read {path}: {err.strerror or err}") from None
 
 
-def run_from_records(path: str, records: list[dict], bad_lines: int = 0) -> TrainingRun:
-    """Fold decoded records into a TrainingRun (first value of each key wins, as officially)."""
-    run = TrainingRun(path=str(path), mllog_lines=len(records), bad_lines=bad_lines)
+def run_from_records(path: str, records: list[dict], bad_lines: int = 0,
+                     mllog_lines: int | None = None) -> TrainingRun:
+    """Fold decoded records into a TrainingRun (first value of each key wins, as officially).
+
+    Reads only the keys in RUN_KEYS. `mllog_lines` defaults to the number of records."""
+    run = TrainingRun(path=str(path), bad_lines=bad_lines,
+                      mllog_lines=len(records) if mllog_lines is None else mllog_lines)
     first: dict[str, dict] = {}
     for record in records:
         key = KEY_ALIASES.get(record["key"], record["key"])
@@ -163,6 +213,10 @@ def run_from_records(path: str, records: list[dict], bad_lines: int = 0) -> Trai
     run.seed = _as_int(value("seed"))
     run.global_batch_size = _as_int(value("global_batch_size"))
     run.target = value("eval_target")
+    if "init_start" in first:
+        run.init_start_ms = first["init_start"]["time_ms"]
+    if "init_stop" in first:
+        run.init_stop_ms = first["init_stop"]["time_ms"]
     if "run_start" in first:
         run.run_start_ms = first["run_start"]["time_ms"]
     else:
@@ -195,7 +249,8 @@ def run_from_records(path: str, records: list[dict], bad_lines: int = 0) -> Trai
     return run
 
 
-def parse_result_text(text: str, path: str = "<text>") -> TrainingRun:
+def _decode_lines(text: str) -> tuple[list[dict], int]:
+    """(records, lines that carry a token but did not decode) of every line in `text`."""
     records, bad = [], 0
     for line in text.splitlines():
         record = _decode(line)
@@ -205,9 +260,98 @@ def parse_result_text(text: str, path: str = "<text>") -> TrainingRun:
             records.append(record)
         else:
             bad += 1
+    return records, bad
+
+
+def parse_result_text(text: str, path: str = "<text>") -> TrainingRun:
+    """The plain reader: decode every line (see the module doc)."""
+    records, bad = _decode_lines(text)
     return run_from_records(path, records, bad)
 
 
-def parse_result_file(path: str | os.PathLike) -> TrainingRun:
-    """Parse one result file; raises MlpaceError only when it cannot be read at all."""
-    return parse_result_text(read_text_limited(path), str(Path(path)))
+class _Scan:
+    """The fast reader's state across the chunks of one file."""
+
+    def __init__(self):
+        self.records: list[dict] = []
+        self.bad = 0
+        self.lines = 0              # MLLOG lines that decoded (or were taken as decoding)
+        self.last_line = b""        # the last MLLOG line so far, unless already decoded
+
+    def chunk(self, data: bytes) -> None:
+        """Take in `data`, whole lines (it ends at a newline or at the end of the file)."""
+        tokens = data.count(_TOKEN)
+        if not tokens:
+            if _OLD_TOKEN in data:          # a v0.6 log: decode it all, as the plain reader
+                records, bad = _decode_lines(data.decode("latin-1"))
+                self.records += records
+                self.bad += bad
+                self.lines += len(records)
+            return
+        self.lines += tokens
+        last = data.rfind(_TOKEN)
+        last_start = data.rfind(b"\n", 0, last) + 1
+        self.last_line = data[last_start:_line_end(data, last)]
+        lines, decoded_to = [], 0
+        for match in _RUN_KEY.finditer(data):
+            if match.start() < decoded_to:   # a line logging two keys is decoded once
+                continue
+            start = data.rfind(b"\n", 0, match.start()) + 1
+            decoded_to = _line_end(data, match.end())
+            lines.append(data[start:decoded_to])
+            if start == last_start:
+                self.last_line = b""
+        if lines:
+            self._decode(b"\n".join(lines))
+
+    def _decode(self, lines: bytes) -> None:
+        """Decode whole lines exactly as the plain reader decodes them (which may split them
+        further, at carriage returns and the like)."""
+        records, bad = _decode_lines(lines.decode("latin-1"))
+        self.records += records
+        self.bad += bad
+        # Their tokens were counted as good lines: count what they really hold instead.
+        self.lines += len(records) - lines.count(_TOKEN)
+
+    def finish(self) -> None:
+        if self.last_line:                   # a job killed mid-write cuts the last line
+            self._decode(self.last_line)
+            self.last_line = b""
+
+
+def _line_end(data: bytes, pos: int) -> int:
+    end = data.find(b"\n", pos)
+    return len(data) if end < 0 else end
+
+
+def parse_result_file(path: str | os.PathLike, limit: int = MAX_RESULT_BYTES,
+                      chunk_bytes: int = CHUNK_BYTES) -> TrainingRun:
+    """Parse one result file with the fast reader (module doc); raises MlpaceError only when
+    it cannot be read at all."""
+    scan = _Scan()
+    try:
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size > limit:
+                raise MlpaceError(f"{path} is {size / 2**20:.0f} MB; refusing to read log files "
+                                  f"over {limit / 2**20:.0f} MB")
+            rest, read = b"", 0
+            while block := handle.read(chunk_bytes):
+                read += len(block)
+                if read > limit:
+                    raise MlpaceError(f"{path} grew past {limit / 2**20:.0f} MB while being read")
+                data = rest + block if rest else block
+                cut = data.rfind(b"\n") + 1
+                rest = data[cut:]
+                if cut:
+                    scan.chunk(data[:cut] if rest else data)
+            if rest:
+                scan.chunk(rest)
+    except FileNotFoundError:
+        raise MlpaceError(f"{path} does not exist") from None
+    except IsADirectoryError:
+        raise MlpaceError(f"{path} is a folder, not a result file") from None
+    except OSError as err:
+        raise MlpaceError(f"cannot read {path}: {err.strerror or err}") from None
+    scan.finish()
+    return run_from_records(str(Path(path)), scan.records, scan.bad, scan.lines)

@@ -1,0 +1,164 @@
+"""The fast reader of result files (byte search, only the lines that matter decoded) gives the
+same TrainingRun as the plain reader that decodes every line: on every published fixture log,
+on hand-made messy logs, and on generated ones."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mlpace.submission.training_log import (RUN_KEYS, _decode_lines, parse_result_file,
+                                            parse_result_text, read_text_limited,
+                                            run_from_records)
+
+FIXTURES = Path(__file__).resolve().parents[1] / "data" / "mlperf"
+LOGS = sorted(FIXTURES.glob("training_v*/*/results/*/*/result_*.txt"))
+
+
+def plain(path: Path):
+    return parse_result_text(read_text_limited(path), str(path))
+
+
+def test_fixture_logs_are_there():
+    # 135 v1.0 logs and 70 v3.1 logs: shell noise, aborted and failed runs among them.
+    assert len(LOGS) == 205
+
+
+@pytest.mark.parametrize("path", LOGS, ids=lambda p: str(p.relative_to(FIXTURES)))
+def test_fast_reader_equals_plain_reader_on_published_logs(path):
+    fast = parse_result_file(path)
+    assert asdict(fast) == asdict(plain(path))
+    assert fast.mllog_lines > 0 and fast.run_start_ms is not None
+
+
+def test_non_converged_fixture_runs_read_alike():
+    stopped = [p for p in LOGS if plain(p).status not in ("success", None)]
+    assert {plain(p).status for p in stopped} == {"aborted", "fail"}
+    for path in stopped:
+        fast = parse_result_file(path)
+        assert fast.minutes is None and asdict(fast) == asdict(plain(path))
+
+
+def test_small_chunks_split_lines_anywhere():
+    # Lines cut by chunk boundaries are carried over: the same run at any chunk size.
+    path = FIXTURES / "training_v1.0/NVIDIA/results/dgxa100_ngc21.05_pytorch/maskrcnn/result_0.txt"
+    expected = asdict(plain(path))
+    for chunk in (1, 97, 4096, 65_536):
+        assert asdict(parse_result_file(path, chunk_bytes=chunk)) == expected, chunk
+
+
+def test_run_keys_hold_everything_a_run_is_made_of():
+    # A TrainingRun folded from only the RUN_KEYS records is the one folded from all records:
+    # a field read from a key missing in RUN_KEYS would be lost by the fast reader.
+    for path in LOGS[::10]:
+        records, bad = _decode_lines(read_text_limited(path))
+        wanted = [r for r in records if r["key"] in RUN_KEYS]
+        assert len(wanted) < len(records)
+        assert asdict(run_from_records(str(path), wanted, bad, len(records))) == \
+            asdict(run_from_records(str(path), records, bad))
+
+
+def record(key, time_ms, value=None, **metadata) -> str:
+    return ":::MLLOG " + json.dumps({"namespace": "", "time_ms": time_ms, "event_type": "POINT_IN_TIME",
+                                     "key": key, "value": value, "metadata": metadata})
+
+
+def write(tmp_path, lines: list[str], end="\n") -> Path:
+    path = tmp_path / "result_0.txt"
+    path.write_bytes(("\n".join(lines) + end).encode("latin-1"))
+    return path
+
+
+MESSY = [
+    "+ srun --container-name=x python train.py",
+    record("submission_org", 1, "ACME"),
+    'noise with a JSON dict {"key": "run_start", "value": null} but no token',
+    record("init_start", 5), record("init_start", 6),            # two ranks
+    "\r 10%|#  | 1/10\r 20%|## | 2/10" + "\r" + record("init_stop", 9),
+    'rank3: :::MLLOG {"time_ms":10,"key":"run_start","value":null,"metadata":{}}',   # compact JSON
+    record("train_loss", 11, 2.5, epoch_num=1),
+    ":::MLLOG {\"time_ms\": 12, \"key\": \"run_stop\", \"value\": null, \"metadata\": {\"sta",  # cut
+    record("eval_accuracy", 20, {"BBOX": 0.3, "SEGM": 0.2}, epoch_num=1),
+    record("eval_accuracy", 30, 0.5, epoch_num=2) + "   ",
+    record("global_batch_size", 31, 256) + "\x85trailing after a latin-1 line break",
+    record("run_stop", 40, status="success"),
+    record("eval_accuracy", 50, 0.9, epoch_num=3),               # after run_stop
+    "Traceback (most recent call last): café",
+    ':::MLLOG {"time_ms": 60, "key": "epoch_st',                 # the job was killed here
+]
+
+
+@pytest.mark.parametrize("end", ["\n", ""])
+def test_messy_log_read_alike(tmp_path, end):
+    path = write(tmp_path, MESSY, end)
+    fast, text = parse_result_file(path), plain(path)
+    assert asdict(fast) == asdict(text)
+    assert (fast.submitter, fast.init_start_ms, fast.init_stop_ms) == ("ACME", 5.0, 9.0)
+    assert (fast.run_start_ms, fast.run_stop_ms, fast.status) == (10.0, 40.0, "success")
+    assert fast.minutes == 30 / 60 / 1000 and fast.global_batch_size == 256
+    assert fast.evals == [(1, 20.0, {"BBOX": 0.3, "SEGM": 0.2}), (2, 30.0, 0.5), (3, 50.0, 0.9)]
+    assert fast.epochs == 2.0
+    assert fast.bad_lines == 2 and fast.mllog_lines == 11
+
+
+def test_v06_log_read_alike(tmp_path):
+    path = write(tmp_path, [
+        "some noise",
+        ':::MLL 1558640213.500 run_start: {"value": null, "metadata": {"file": "a.py"}}',
+        ':::MLL 1558640243.500 eval_accuracy: {"value": 0.7, "metadata": {"epoch_num": 3}}',
+        ':::MLL 1558640273.500 run_stop: {"value": null, "metadata": {"status": "success"}}',
+    ])
+    fast = parse_result_file(path)
+    assert asdict(fast) == asdict(plain(path))
+    assert fast.minutes == pytest.approx(1.0) and fast.epochs == 3.0
+
+
+def test_corrupt_step_line_mid_log_is_the_one_difference(tmp_path):
+    # Documented: per-step lines are counted, never decoded, so a corrupt one in the middle
+    # of a log goes unnoticed (nothing a TrainingRun holds comes from it).
+    path = write(tmp_path, [record("run_start", 1), ':::MLLOG {"time_ms": 2, "key": "train_lo',
+                            record("run_stop", 3, status="success")])
+    fast, text = asdict(parse_result_file(path)), asdict(plain(path))
+    assert (text["bad_lines"], text["mllog_lines"]) == (1, 2)
+    assert (fast["bad_lines"], fast["mllog_lines"]) == (0, 3)
+    for name in ("bad_lines", "mllog_lines", "notes"):
+        del fast[name], text[name]
+    assert fast == text
+
+
+def test_empty_and_token_free_files(tmp_path):
+    for lines in ([], ["no log here", "at all"]):
+        path = write(tmp_path, lines)
+        fast = parse_result_file(path)
+        assert asdict(fast) == asdict(plain(path)) and fast.mllog_lines == 0
+
+
+KEYS = [*RUN_KEYS, "train_loss", "epoch_start", "weights_initialization"]
+good_line = st.builds(
+    lambda key, t, v, e: record(key, t, v, epoch_num=e) if key != "run_stop" else
+    record(key, t, v, status=e and "success" or "aborted"),
+    st.sampled_from(KEYS), st.integers(0, 10**13),
+    st.one_of(st.none(), st.integers(), st.floats(allow_nan=False), st.text(max_size=5)),
+    st.integers(0, 3))
+noise = st.text(st.characters(min_codepoint=1, max_codepoint=255, blacklist_characters="\n"),
+                max_size=30).filter(lambda s: ":::MLL" not in s)
+# Cutting a record anywhere: corrupt lines among the ones the fast reader decodes (RUN_KEYS).
+cut_line = st.builds(lambda key, t, at: (lambda r: r[:r.index('"value"') + at])(record(key, t)),
+                     st.sampled_from(RUN_KEYS), st.integers(0, 10**6), st.integers(0, 30))
+line = st.one_of(good_line, good_line.map(lambda r: "[1,0]<stdout>: " + r), noise,
+                 st.builds(lambda n, r: n + "\r" + r, noise, good_line), cut_line)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(line, max_size=25), last_cut=st.integers(9, 200), chunk=st.integers(1, 300),
+       end=st.sampled_from(["\n", ""]))
+def test_generated_logs_read_alike(tmp_path, lines, last_cut, chunk, end):
+    # The last line cut anywhere (a killed job), every line the fast reader needs possibly cut.
+    lines = lines + [record("epoch_stop", 7)[:last_cut]]
+    path = write(tmp_path, lines, end)
+    assert asdict(parse_result_file(path, chunk_bytes=chunk)) == asdict(plain(path))
