@@ -28,6 +28,7 @@ import argparse
 import csv
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -112,10 +113,12 @@ def make_round(dest: Path, logs: int) -> int:
 
 # ---------------------------------------------------------------- running and comparing
 
-def timed(command: list[str]) -> tuple[float, subprocess.CompletedProcess]:
-    start = time.perf_counter()
+def timed(command: list[str]) -> tuple[float, float, subprocess.CompletedProcess]:
+    """(wall seconds, CPU seconds of the process and its workers, the finished process)."""
+    before, start = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True)
-    return time.perf_counter() - start, done
+    wall, after = time.perf_counter() - start, resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, done
 
 
 def _rel(x: float, y: float) -> bool:
@@ -196,27 +199,31 @@ def main() -> int:
         subprocess.run(naive_cmd, capture_output=True)         # warm the page cache
         print(f"round: {files} result logs, {size / 2**20:.0f} MB, ruleset {args.ruleset}, "
               f"{os.cpu_count()} CPUs, load average {_loadavg()}")
-        t_naive, t_ours = [], []
+        t_naive, t_ours, cpu_naive, cpu_ours = [], [], [], []
         for _ in range(args.repeats):
-            seconds, naive = timed(naive_cmd)
+            seconds, cpu, naive = timed(naive_cmd)
             t_naive.append(seconds)
-            seconds, ours = timed(ours_cmd)
+            cpu_naive.append(cpu)
+            seconds, cpu, ours = timed(ours_cmd)
             t_ours.append(seconds)
+            cpu_ours.append(cpu)
             if naive.returncode or ours.returncode or not ours_file.exists():
                 print(f"error: a scorer failed:\n{naive.stderr}{ours.stderr}", file=sys.stderr)
                 return 1
-            print(f"  naive {t_naive[-1]:6.2f} s   mlpace {t_ours[-1]:6.2f} s   "
-                  f"ratio {t_naive[-1] / t_ours[-1]:.2f}x   (load {_loadavg()})")
+            print(f"  naive {t_naive[-1]:6.2f} s (CPU {cpu_naive[-1]:5.2f} s)   mlpace {t_ours[-1]:6.2f} s "
+                  f"(CPU {cpu_ours[-1]:5.2f} s)   ratio {t_naive[-1] / t_ours[-1]:.2f}x   (load {_loadavg()})")
         ours_json = json.loads(ours_file.read_text())
         naive_compared, naive_diffs = compare_naive(json.loads(naive.stdout), ours_json, ours_root)
-        print(f"naive scorer:    median {statistics.median(t_naive):6.2f} s")
-        print(f"mlpace summarize: median {statistics.median(t_ours):6.2f} s")
-        print(f"mlpace vs naive: {statistics.median(n / o for n, o in zip(t_naive, t_ours)):.2f}x "
-              f"(median of the {args.repeats} pairs' ratios)")
+        median = statistics.median
+        print(f"naive scorer:     median {median(t_naive):6.2f} s wall, {median(cpu_naive):5.2f} s CPU")
+        print(f"mlpace summarize: median {median(t_ours):6.2f} s wall, {median(cpu_ours):5.2f} s CPU")
+        print(f"mlpace vs naive: {median(n / o for n, o in zip(t_naive, t_ours)):.2f}x wall, "
+              f"{median(n / o for n, o in zip(cpu_naive, cpu_ours)):.2f}x CPU "
+              f"(medians of the {args.repeats} pairs' ratios)")
         agree = _report("naive scorer", naive_compared, naive_diffs)
         if not args.no_official:
             official_file = Path(tmp) / "official.csv"
-            seconds, official = timed([sys.executable, "-m", "mlperf_logging.result_summarizer",
+            seconds, _, official = timed([sys.executable, "-m", "mlperf_logging.result_summarizer",
                                        f"{official_root}/{{*}}", "training", args.ruleset,
                                        "--csv", str(official_file)])
             compared, systems, diffs = compare_official(official_file, ours_json)

@@ -85,7 +85,8 @@ MESSY = [
     ":::MLLOG {\"time_ms\": 12, \"key\": \"run_stop\", \"value\": null, \"metadata\": {\"sta",  # cut
     record("eval_accuracy", 20, {"BBOX": 0.3, "SEGM": 0.2}, epoch_num=1),
     record("eval_accuracy", 30, 0.5, epoch_num=2) + "   ",
-    record("global_batch_size", 31, 256) + "\x85trailing after a latin-1 line break",
+    record("global_batch_size", 31, 256),
+    record("seed", 32, 7) + "\x85 is no line break in a text file: this line is corrupt",
     record("run_stop", 40, status="success"),
     record("eval_accuracy", 50, 0.9, epoch_num=3),               # after run_stop
     "Traceback (most recent call last): café",
@@ -103,7 +104,8 @@ def test_messy_log_read_alike(tmp_path, end):
     assert fast.minutes == 30 / 60 / 1000 and fast.global_batch_size == 256
     assert fast.evals == [(1, 20.0, {"BBOX": 0.3, "SEGM": 0.2}), (2, 30.0, 0.5), (3, 50.0, 0.9)]
     assert fast.epochs == 2.0
-    assert fast.bad_lines == 2 and fast.mllog_lines == 11
+    assert fast.seed is None
+    assert fast.bad_lines == 3 and fast.mllog_lines == 11
 
 
 def test_v06_log_read_alike(tmp_path):

@@ -100,9 +100,8 @@ def _result_json(result: TrainingResult) -> dict:
 
 
 def parse_many(paths: list[Path], workers: int | None) -> list[TrainingRun]:
-    """Parse result files, in worker processes when there are enough of them (and, unless
-    `workers` says how many, idle cores to run them)."""
-    workers = workers if workers is not None else idle_cores()
+    """Parse result files, in worker processes when there are enough of them."""
+    workers = workers if workers is not None else min(4, os.cpu_count() or 1)
     if workers <= 1 or len(paths) < PARALLEL_MIN_FILES:
         return [_parse_quietly(p) for p in paths]
     # Small batches: log sizes vary 100-fold (a Google bert log vs an NVIDIA maskrcnn one), and
@@ -110,19 +109,6 @@ def parse_many(paths: list[Path], workers: int | None) -> list[TrainingRun]:
     chunk = max(1, min(PARALLEL_BATCH_FILES, len(paths) // (workers * 8)))
     with ProcessPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(_parse_quietly, paths, chunksize=chunk))
-
-
-def idle_cores(most: int = 4) -> int:
-    """Cores that other work left idle over the last minute (1 to `most`). A worker process on
-    a core that is already busy buys no time - the scheduler shares a core between sessions,
-    not processes - and costs its start and the copying of results (measured on the busy
-    2-core machine: two workers were slower than one; BENCHMARKS.md)."""
-    cpus = os.cpu_count() or 1
-    try:
-        idle = cpus - os.getloadavg()[0]
-    except OSError:
-        idle = cpus
-    return max(1, min(most, cpus, round(idle)))
 
 
 def _parse_quietly(path: Path) -> TrainingRun:

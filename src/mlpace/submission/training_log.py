@@ -4,9 +4,9 @@ Real result files are whatever the submitter's job printed: shell tracing, progr
 warnings between the `:::MLLOG {json}` lines, several ranks printing the same line, lines cut
 in half when a job was killed, runs that never converged. The parser keeps every MLLOG line it
 can decode, counts the ones it cannot, and never raises on content (only on an unreadable
-file). It reads the line the way the official `mlperf_logging` parser does: anything before
-the token is dropped, the text is decoded as latin-1, and the first `run_start` / `run_stop`
-are the ones that count.
+file). It reads the line the way the official `mlperf_logging` parser does: the text is
+decoded as latin-1 and cut into lines as a Python text file is (at \n, \r\n and \r), anything
+before the token is dropped, and the first `run_start` / `run_stop` are the ones that count.
 
 Two log formats exist:
 - `:::MLLOG {"time_ms": ..., "key": ..., "value": ..., "metadata": {...}}` (v0.7 and later);
@@ -249,10 +249,17 @@ def run_from_records(path: str, records: list[dict], bad_lines: int = 0,
     return run
 
 
+def universal_lines(text: str) -> list[str]:
+    """`text` cut into lines as a Python text file reads them (at \\n, \\r\\n and \\r: the
+    official parser's `open(..., encoding="latin-1")`), not at the other breaks
+    `str.splitlines` knows (\\x85, \\x0c, ...), which are plain bytes in a log."""
+    return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+
+
 def _decode_lines(text: str) -> tuple[list[dict], int]:
     """(records, lines that carry a token but did not decode) of every line in `text`."""
     records, bad = [], 0
-    for line in text.splitlines():
+    for line in universal_lines(text):
         record = _decode(line)
         if record is None:
             continue
