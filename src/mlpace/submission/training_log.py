@@ -161,7 +161,7 @@ def parse_mllog_lines(text: str) -> list[dict]:
 def _as_int(value) -> int | None:
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):   # OverflowError: int(inf)
         return None
 
 
