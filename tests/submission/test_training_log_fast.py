@@ -80,6 +80,8 @@ MESSY = [
     'noise with a JSON dict {"key": "run_start", "value": null} but no token',
     record("init_start", 5), record("init_start", 6),            # two ranks
     "\r 10%|#  | 1/10\r 20%|## | 2/10" + "\r" + record("init_stop", 9),
+    record("run_start", 8)[:-1],                                 # cut, yet ends with a brace
+    record("eval_target", 8, 0.75) + ", " + record("seed", 8, 1)[9:],   # two records, one token
     'rank3: :::MLLOG {"time_ms":10,"key":"run_start","value":null,"metadata":{}}',   # compact JSON
     record("train_loss", 11, 2.5, epoch_num=1),
     ":::MLLOG {\"time_ms\": 12, \"key\": \"run_stop\", \"value\": null, \"metadata\": {\"sta",  # cut
@@ -104,8 +106,18 @@ def test_messy_log_read_alike(tmp_path, end):
     assert fast.minutes == 30 / 60 / 1000 and fast.global_batch_size == 256
     assert fast.evals == [(1, 20.0, {"BBOX": 0.3, "SEGM": 0.2}), (2, 30.0, 0.5), (3, 50.0, 0.9)]
     assert fast.epochs == 2.0
-    assert fast.seed is None
-    assert fast.bad_lines == 3 and fast.mllog_lines == 11
+    assert fast.seed is None and fast.target is None
+    assert fast.bad_lines == 5 and fast.mllog_lines == 11
+
+
+def test_two_records_behind_one_token_are_one_bad_line(tmp_path):
+    # Decoded together in one JSON array, they would read as two good records.
+    path = write(tmp_path, [record("run_start", 1),
+                            record("eval_target", 2, 0.75) + ", " + record("seed", 2, 1)[9:],
+                            record("run_stop", 3, status="success")])
+    fast = parse_result_file(path)
+    assert asdict(fast) == asdict(plain(path))
+    assert fast.target is None and fast.seed is None and fast.bad_lines == 1
 
 
 def test_v06_log_read_alike(tmp_path):
@@ -151,7 +163,7 @@ noise = st.text(st.characters(min_codepoint=1, max_codepoint=255, blacklist_char
                 max_size=30).filter(lambda s: ":::MLL" not in s)
 # Cutting a record anywhere: corrupt lines among the ones the fast reader decodes (RUN_KEYS).
 cut_line = st.builds(lambda key, t, at: (lambda r: r[:r.index('"value"') + at])(record(key, t)),
-                     st.sampled_from(RUN_KEYS), st.integers(0, 10**6), st.integers(0, 30))
+                     st.sampled_from(RUN_KEYS), st.integers(0, 10**6), st.integers(0, 120))
 line = st.one_of(good_line, good_line.map(lambda r: "[1,0]<stdout>: " + r), noise,
                  st.builds(lambda n, r: n + "\r" + r, noise, good_line), cut_line)
 
