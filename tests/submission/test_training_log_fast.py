@@ -110,6 +110,16 @@ def test_messy_log_read_alike(tmp_path, end):
     assert fast.bad_lines == 5 and fast.mllog_lines == 11
 
 
+def test_noise_naming_a_key_after_the_last_record(tmp_path):
+    # The last MLLOG line is decoded once, whatever follows it.
+    path = write(tmp_path, [record("run_start", 1), record("run_stop", 3, status="success"),
+                            record("eval_accuracy", 4, 0.5, epoch_num=1),
+                            'echo \'{"key": "seed", "value": 4}\' | tee out.json'])
+    fast = parse_result_file(path)
+    assert asdict(fast) == asdict(plain(path))
+    assert fast.evals == [(1, 4.0, 0.5)] and fast.seed is None
+
+
 def test_two_records_behind_one_token_are_one_bad_line(tmp_path):
     # Decoded together in one JSON array, they would read as two good records.
     path = write(tmp_path, [record("run_start", 1),
