@@ -385,18 +385,20 @@ def parse_result_file(path: str | os.PathLike, limit: int = MAX_RESULT_BYTES,
             if size > limit:
                 raise MlpaceError(f"{path} is {size / 2**20:.0f} MB; refusing to read log files "
                                   f"over {limit / 2**20:.0f} MB")
-            rest, read = b"", 0
+            rest, read = [], 0       # rest: the start of a line that goes on in the next block
             while block := handle.read(chunk_bytes):
                 read += len(block)
                 if read > limit:
                     raise MlpaceError(f"{path} grew past {limit / 2**20:.0f} MB while being read")
-                data = rest + block if rest else block
-                cut = data.rfind(b"\n") + 1
-                rest = data[cut:]
-                if cut:
-                    scan.chunk(data[:cut] if rest else data)
+                cut = block.rfind(b"\n") + 1
+                if not cut:
+                    rest.append(block)      # joined once the line ends, never block by block
+                    continue
+                whole = block if cut == len(block) else block[:cut]
+                scan.chunk(b"".join([*rest, whole]) if rest else whole)
+                rest = [block[cut:]] if cut < len(block) else []
             if rest:
-                scan.chunk(rest)
+                scan.chunk(b"".join(rest))
     except FileNotFoundError:
         raise MlpaceError(f"{path} does not exist") from None
     except IsADirectoryError:
