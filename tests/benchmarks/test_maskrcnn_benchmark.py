@@ -11,7 +11,7 @@ import yaml
 
 import mlperf_logging
 from mlpace.benchmarks import coco, make_workload
-from mlpace.benchmarks.maskrcnn.model import roi_align
+from mlpace.benchmarks.maskrcnn.model import FrozenBatchNorm2d, maskrcnn_mini, maskrcnn_resnet50_fpn, roi_align
 from mlpace.benchmarks.maskrcnn.workload import paste_masks
 from mlpace.harness.datasets import cached_dataset
 from mlpace.harness.timed_run import run_once
@@ -38,6 +38,44 @@ def test_roi_align_samples_the_box_bilinearly():
     # on a stride-2 map the same image box reads feature x 1..3 (values are in feature units)
     out = roi_align(feature, 2.0, torch.tensor([[2.0, 0.0, 6.0, 8.0]]), size=2)
     assert torch.allclose(out[0, 0, 0], torch.tensor([1.5, 2.5]), atol=1e-5)
+
+
+def test_frozen_batchnorm_is_a_fixed_affine_map_in_training_too():
+    bn = FrozenBatchNorm2d(2).train()
+    bn.weight.copy_(torch.tensor([2.0, 1.0]))
+    bn.running_mean.copy_(torch.tensor([1.0, 0.0]))
+    bn.running_var.copy_(torch.tensor([4.0, 1.0]))
+    x = torch.randn(3, 2, 4, 4)
+    expected = torch.stack([(x[:, 0] - 1.0) * 2.0 / 2.0, x[:, 1]], 1)
+    assert torch.allclose(bn(x), expected) and list(bn.parameters()) == []
+    assert torch.equal(bn.running_mean, torch.tensor([1.0, 0.0]))       # statistics never move
+
+
+def test_reference_backbone_is_maskrcnn_benchmarks():
+    """No classifier, frozen BatchNorm, stem + first stage frozen, stride in the first 1x1."""
+    with torch.device("meta"):
+        model = maskrcnn_resnet50_fpn(81)
+    body = model.body
+    assert body.fc1 is None
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in body.modules())
+    assert sum(isinstance(m, FrozenBatchNorm2d) for m in body.modules()) == 53
+    frozen = [n for n, p in model.named_parameters() if not p.requires_grad]
+    assert frozen and all(n.startswith(("body.conv0", "body.stages.0.")) for n in frozen)
+    assert all(p.requires_grad for n, p in body.stages[1].named_parameters())
+    assert body.stages[1][0].conv1.stride == (2, 2) and body.stages[1][0].conv2.stride == (1, 1)
+
+
+def test_roi_heads_under_bf16_autocast_and_without_rois():
+    """Found on an H100 (the reference with --device cuda runs under bf16 autocast):
+    grid_sample answers in float32 under autocast, and an image batch can have no RoIs."""
+    torch.manual_seed(0)
+    model = maskrcnn_mini(3)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        feats = model.features(torch.randn(2, 3, 64, 64))
+        cls, box = model.box_head(feats, [torch.tensor([[4.0, 4.0, 30.0, 30.0]])] * 2)
+        assert cls.shape == (2, 3) and box.shape == (2, 3, 4)
+        cls, box = model.box_head(feats, [torch.zeros(0, 4)] * 2)
+        assert cls.shape == (0, 3) and box.shape == (0, 3, 4)
 
 
 def test_pasted_mask_fills_its_box():

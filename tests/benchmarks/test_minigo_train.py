@@ -9,13 +9,17 @@ import torch
 
 from mlpace.benchmarks import make_workload
 from mlpace.benchmarks.minigo.go import BLACK, Position
-from mlpace.benchmarks.minigo.mcts import match, network_evaluator
+from mlpace.benchmarks.minigo.mcts import match, network_evaluator, play_games, training_examples
 from mlpace.benchmarks.minigo.model import features, load_weights, save_weights, symmetry
 from mlpace.benchmarks.minigo.workload import CONFIGS, SHIPPED_REFERENCE, Generations, new_model
 from mlpace.errors import MlpaceError
 from mlpace.harness.timed_run import run_once
 from mlpace.harness.workload import RunContext
 from conftest import run_compliance_checker
+
+def at(row, col, size=5):
+    return row * size + col
+
 
 TINY = {"selfplay_games": 8, "readouts": 4, "train_steps": 4, "batch_size": 32, "eval_games": 4}
 
@@ -53,6 +57,58 @@ def test_features_and_symmetries_move_stones_and_moves_together():
         tx, tp = symmetry(x, policy, k)
         assert torch.equal(tp[0, :9].reshape(3, 3) == 0.75, tx[0, 0] == 1)
         assert tp[0, 9] == 0.25
+
+
+def test_mlperf07_features_by_hand():
+    """The reference's 13 input planes: stones of this position and the 3 before it (zeros
+    before the game began), black to play, groups with 1 / 2 / >= 3 liberties, capturing points."""
+    start = Position.from_text([".....",
+                                "XO...",
+                                ".X...",
+                                ".....",
+                                "....."], to_play=BLACK)
+    pos = start.play(at(0, 1)).play(at(4, 4))      # black ataris the white stone, white plays away
+    planes = features([pos], "mlperf07")
+    assert planes.shape == (1, 13, 5, 5)
+    me, them = planes[0, 0], planes[0, 1]          # black to play
+    assert me[1, 0] == me[0, 1] == me[2, 1] == 1 and me.sum() == 3
+    assert them[1, 1] == them[4, 4] == 1 and them.sum() == 2
+    assert planes[0, 3, 4, 4] == 0 and planes[0, 3, 1, 1] == 1   # one move ago: no white (4,4) yet
+    assert planes[0, 4, 0, 1] == 0 and planes[0, 4, 1, 0] == 1   # two moves ago: no black (0,1)
+    assert planes[0, 6:8].sum() == 0                              # three moves ago: before the game
+    assert planes[0, 8].min() == 1                                # black to play
+    libs = planes[0, 9:12]
+    assert libs[0, 1, 1] == 1 and libs[0].sum() == 1              # white (1,1) in atari
+    assert libs[1, 0, 1] == libs[1, 1, 0] == libs[1, 4, 4] == 1 and libs[1].sum() == 3
+    assert libs[2, 2, 1] == 1 and libs[2].sum() == 1              # black (2,1): 3 liberties
+    assert planes[0, 12, 1, 2] == 1 and planes[0, 12].sum() == 1  # only (1,2) captures
+    white = features([pos.play(at(3, 3))], "mlperf07")[0]         # after black plays away
+    assert white[8].max() == 0 and white[0, 1, 1] == 1            # white to play, its own stones first
+
+
+def test_reference_network_plays_and_learns_on_19x19():
+    """The reference set-up runs end to end on the full board: self-play with the 13-plane
+    network, training examples, one optimizer step."""
+    cfg = CONFIGS["reference"]
+    assert (cfg.board_size, cfg.features) == (19, "mlperf07")
+    torch.manual_seed(0)
+    model = new_model(cfg).eval()
+    evaluate = network_evaluator(model)
+    gen = play_games(2, lambda: Position(19, cfg.komi, max_moves=6), lambda g, c: evaluate, 2,
+                     np.random.default_rng(0), sample_moves=2, noise=(cfg.dirichlet_alpha, cfg.noise_weight))
+    try:
+        while True:
+            next(gen)
+    except StopIteration as done:
+        games = done.value
+    planes, policies, outcomes = training_examples(games, cfg.features)
+    assert planes.shape == (12, 13, 19, 19) and policies.shape == (12, 362) and outcomes.shape == (12,)
+    x, pi = symmetry(torch.from_numpy(planes), torch.from_numpy(policies), 5)
+    model.train()
+    logits, value = model(x)
+    loss = -(pi * torch.log_softmax(logits, 1)).sum(1).mean() + ((value - torch.from_numpy(outcomes)) ** 2).mean()
+    loss.backward()
+    assert torch.isfinite(loss) and model.stem.weight.grad.abs().sum() > 0
 
 
 def test_weights_file_round_trip_and_bad_files(tmp_path):

@@ -60,11 +60,14 @@ def test_evaluation_alone_needs_only_dev_clean(tmp_path):
     import shutil
     root = tmp_path / "libri"
     libri.generate_mini(root, train_utterances=2, eval_utterances=2, train_speakers=1, eval_speakers=1)
-    full = make_workload("rnnt", "reference", {"data_path": str(root)})
+    chars = {"data_path": str(root), "sentencepiece_vocab": 0}     # the tokenizer is tested below
+    full = make_workload("rnnt", "reference", chars)
     full.prepare_data(tmp_path)
     full.setup(RunContext(seed=1))
     shutil.rmtree(root / "train-clean-100")
-    alone = make_workload("rnnt", "reference", {"data_path": str(root)})
+    with pytest.raises(MlpaceError, match="no training transcripts"):   # nothing to train pieces on
+        make_workload("rnnt", "reference", {"data_path": str(root)}).prepare_data(tmp_path)
+    alone = make_workload("rnnt", "reference", chars)
     alone.prepare_data(tmp_path)
     alone.load_evaluation()
     assert not hasattr(alone, "train_audio") and alone.eval_texts == full.eval_texts
@@ -72,6 +75,37 @@ def test_evaluation_alone_needs_only_dev_clean(tmp_path):
     shutil.rmtree(root / "dev-clean")
     with pytest.raises(MlpaceError, match="no dev-clean utterances"):
         alone.load_evaluation()
+
+
+def test_reference_tokenizer_is_sentencepiece_trained_on_the_training_transcripts(tmp_path):
+    """The reference recipe (scripts/create_sentencepieces.sh): a unigram model of N pieces,
+    <unk> first, no BOS/EOS, from the training transcripts; made once and cached by their hash."""
+    root = tmp_path / "libri"
+    libri.generate_mini(root, train_utterances=20, eval_utterances=3, train_speakers=2, eval_speakers=1)
+    assert make_workload("rnnt", "reference", {}).config.sentencepiece_vocab == 1023
+    w = make_workload("rnnt", "reference", {"data_path": str(root), "sentencepiece_vocab": 40})
+    w.prepare_data(tmp_path / "cache")
+    w.load_evaluation()
+    sp = w.tokenizer.sp
+    assert sp.get_piece_size() == 40 and w.tokenizer.n_classes == 41      # + the blank
+    assert sp.id_to_piece(0) == "<unk>" and sp.bos_id() == sp.eos_id() == -1
+    assert any(len(sp.id_to_piece(i)) > 2 for i in range(40))             # pieces, not characters
+    for text in w.eval_texts:
+        ids = w.tokenizer.encode(text)
+        assert 0 not in ids and w.tokenizer.decode(ids) == text            # the reference asserts no <unk>
+    model_file = Path(w.sentencepiece_path)
+    assert model_file.name == "librispeech40.model"
+    stamp = model_file.stat().st_mtime_ns
+    again = make_workload("rnnt", "reference", {"data_path": str(root), "sentencepiece_vocab": 40})
+    again.prepare_data(tmp_path / "cache")
+    assert again.sentencepiece_path == w.sentencepiece_path and model_file.stat().st_mtime_ns == stamp
+    trans = next((root / "train-clean-100").glob("*/*/*.trans.txt"))
+    trans.write_text(trans.read_text().replace("THE", "A"))                # other transcripts: other model
+    changed = make_workload("rnnt", "reference", {"data_path": str(root), "sentencepiece_vocab": 40})
+    changed.prepare_data(tmp_path / "cache")
+    assert changed.sentencepiece_path != w.sentencepiece_path
+    with pytest.raises(MlpaceError, match="Vocabulary size too high"):   # the real 1023 on a tiny corpus
+        make_workload("rnnt", "reference", {"data_path": str(root)}).prepare_data(tmp_path / "cache")
 
 
 def test_transcripts_are_normalised_like_the_reference():

@@ -173,14 +173,15 @@ class MaskRCNN(nn.Module):
             for lvl in range(len(self.fpn.inner)):
                 sel = (levels == lvl).nonzero().flatten()
                 if len(sel):
-                    crops[sel] = roi_align(feats[lvl][i], self.strides[lvl], b[sel], size)
+                    # grid_sample runs in float32 under autocast: back to the features' dtype
+                    crops[sel] = roi_align(feats[lvl][i], self.strides[lvl], b[sel], size).to(crops.dtype)
             out.append(crops)
         return torch.cat(out)
 
     def box_head(self, feats, boxes: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.pool(feats, boxes, 7).flatten(1)
         x = torch.relu(self.fc7(torch.relu(self.fc6(x))))
-        return self.box_cls(x), self.box_bbox(x).view(len(x), -1, 4)
+        return self.box_cls(x), self.box_bbox(x).view(len(x), self.num_classes, 4)   # also with no RoIs
 
     def mask_head(self, feats, boxes: list[torch.Tensor]) -> torch.Tensor:
         x = self.pool(feats, boxes, self.mask_pool)
@@ -189,10 +190,43 @@ class MaskRCNN(nn.Module):
         return self.mask_logits(torch.relu(self.mask_deconv(x)))     # N x K+1 x 2S x 2S
 
 
+class FrozenBatchNorm2d(nn.Module):
+    """BatchNorm with fixed statistics and affine (buffers, not parameters: no gradients, no
+    updates), as maskrcnn-benchmark's layers/batch_norm.py (which, like it, adds no epsilon)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        for name, value in (("weight", 1.0), ("bias", 0.0), ("running_mean", 0.0), ("running_var", 1.0)):
+            self.register_buffer(name, torch.full((channels,), value))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scale = self.weight * self.running_var.rsqrt()
+        shift = self.bias - self.running_mean * scale
+        return x * scale.view(1, -1, 1, 1).to(x.dtype) + shift.view(1, -1, 1, 1).to(x.dtype)
+
+
+def freeze_batchnorm(module: nn.Module) -> nn.Module:
+    """Replace every BatchNorm2d inside `module` by a FrozenBatchNorm2d. It starts as the
+    identity (a fresh BatchNorm's values; not ResNet's zero-initialised last gamma, which,
+    frozen, would switch a block's branch off for good) until a checkpoint's values load."""
+    for name, child in module.named_children():
+        if isinstance(child, nn.BatchNorm2d):
+            setattr(module, name, FrozenBatchNorm2d(child.num_features))
+        else:
+            freeze_batchnorm(child)
+    return module
+
+
 def maskrcnn_resnet50_fpn(num_classes: int = 81) -> MaskRCNN:
-    """MLPerf's Mask R-CNN: ResNet-50, FPN P2-P6 (256 ch), anchors 32-512, 4-conv mask head."""
-    from mlpace.benchmarks.resnet.model import resnet50
-    return MaskRCNN(num_classes, resnet50(), [256, 512, 1024, 2048], [0, 1, 2, 3], [4, 8, 16, 32, 64],
+    """MLPerf's Mask R-CNN (maskrcnn-benchmark, e2e_mask_rcnn_R_50_FPN_1x): a ResNet-50 body
+    without classifier, strided in the first 1x1 of a block (STRIDE_IN_1X1, the MSRA ResNet),
+    with frozen BatchNorm everywhere and the stem and first stage frozen (FREEZE_CONV_BODY_AT
+    2); FPN P2-P6 (256 ch), anchors 32-512, 4-conv mask head."""
+    body = ResNet((3, 4, 6, 3), (64, 128, 256, 512), None, imagenet_stem=True, stride_in_1x1=True)
+    freeze_batchnorm(body)
+    for frozen in (body.conv0, body.stages[0]):
+        frozen.requires_grad_(False)
+    return MaskRCNN(num_classes, body, [256, 512, 1024, 2048], [0, 1, 2, 3], [4, 8, 16, 32, 64],
                     [(32,), (64,), (128,), (256,), (512,)], channels=256, extra_pool=True,
                     fc_dim=1024, mask_convs=4, canonical_level=2, canonical_size=224)
 
@@ -200,7 +234,10 @@ def maskrcnn_resnet50_fpn(num_classes: int = 81) -> MaskRCNN:
 def maskrcnn_mini(num_classes: int, widths=(8, 16, 32), channels: int = 32) -> MaskRCNN:
     """Mask R-CNN-mini for 64x64 scenes: a 3-stage bottleneck ResNet (strides 2/4/8), FPN on
     the stride-4 and stride-8 stages, two anchor sizes per level, a 2-conv mask head on 7x7
-    RoIs giving 14x14 masks (objects are at most 33 px wide)."""
+    RoIs giving 14x14 masks (objects are at most 33 px wide). Unlike the reference, its body
+    trains from scratch (no ImageNet weights to freeze), so its BatchNorm and every layer
+    train; its unused 1-class `fc1` stays so that the seeded initialisation (and the mini
+    target's calibration) is unchanged; it has no gradient and does no work."""
     from mlpace.benchmarks.resnet.model import resnet_mini
     body = resnet_mini(1, widths=widths)
     return MaskRCNN(num_classes, body, [w * 4 for w in widths], [1, 2], [4, 8],

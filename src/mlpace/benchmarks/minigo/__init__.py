@@ -1,4 +1,4 @@
-"""Reinforcement learning: MiniGo (9x9 Go, reference) and MiniGo-mini (5x5 Go, shipped reference player)."""
+"""Reinforcement learning: MiniGo (19x19 Go, reference) and MiniGo-mini (5x5 Go, shipped reference player)."""
 
 SCALES = ("mini", "reference")
 

@@ -1,4 +1,4 @@
-"""The rules of Go on a small square board, as MiniGo plays them.
+"""The rules of Go on a square board (5x5 mini, 19x19 reference), as MiniGo plays them.
 
 Stones are captured when their group has no liberties; suicide (a move that leaves its own
 group without liberties and captures nothing) is illegal; simple ko forbids retaking a single
@@ -7,6 +7,8 @@ area (stones + territory surrounded by one colour only), with komi given to Whit
 
 Moves are integers: `row * size + col` for a point, and `size * size` for a pass (the same
 index as the network's policy output). A `Position` is immutable: `play` returns a new one.
+It keeps the boards of its last `HISTORY` predecessors (most recent first), which the MLPerf
+input features read (the stones of the last four positions).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 EMPTY, BLACK, WHITE = 0, 1, -1
+HISTORY = 3   # previous boards a position keeps (mlperf07 features: this one + 3 before it)
 
 
 class IllegalMove(ValueError):
@@ -55,16 +58,18 @@ def group_and_liberties(board, start: int, nbrs) -> tuple[set[int], set[int]]:
 
 class Position:
     __slots__ = ("size", "board", "to_play", "ko", "passes", "moves", "komi", "max_moves",
-                 "_legal")
+                 "history", "_legal", "_liberties")
 
     def __init__(self, size: int, komi: float, board: tuple[int, ...] | None = None,
                  to_play: int = BLACK, ko: int | None = None, passes: int = 0, moves: int = 0,
-                 max_moves: int | None = None):
+                 max_moves: int | None = None, history: tuple[tuple[int, ...], ...] = ()):
         self.size, self.komi = size, komi
         self.board = tuple(board) if board is not None else (EMPTY,) * (size * size)
         self.to_play, self.ko, self.passes, self.moves = to_play, ko, passes, moves
         self.max_moves = max_moves if max_moves is not None else 2 * size * size
+        self.history = history          # earlier boards, most recent first, at most HISTORY
         self._legal: list[bool] | None = None
+        self._liberties: list[int] | None = None
 
     @classmethod
     def from_text(cls, rows: list[str], komi: float = 0.5, to_play: int = BLACK,
@@ -87,14 +92,22 @@ class Position:
             self._legal = self._compute_legal()
         return self._legal
 
+    def liberties(self) -> list[int]:
+        """Per point: the liberties of the group of stones on it (0 on an empty point)."""
+        if self._liberties is None:
+            board, nbrs = self.board, neighbours(self.size)
+            counts = [0] * len(board)
+            for p in range(len(board)):
+                if board[p] != EMPTY and counts[p] == 0:
+                    group, libs = group_and_liberties(board, p, nbrs)
+                    for q in group:
+                        counts[q] = len(libs)
+            self._liberties = counts
+        return self._liberties
+
     def _compute_legal(self) -> list[bool]:
         board, nbrs, me = self.board, neighbours(self.size), self.to_play
-        liberty_count: dict[int, int] = {}   # point -> liberties of its group, filled lazily
-        for p in range(len(board)):
-            if board[p] != EMPTY and p not in liberty_count:
-                group, libs = group_and_liberties(board, p, nbrs)
-                for q in group:
-                    liberty_count[q] = len(libs)
+        liberty_count = self.liberties()
         legal = []
         for p in range(len(board)):
             ok = False
@@ -111,9 +124,10 @@ class Position:
 
     def play(self, move: int) -> "Position":
         """The position after `move` by the player to play; IllegalMove if it is not allowed."""
+        history = ((self.board,) + self.history)[:HISTORY]
         if move == self.pass_move:
             return Position(self.size, self.komi, self.board, -self.to_play, None,
-                            self.passes + 1, self.moves + 1, self.max_moves)
+                            self.passes + 1, self.moves + 1, self.max_moves, history)
         if not (0 <= move < self.pass_move) or not self.legal_moves()[move]:
             raise IllegalMove(f"illegal move {move} for {'black' if self.to_play == BLACK else 'white'}")
         nbrs, me = neighbours(self.size), self.to_play
@@ -132,7 +146,8 @@ class Position:
             group, libs = group_and_liberties(board, move, nbrs)
             if len(group) == 1 and libs == {captured[0]}:
                 ko = captured[0]   # the lone capturing stone could be retaken at once: forbid it
-        return Position(self.size, self.komi, tuple(board), -me, ko, 0, self.moves + 1, self.max_moves)
+        return Position(self.size, self.komi, tuple(board), -me, ko, 0, self.moves + 1, self.max_moves,
+                        history)
 
     def area(self) -> tuple[int, int]:
         """(black, white) area: stones plus empty regions that touch only that colour."""

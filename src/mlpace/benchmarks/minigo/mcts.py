@@ -24,7 +24,7 @@ Evaluator = Callable[[list[Position]], tuple[np.ndarray, np.ndarray]]
 def network_evaluator(model: torch.nn.Module, device: str = "cpu") -> Evaluator:
     @torch.no_grad()
     def evaluate(positions: list[Position]) -> tuple[np.ndarray, np.ndarray]:
-        x = torch.from_numpy(features(positions)).to(device)
+        x = torch.from_numpy(features(positions, model.feature_set)).to(device)
         logits, values = model(x)
         legal = torch.from_numpy(np.array([p.legal_moves() for p in positions])).to(device)
         priors = torch.softmax(logits.float().masked_fill(~legal, -1e9), dim=1)
@@ -170,13 +170,13 @@ def match(candidate: Evaluator, reference: Evaluator, games: int, new_position: 
     return wins / games
 
 
-def training_examples(games: list[GameRecord]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def training_examples(games: list[GameRecord], feature_set: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(planes, search policies, outcomes for the player to play) of every position played."""
     positions = [p for g in games for p in g.positions]
     policies = np.stack([pi for g in games for pi in g.search_policies])
     outcomes = np.array([1.0 if g.winner == p.to_play else -1.0 for g in games for p in g.positions],
                         dtype=np.float32)
-    return features(positions), policies, outcomes
+    return features(positions, feature_set), policies, outcomes
 
 
 def colour_of(game: int) -> int:

@@ -4,7 +4,9 @@ features, the board symmetries used for augmentation, and a small weights file f
 The network: a 3x3 conv + BN stem, `blocks` residual blocks (two 3x3 conv + BN each), a policy
 head (1x1 conv to 2 planes, BN without scale/shift, a dense layer to size*size+1 move logits)
 and a value head (1x1 conv to 1 plane, BN without scale/shift, dense, dense to one tanh value).
-With 6 blocks this is exactly the tensor list of the closed MLPerf v1.1 minigo rules.
+With 6 blocks this is exactly the tensor list of the closed MLPerf v1.1 minigo rules; the
+MLPerf v1.0/v1.1 reference is 19x19 with 64 filters, 6 blocks, a value layer of 64 and the
+13 `mlperf07` input planes (ml_perf/flags/19/architecture.flags).
 
 Weights files are JSON (base64 float16 arrays): small, portable, no pickle, and shipped as
 ordinary package data.
@@ -21,22 +23,47 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from mlpace.benchmarks.minigo.go import BLACK, Position
+from mlpace.benchmarks.minigo.go import BLACK, HISTORY, Position, neighbours
 from mlpace.errors import MlpaceError
 
-FEATURE_PLANES = 3   # stones of the player to play, stones of the opponent, "black to play"
+# Input feature sets: planes per position, from the point of view of the player to play.
+#   basic     3 planes: my stones, the opponent's stones, "black to play" (the mini network)
+#   mlperf07 13 planes: MLPerf's closed set (minigo's features.py / cc/model/features.h,
+#             `--input_features=mlperf07`): my and the opponent's stones in this position and
+#             the 3 before it (8; zeros where the game is younger), "black to play" (1), stones
+#             whose group has 1, 2 or >= 3 liberties (3), legal points that capture (1)
+FEATURE_PLANES = {"basic": 3, "mlperf07": 13}
 
 
-def features(positions: list[Position]) -> np.ndarray:
-    """Input planes [B, 3, size, size] from the point of view of the player to play."""
+def features(positions: list[Position], feature_set: str = "basic") -> np.ndarray:
+    """Input planes [B, FEATURE_PLANES[feature_set], size, size]."""
     size = positions[0].size
     boards = np.array([p.board for p in positions], dtype=np.int8).reshape(-1, size, size)
     me = np.array([p.to_play for p in positions], dtype=np.int8)[:, None, None]
-    out = np.empty((len(positions), FEATURE_PLANES, size, size), dtype=np.float32)
-    out[:, 0] = boards == me
-    out[:, 1] = boards == -me
-    out[:, 2] = (me == BLACK)
+    out = np.zeros((len(positions), FEATURE_PLANES[feature_set], size, size), dtype=np.float32)
+    if feature_set == "basic":
+        out[:, 0] = boards == me
+        out[:, 1] = boards == -me
+        out[:, 2] = me == BLACK
+        return out
+    for i, p in enumerate(positions):
+        for t, board in enumerate((p.board,) + p.history[:HISTORY]):
+            b = np.array(board, dtype=np.int8).reshape(size, size)
+            out[i, 2 * t] = b == p.to_play
+            out[i, 2 * t + 1] = b == -p.to_play
+        libs = np.array(p.liberties()).reshape(size, size)
+        out[i, 9], out[i, 10], out[i, 11] = libs == 1, libs == 2, libs >= 3
+        out[i, 12] = np.array(would_capture(p)).reshape(size, size)
+    out[:, 8] = me == BLACK
     return out
+
+
+def would_capture(position: Position) -> list[bool]:
+    """Per point: a legal move there captures (it takes the last liberty of an opponent group)."""
+    board, libs, legal = position.board, position.liberties(), position.legal_moves()
+    nbrs = neighbours(position.size)
+    return [legal[p] and any(board[n] == -position.to_play and libs[n] == 1 for n in nbrs[p])
+            for p in range(len(board))]
 
 
 def symmetry(planes: torch.Tensor, policy: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -65,12 +92,17 @@ class ResidualBlock(nn.Module):
 
 
 class MiniGoNet(nn.Module):
-    def __init__(self, board_size: int, width: int = 32, blocks: int = 2, fc_width: int = 32):
+    def __init__(self, board_size: int, width: int = 32, blocks: int = 2, fc_width: int = 32,
+                 feature_set: str = "basic"):
         super().__init__()
-        self.board_size = board_size
-        self.arch = {"board_size": board_size, "width": width, "blocks": blocks, "fc_width": fc_width}
+        if feature_set not in FEATURE_PLANES:
+            raise MlpaceError(f"unknown minigo input features {feature_set!r}; "
+                              f"use one of {', '.join(FEATURE_PLANES)}")
+        self.board_size, self.feature_set = board_size, feature_set
+        self.arch = {"board_size": board_size, "width": width, "blocks": blocks, "fc_width": fc_width,
+                     "feature_set": feature_set}
         points = board_size * board_size
-        self.stem = nn.Conv2d(FEATURE_PLANES, width, 3, padding=1, bias=False)
+        self.stem = nn.Conv2d(FEATURE_PLANES[feature_set], width, 3, padding=1, bias=False)
         self.stem_bn = nn.BatchNorm2d(width)
         self.blocks = nn.ModuleList(ResidualBlock(width) for _ in range(blocks))
         self.policy_conv = nn.Conv2d(width, 2, 1, bias=False)

@@ -5,7 +5,8 @@ network (timed), training on the games of the last `window_size` generations (ti
 evaluation: a match of `eval_games` games against the fixed reference player, colours
 alternating, whose win rate is the quality (timed, as in MLPerf). The target is 50 %.
 
-Reference: the MLPerf v1.0/v1.1 closed set-up on 9x9 (values as in published closed logs);
+Reference: the MLPerf v1.0/v1.1 closed set-up, 19x19 Go with the reference network and its
+13 input planes (values as in the reference's flags and the published closed logs);
 it needs the target player's weights (`--set reference_player=FILE`, an mlpace weights file).
 Mini: 5x5 Go, a small network, and a reference player that mlpace ships
 (reference_player.json, made by `python -m mlpace.benchmarks.minigo.reference`).
@@ -41,6 +42,7 @@ class MinigoConfig:
     width: int = 32                      # conv filters
     blocks: int = 2                      # residual blocks
     fc_width: int = 32                   # value head hidden units
+    features: str = "basic"              # input planes: basic (3) | mlperf07 (13, the reference's)
     reference_player: str = ""           # weights file; empty = the player mlpace ships (mini)
     selfplay_games: int = 64             # per generation
     readouts: int = 24                   # MCTS simulations per move
@@ -61,12 +63,16 @@ class MinigoConfig:
 
 CONFIGS = {
     "mini": MinigoConfig(),
-    # MLPerf v1.0/v1.1 closed minigo: 9x9, 6 residual blocks (the closed rules' tensor list),
-    # >= 8192 self-play games per generation, a window of 5 generations; the optimizer values
-    # are those of the published NVIDIA v1.0 closed logs.
-    "reference": MinigoConfig(board_size=9, komi=7.5, width=32, blocks=6, fc_width=64,
-                              selfplay_games=8192, readouts=800, sample_moves=12,
-                              dirichlet_alpha=0.25, eval_games=256, eval_sample_moves=6,
+    # MLPerf v1.0/v1.1 closed minigo: 19x19 Go (the closed logs run --board_size=19), the
+    # network of ml_perf/flags/19/architecture.flags (conv_width 64, fc_width 64, trunk_layers 6
+    # = the closed rules' tensor list, input_features mlperf07), >= 8192 self-play games per
+    # generation, a window of 5 generations; the optimizer values are those of the published
+    # NVIDIA v1.0 closed logs; the exploration noise that of ml_perf/flags/19/selfplay.flags
+    # (dirichlet_alpha 0.03, noise_mix 0.3) and minigo's soft-pick cutoff on 19x19
+    # ((19 * 19 // 12) // 2 * 2 = 30 moves).
+    "reference": MinigoConfig(board_size=19, komi=7.5, width=64, blocks=6, fc_width=64, features="mlperf07",
+                              selfplay_games=8192, readouts=800, sample_moves=30,
+                              dirichlet_alpha=0.03, noise_weight=0.3, eval_games=256, eval_sample_moves=6,
                               window_size=5, batch_size=4096, train_steps=100,
                               lr_rates=(0.016, 0.16, 0.016, 0.0016),
                               lr_boundaries=(128, 10000, 20000), weight_decay=1e-4),
@@ -74,7 +80,7 @@ CONFIGS = {
 
 
 def new_model(cfg: MinigoConfig) -> MiniGoNet:
-    return MiniGoNet(cfg.board_size, cfg.width, cfg.blocks, cfg.fc_width)
+    return MiniGoNet(cfg.board_size, cfg.width, cfg.blocks, cfg.fc_width, cfg.features)
 
 
 class Generations:
@@ -106,7 +112,7 @@ class Generations:
         games = yield from play_games(cfg.selfplay_games, self.new_position, lambda g, c: evaluate,
                                       cfg.readouts, self.rng, cfg.sample_moves,
                                       noise=(cfg.dirichlet_alpha, cfg.noise_weight))
-        self.window.append(training_examples(games))
+        self.window.append(training_examples(games, cfg.features))
 
     def train(self) -> Iterator[int]:
         cfg = self.cfg

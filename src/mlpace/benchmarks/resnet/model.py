@@ -15,12 +15,14 @@ from torch import nn
 class Bottleneck(nn.Module):
     expansion = 4
 
-    def __init__(self, in_ch: int, width: int, stride: int):
+    def __init__(self, in_ch: int, width: int, stride: int, stride_in_1x1: bool = False):
         super().__init__()
         out_ch = width * self.expansion
-        self.conv1 = nn.Conv2d(in_ch, width, 1, bias=False)
+        # v1 (MSRA, what Mask R-CNN's backbone is) strides in the first 1x1; v1.5 in the 3x3
+        s1, s3 = (stride, 1) if stride_in_1x1 else (1, stride)
+        self.conv1 = nn.Conv2d(in_ch, width, 1, stride=s1, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
-        self.conv2 = nn.Conv2d(width, width, 3, stride=stride, padding=1, bias=False)
+        self.conv2 = nn.Conv2d(width, width, 3, stride=s3, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(width)
         self.conv3 = nn.Conv2d(width, out_ch, 1, bias=False)
         self.bn3 = nn.BatchNorm2d(out_ch)
@@ -39,8 +41,8 @@ class Bottleneck(nn.Module):
 
 
 class ResNet(nn.Module):
-    def __init__(self, blocks: tuple[int, ...], widths: tuple[int, ...], num_classes: int,
-                 imagenet_stem: bool, first_stride: int = 1):
+    def __init__(self, blocks: tuple[int, ...], widths: tuple[int, ...], num_classes: int | None,
+                 imagenet_stem: bool, first_stride: int = 1, stride_in_1x1: bool = False):
         super().__init__()
         stem = widths[0]
         if imagenet_stem:   # 7x7/2 conv + 3x3/2 max-pool for 224x224 inputs
@@ -55,11 +57,12 @@ class ResNet(nn.Module):
             units = []
             for u in range(n):
                 stride = (2 if s > 0 else first_stride) if u == 0 else 1
-                units.append(Bottleneck(in_ch, width, stride))
+                units.append(Bottleneck(in_ch, width, stride, stride_in_1x1))
                 in_ch = width * Bottleneck.expansion
             stages.append(nn.Sequential(*units))
         self.stages = nn.Sequential(*stages)
-        self.fc1 = nn.Linear(in_ch, num_classes)
+        # num_classes None: a backbone without the classifier (Mask R-CNN's)
+        self.fc1 = nn.Linear(in_ch, num_classes) if num_classes else None
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")

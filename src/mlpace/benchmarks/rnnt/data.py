@@ -103,6 +103,16 @@ def list_splits(root: Path, max_train_seconds: float | None = None) -> tuple[lis
     return train, held_out
 
 
+def training_transcripts(root: Path) -> list[str]:
+    """The normalised transcripts of every utterance of the training subsets present (no
+    duration filter: the reference's SentencePiece model reads all of them), in path order."""
+    texts = []
+    for subset in TRAIN_SUBSETS:
+        for chapter in sorted(p for p in (Path(root) / subset).glob("*/*") if p.is_dir()):
+            texts += [normalize_transcript(t) for _, t in sorted(read_transcripts(chapter).items())]
+    return texts
+
+
 def read_audio(path: Path) -> np.ndarray:
     """float32 mono samples at 16 kHz."""
     import soundfile as sf

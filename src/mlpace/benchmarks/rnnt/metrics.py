@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from mlpace.benchmarks.rnnt.data import LABELS
+from mlpace.errors import MlpaceError
+
+
+def _sentencepiece():
+    """The sentencepiece package, imported only where the reference tokenizer is used."""
+    try:
+        import sentencepiece
+    except ImportError:
+        raise MlpaceError("the reference rnnt tokenizer needs the sentencepiece package "
+                          "(pip install sentencepiece, or mlpace's [ml] extra)") from None
+    return sentencepiece
 
 
 class CharTokenizer:
@@ -27,14 +40,9 @@ class SentencePieceTokenizer:
     """The reference's 1023-piece LibriSpeech SentencePiece model (blank = 1023)."""
 
     def __init__(self, path: str):
-        from mlpace.errors import MlpaceError
+        spm = _sentencepiece()
         try:
-            import sentencepiece as spm
-        except ImportError:
-            raise MlpaceError("the reference rnnt tokenizer needs the sentencepiece package "
-                              "(pip install sentencepiece)") from None
-        try:
-            self.sp = spm.SentencePieceProcessor(model_file=path)
+            self.sp = spm.SentencePieceProcessor(model_file=str(path))
         except (OSError, RuntimeError) as err:
             raise MlpaceError(f"cannot load SentencePiece model {path}: {err}") from None
 
@@ -47,6 +55,27 @@ class SentencePieceTokenizer:
 
     def decode(self, ids) -> str:
         return self.sp.decode([int(i) for i in ids if 0 <= i < self.sp.get_piece_size()])
+
+
+def train_sentencepieces(texts: list[str], out_dir: Path, vocab_size: int) -> Path:
+    """The reference's tokenizer recipe (scripts/create_sentencepieces.sh): a unigram
+    SentencePiece model of `vocab_size` pieces (<unk> included, no BOS/EOS), full character
+    coverage, trained on the training transcripts; written as librispeech<vocab_size>.model."""
+    spm = _sentencepiece()
+    out_dir = Path(out_dir)
+    corpus = out_dir / "transcripts.txt"
+    corpus.write_text("".join(t + "\n" for t in texts), encoding="utf-8")
+    prefix = out_dir / f"librispeech{vocab_size}"
+    try:
+        spm.SentencePieceTrainer.train(input=str(corpus), model_prefix=str(prefix), vocab_size=vocab_size,
+                                       character_coverage=1.0, bos_id=-1, eos_id=-1, model_type="unigram",
+                                       minloglevel=2)
+    except RuntimeError as err:      # e.g. too few distinct pieces in the transcripts for vocab_size
+        reason = str(err).strip().splitlines()[-1].rsplit("] ", 1)[-1]
+        raise MlpaceError(f"cannot train the SentencePiece tokenizer on {len(texts)} transcripts: {reason} "
+                          "(see sentencepiece_vocab)") from None
+    corpus.unlink()
+    return prefix.with_suffix(".model")
 
 
 def word_error_rate(references: list[str], hypotheses: list[str]) -> float:

@@ -10,6 +10,9 @@ perturbation 0.85-1.15 and SpecAugment (2 frequency masks up to 20 bins, 10 time
 global batch 1024 (8 accumulation steps), 6 duration buckets, training utterances up to
 16.7 s; evaluation of EMA (0.999) weights by greedy decoding on dev-clean every epoch;
 target WER 0.058.
+The tokenizer is the reference's: a 1023-piece unigram SentencePiece model trained on the
+transcripts of the training subsets (made once, cached in the data folder, keyed by the
+transcripts' hash), or a given `sentencepiece_model` file.
 Mini: the same model family over characters (28 + blank), one LSTM layer each side, on the
 generated LibriSpeech-layout corpus of data.py.
 """
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +33,8 @@ import torch
 from mlpace.benchmarks.rnnt import data as libri
 from mlpace.benchmarks.rnnt.features import FeatureSpec, LogMel, spec_augment, speed_perturb, splice
 from mlpace.benchmarks.rnnt.loss import rnnt_loss
-from mlpace.benchmarks.rnnt.metrics import CharTokenizer, SentencePieceTokenizer, word_error_rate
+from mlpace.benchmarks.rnnt.metrics import (CharTokenizer, SentencePieceTokenizer, train_sentencepieces,
+                                            word_error_rate)
 from mlpace.benchmarks.rnnt.model import RNNT, mlperf_tensor_names
 from mlpace.errors import MlpaceError
 from mlpace.harness.config import apply_overrides
@@ -42,7 +47,10 @@ from mlpace.rules.benchmarks import get_spec
 @dataclass(frozen=True)
 class RnntConfig:
     data_path: str = ""                  # LibriSpeech root (reference); empty = generated mini data
-    sentencepiece_model: str = ""        # reference tokenizer (librispeech1023.model); empty = characters
+    sentencepiece_model: str = ""        # a SentencePiece model file to use as the tokenizer, else:
+    sentencepiece_vocab: int = 0         # train one of this many pieces on the training transcripts
+                                         # (the reference: 1023, scripts/create_sentencepieces.sh);
+                                         # 0 = the reference's 28 characters
     # features
     n_mels: int = 40
     frame_stack: int = 3                 # frames stacked and subsampled
@@ -106,9 +114,11 @@ CONFIGS = {
         n_mels=80, frame_stack=3, speed_min=0.85, speed_max=1.15, freq_masks=2, max_freq=20,
         time_masks=10, max_time=0.03, enc_n_hid=1024, enc_pre_rnn_layers=2, enc_post_rnn_layers=3,
         enc_dropout=0.1, pred_n_hid=512, pred_rnn_layers=2, pred_dropout=0.3, joint_n_hid=512,
-        joint_dropout=0.3, batch_size=1024, grad_accumulation_steps=8, base_lr=4e-3, min_lr=1e-5,
+        joint_dropout=0.3, sentencepiece_vocab=1023, batch_size=1024, grad_accumulation_steps=8, base_lr=4e-3, min_lr=1e-5,
         warmup_epochs=6, hold_epochs=40, lr_exp_gamma=0.935, ema=0.999, eval_batch_size=2),
 }
+
+SENTENCEPIECE_VERSION = 1     # bump when train_sentencepieces' recipe changes
 
 
 class RnntWorkload(Workload):
@@ -123,23 +133,30 @@ class RnntWorkload(Workload):
         else:
             raise MlpaceError("the reference rnnt needs LibriSpeech (<subset>/<speaker>/<chapter>/*.flac "
                               "and *.trans.txt): pass --set data_path=/path/to/LibriSpeech")
+        self.sentencepiece_path = self._sentencepieces(Path(data_dir))
+
+    def _sentencepieces(self, data_dir: Path) -> str:
+        """The SentencePiece model file of this run ('' = characters): the given one, or the
+        reference recipe's, trained once on the training transcripts and cached (untimed)."""
+        cfg = self.config
+        if cfg.sentencepiece_model or not cfg.sentencepiece_vocab:
+            return cfg.sentencepiece_model
+        texts = libri.training_transcripts(self.root)
+        if not texts:
+            raise MlpaceError(f"no training transcripts under {self.root} to make the SentencePiece "
+                              "tokenizer from: pass --set sentencepiece_model=/path/to/librispeech1023.model")
+        key = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]
+        folder = cached_dataset(data_dir, f"rnnt-sentencepieces-{cfg.sentencepiece_vocab}-{key}", SENTENCEPIECE_VERSION,
+                                lambda d: train_sentencepieces(texts, d, cfg.sentencepiece_vocab))
+        return str(folder / f"librispeech{cfg.sentencepiece_vocab}.model")
 
     def _tokenizer(self):
-        cfg = self.config
-        if cfg.sentencepiece_model:
-            return SentencePieceTokenizer(cfg.sentencepiece_model)
+        if self.sentencepiece_path:
+            return SentencePieceTokenizer(self.sentencepiece_path)
         return CharTokenizer()
 
     def build_model(self) -> RNNT:
-        cfg = self.config
-        model = RNNT(self.tokenizer.n_classes, cfg.n_mels * cfg.frame_stack, cfg.enc_n_hid, cfg.enc_pre_rnn_layers,
-                     cfg.enc_post_rnn_layers, cfg.enc_stack_time_factor, cfg.enc_dropout, cfg.pred_n_hid,
-                     cfg.pred_rnn_layers, cfg.pred_dropout, cfg.joint_n_hid, cfg.joint_dropout,
-                     cfg.forget_gate_bias, cfg.weights_init_scale)
-        if cfg.blank_bias:
-            with torch.no_grad():
-                model.joint_net[-1].bias[model.blank] += cfg.blank_bias
-        return model
+        return build_model(self.config, self.tokenizer.n_classes)
 
     @contextlib.contextmanager
     def _threads(self):
@@ -329,6 +346,18 @@ class RnntWorkload(Workload):
 
     def trained_model(self):
         return self.eval_model()
+
+
+def build_model(cfg: RnntConfig, n_classes: int) -> RNNT:
+    """The RNN-T of `cfg` over `n_classes` outputs (the tokenizer's symbols + blank)."""
+    model = RNNT(n_classes, cfg.n_mels * cfg.frame_stack, cfg.enc_n_hid, cfg.enc_pre_rnn_layers,
+                 cfg.enc_post_rnn_layers, cfg.enc_stack_time_factor, cfg.enc_dropout, cfg.pred_n_hid,
+                 cfg.pred_rnn_layers, cfg.pred_dropout, cfg.joint_n_hid, cfg.joint_dropout,
+                 cfg.forget_gate_bias, cfg.weights_init_scale)
+    if cfg.blank_bias:
+        with torch.no_grad():
+            model.joint_net[-1].bias[model.blank] += cfg.blank_bias
+    return model
 
 
 def pad(items: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
