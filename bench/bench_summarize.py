@@ -144,7 +144,8 @@ def compare_naive(naive: dict, ours_json: dict, root: Path) -> tuple[int, list[s
 
 def compare_official(official_csv: Path, ours_json: dict) -> tuple[int, int, list[str]]:
     """(scores compared, systems compared, differences): every score in the official CSV
-    against mlpace's row of the same submitter and system."""
+    against mlpace's row of the same submitter and system, and every score mlpace gives
+    where the official table has none."""
     if not official_csv.exists():
         return 0, 0, ["the official tool wrote no CSV"]
     ours = {(row["submitter"], row["system"]): row for row in ours_json["training"]}
@@ -156,7 +157,12 @@ def compare_official(official_csv: Path, ours_json: dict) -> tuple[int, int, lis
                 differences.append(f"{key}: in the official table, not in mlpace's")
                 continue
             for column, value in row.items():
-                if column in NOT_SCORES or column not in ours[key] or value in ("", None):
+                if column in NOT_SCORES or column not in ours[key]:
+                    continue
+                if value in ("", None):
+                    if isinstance(ours[key][column], float):
+                        differences.append(f"{key} {column}: no official score, mlpace "
+                                           f"{ours[key][column]}")
                     continue
                 try:
                     official = float(value)
