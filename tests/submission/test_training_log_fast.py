@@ -186,3 +186,14 @@ def test_generated_logs_read_alike(tmp_path, lines, last_cut, chunk, end):
     lines = lines + [record("epoch_stop", 7)[:last_cut]]
     path = write(tmp_path, lines, end)
     assert asdict(parse_result_file(path, chunk_bytes=chunk)) == asdict(plain(path))
+
+
+def test_worker_processes_parse_alike(monkeypatch):
+    # A round's worth of bytes goes to worker processes, in batches, back in order.
+    from mlpace.submission import summarize
+    monkeypatch.setattr(summarize, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(summarize, "PARALLEL_BATCH_FILES", 3)
+    paths = LOGS[:40] + [FIXTURES / "missing" / "result_0.txt"]
+    parallel = summarize.parse_many(paths, workers=2)
+    assert [asdict(r) for r in parallel] == [asdict(r) for r in summarize.parse_many(paths, workers=1)]
+    assert parallel[-1].notes[0].startswith("unreadable") and parallel[0].mllog_lines > 0
