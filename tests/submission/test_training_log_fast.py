@@ -85,6 +85,8 @@ MESSY = [
     'rank3: :::MLLOG {"time_ms":10,"key":"run_start","value":null,"metadata":{}}',   # compact JSON
     record("train_loss", 11, 2.5, epoch_num=1),
     ":::MLLOG {\"time_ms\": 12, \"key\": \"run_stop\", \"value\": null, \"metadata\": {\"sta",  # cut
+    ':::MLLOG {"key": "run_stop", "time_ms": NaN, "value": null, "metadata": {"status": "success"}}',
+    ':::MLLOG {"key": "run_stop", "time_ms": 1e999, "value": null, "metadata": {}}',
     record("eval_accuracy", 20, {"BBOX": 0.3, "SEGM": 0.2}, epoch_num=1),
     record("eval_accuracy", 30, 0.5, epoch_num=2) + "   ",
     record("global_batch_size", 31, 256),
@@ -107,7 +109,7 @@ def test_messy_log_read_alike(tmp_path, end):
     assert fast.evals == [(1, 20.0, {"BBOX": 0.3, "SEGM": 0.2}), (2, 30.0, 0.5), (3, 50.0, 0.9)]
     assert fast.epochs == 2.0
     assert fast.seed is None and fast.target is None
-    assert fast.bad_lines == 5 and fast.mllog_lines == 11
+    assert fast.bad_lines == 7 and fast.mllog_lines == 11
 
 
 def test_noise_naming_a_key_after_the_last_record(tmp_path):

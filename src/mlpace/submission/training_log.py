@@ -31,6 +31,7 @@ Pure Python, no torch: `mlpace summarize` and the results store import this.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -112,9 +113,8 @@ def _record(record) -> dict:
     """A decoded MLLOG JSON value as a record ({} when it is not one: no key, no time)."""
     if not isinstance(record, dict) or "key" not in record:
         return {}
-    try:
-        record["time_ms"] = float(record.get("time_ms"))
-    except (TypeError, ValueError):
+    record["time_ms"] = finite_time(record.get("time_ms"))
+    if record["time_ms"] is None:
         return {}
     if not isinstance(record.get("metadata"), dict):
         record["metadata"] = {}
@@ -136,14 +136,26 @@ def _decode(line: str) -> dict | None:
     return None
 
 
+def finite_time(value) -> float | None:
+    """A timestamp as a finite float, or None for what cannot be one (a 400-digit integer,
+    NaN, infinity, text): such a line is counted as undecodable, never raised on."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) else None
+
+
 def _decode_v06(rest: str) -> dict:
     """`1558640213.596 key: {json}` -> record with time in ms."""
     try:
         stamp, tail = rest.split(" ", 1)
         key, payload = tail.split(":", 1)
         body = json.loads(payload.strip()) if payload.strip() else {}
-        time_ms = float(stamp) * 1000.0
-    except ValueError:
+        time_ms = finite_time(float(stamp) * 1000.0)
+    except (ValueError, RecursionError):
+        return {}
+    if time_ms is None:
         return {}
     if isinstance(body, dict):
         value, metadata = body.get("value"), body.get("metadata") or {}
