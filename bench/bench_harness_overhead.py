@@ -65,10 +65,10 @@ class CpuClock(RichProgress):
         super().__init__()
         self.show = show
 
-    def start(self, workload, seed):
+    def start(self, workload, seed, max_epochs):
         self.cpu0 = time.process_time()
         if self.show:
-            super().start(workload, seed)
+            super().start(workload, seed, max_epochs)
 
     def finish(self, outcome):
         self.cpu = time.process_time() - self.cpu0

@@ -1,9 +1,9 @@
-"""Shared test helpers: the official compliance checker, the fixtures, a small data root."""
+"""Shared test fixtures: the published MLPerf results, a small data root, a private store.
+
+Helpers that tests import by name live in plain modules (official_checkers.py), never here."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,16 +12,6 @@ REPO = Path(__file__).resolve().parents[1]
 # Real published MLPerf results, copied from ../shared/fixtures so that a clone tests itself
 # (provenance and licence: tests/data/mlperf/README.md).
 FIXTURES = REPO / "tests" / "data" / "mlperf"
-
-
-def run_compliance_checker(log: Path, ruleset: str = "1.1.0") -> tuple[bool, str]:
-    """Run the official `mlperf_logging.compliance_checker` on one training log."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "mlperf_logging.compliance_checker", "--usage", "training",
-         "--ruleset", ruleset, str(log)],
-        capture_output=True, text=True, timeout=300, cwd=log.parent)  # it writes a log file in cwd
-    out = proc.stdout + proc.stderr
-    return proc.returncode == 0 and "SUCCESS" in out, out
 
 
 @pytest.fixture(scope="session")

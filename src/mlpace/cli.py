@@ -47,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.handler(args) or 0)
     except MlpaceError as err:
         print(f"error: {err}", file=sys.stderr)
+        for line in err.details:   # a list of problems: one a line, below its short summary
+            print(f"  {line}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

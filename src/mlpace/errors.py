@@ -7,6 +7,13 @@ that escapes is a bug in mlpace.
 
 
 class MlpaceError(Exception):
-    """A problem with the user's input or environment, explained in one line."""
+    """A problem with the user's input or environment, explained in one line.
+
+    `details`: when the problem is a list (every incomplete result of a tree), the items, which
+    the CLI prints one a line below the short `error:` line."""
 
     exit_code = 2
+
+    def __init__(self, message: str = "", details: list[str] | tuple[str, ...] = ()):
+        super().__init__(message)
+        self.details = tuple(details)

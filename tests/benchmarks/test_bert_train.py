@@ -17,7 +17,7 @@ from mlpace.benchmarks.bert.workload import masked_lm_hits, mlperf_eval_interval
 from mlpace.harness.timed_run import run_once
 from mlpace.harness.workload import RunContext
 
-from conftest import run_compliance_checker
+from official_checkers import run_compliance_checker
 
 TINY_MODEL = {"hidden": 32, "intermediate": 64, "heads": 2, "layers": 1, "max_seq_len": 48,
               "batch_size": 32, "base_lr": 0.02, "warmup_steps": 20, "train_steps": 400}

@@ -16,7 +16,7 @@ from mlpace.benchmarks.dlrm.workload import roc_auc
 from mlpace.harness.timed_run import run_once
 from mlpace.harness.workload import RunContext
 
-from conftest import run_compliance_checker
+from official_checkers import run_compliance_checker
 
 # Tiny click logs: big enough for the interactions to show, small enough for a few seconds.
 TINY = {"mini_rows_per_day": 15000, "mini_eval_rows": 5000, "batch_size": 256, "base_lr": 4.0,

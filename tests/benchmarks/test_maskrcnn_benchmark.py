@@ -17,7 +17,7 @@ from mlpace.harness.datasets import cached_dataset
 from mlpace.harness.timed_run import run_once
 from mlpace.harness.workload import RunContext
 
-from conftest import run_compliance_checker
+from official_checkers import run_compliance_checker
 
 CLOSED_RULES = (Path(mlperf_logging.__file__).parent / "compliance_checker" / "training_1.1.0"
                 / "closed_maskrcnn.yaml")

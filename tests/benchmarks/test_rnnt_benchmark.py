@@ -22,7 +22,7 @@ from mlpace.errors import MlpaceError
 from mlpace.harness.timed_run import run_once
 from mlpace.harness.workload import RunContext
 
-from conftest import run_compliance_checker
+from official_checkers import run_compliance_checker
 
 CLOSED_RULES = (Path(__import__("mlperf_logging").__file__).parent
                 / "compliance_checker" / "training_1.1.0" / "closed_rnnt.yaml")

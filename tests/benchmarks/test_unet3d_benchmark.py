@@ -18,7 +18,7 @@ from mlpace.errors import MlpaceError
 from mlpace.harness.timed_run import run_once
 from mlpace.harness.workload import RunContext
 
-from conftest import run_compliance_checker
+from official_checkers import run_compliance_checker
 
 # The mini data and model, with fewer cases: 4 steps of 4 patches an epoch.
 TINY = {"train_cases": 16, "eval_cases": 2}

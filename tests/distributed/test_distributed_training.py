@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_compliance_checker
+from official_checkers import run_compliance_checker
 
 ONE_THREAD = ["--set", "threads=1"]         # two processes on two cores
 # A smaller mini data set (same generator, same format) and batch, so that an epoch is short.

@@ -14,7 +14,7 @@ import pytest
 
 from mlpace.cli import main
 
-from conftest import run_compliance_checker
+from official_checkers import run_compliance_checker
 
 TINY = ["--set", "train_per_class=20", "--set", "val_per_class=10", "--set", "batch_size=20"]
 
@@ -97,8 +97,21 @@ def test_result_layout_score_and_existing_results_untouched(capsys, tmp_path):
     assert ok.returncode == 0 and "passed" in (ok.stdout + ok.stderr).lower(), ok.stdout + ok.stderr
     before = {p: p.read_bytes() for p in logs}
     code, _, err = run_cli(args, capsys)   # again, into the same folder: refused
-    assert code == 2 and "already holds 5 result file(s)" in err
+    assert code == 2 and "already holds 5 result files" in err
     assert {p: p.read_bytes() for p in logs} == before
+
+
+def test_train_prints_seed_and_reproduce_command_first(capsys, tmp_path):
+    """A drawn seed is printed before the run starts, with the command that repeats the run."""
+    args = ["train", "resnet", "--out", str(tmp_path / "out"), "--quiet", "--max-epochs", "1",
+            "--data-dir", str(tmp_path / "data"), "--no-store", *TINY]
+    code, out, _ = run_cli(args, capsys)
+    first = out.splitlines()[0]
+    assert first.startswith("base seed ") and "; reproduce: mlpace train resnet --scale mini" in first
+    seed = int(first.split()[2].rstrip(";"))
+    score = json.loads(next((tmp_path / "out").rglob("score.json")).read_text())
+    assert score["base_seed"] == seed and f"--seed {seed} " in first
+    assert first.split("reproduce: ", 1)[1] == score["command"]
 
 
 def test_system_description_overrides(capsys, tmp_path):
@@ -136,6 +149,17 @@ def test_suite_config_keys_name_their_benchmark(capsys, tmp_path):
     assert code == 2 and "name their benchmark (e.g. resnet.batch_size=...)" in err
     code, _, err = run_cli(["suite", "--only", "resnet,nope", "--out", str(tmp_path)], capsys)
     assert code == 2 and "nope not implemented" in err
+    # a misspelt benchmark is not silently ignored
+    code, _, err = run_cli(["suite", "--only", "resnet", "--set", "resnt.batch_size=8", "--out", str(tmp_path)], capsys)
+    assert code == 2 and "config key resnt.batch_size names no benchmark of this suite (resnet)" in err
+
+
+def test_suite_checks_every_config_before_the_first_run(capsys, tmp_path):
+    out = tmp_path / "out"
+    code, stdout, err = run_cli(["suite", "--only", "resnet,ssd", "--set", "ssd.no_such_key=1",
+                                 "--out", str(out), "--data-dir", str(tmp_path / "data")], capsys)
+    assert code == 2 and "unknown config key(s) no_such_key" in err
+    assert not out.exists() and stdout == ""       # resnet never ran
 
 
 @pytest.mark.slow
@@ -143,9 +167,16 @@ def test_suite_runs_table_and_store(capsys, tmp_path):
     args = ["suite", "--only", "resnet", "--out", str(tmp_path / "out"), "--quiet", "--max-epochs", "1",
             "--data-dir", str(tmp_path / "data"), "--set", "resnet.train_per_class=20",
             "--set", "resnet.val_per_class=10", "--set", "resnet.batch_size=20"]
-    code, out, _ = run_cli(args, capsys)
+    code, out, _ = run_cli(args + ["--seed", "11"], capsys)
     assert code == 1  # one epoch cannot reach the target: the suite says so in its exit code
     assert "mlpace suite" in out and "aborted (max epochs)" in out
     assert "recorded in the results store" in out
+    lines = out.strip().splitlines()
+    # the seed and the commands that repeat the suite and the run come first, the verdict last
+    assert lines[0].startswith("suite base seed 11; reproduce: mlpace suite --scale mini --seed 11 --only resnet")
+    assert lines[1].startswith("resnet: base seed 11; reproduce: mlpace train resnet --scale mini --runs 1 "
+                               "--seed 11 ") and "--set batch_size=20" in lines[1]
+    assert lines[-1].startswith("suite: 0 of 1 converged; not converged: resnet aborted (max epochs); wall ")
+    assert ", CPU " in lines[-1]
     code, out, _ = run_cli(["results", "--benchmark", "resnet", "--format", "json"], capsys)
     assert code == 0 and "resnet" in out

@@ -9,17 +9,18 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
 import torch
 
-from mlpace.harness.timed_run import StopRequest, Submission, run_once
+from mlpace.harness.timed_run import StopRequest, Submission, TimeBudget, run_once
 from mlpace.harness.workload import RunContext, Workload
 from mlpace.rules.benchmarks import BenchmarkSpec, ScaleSpec
 from mlpace.submission.scoring import olympic_score
 
-from conftest import run_compliance_checker
+from official_checkers import run_compliance_checker
 
 SPEC = BenchmarkSpec(
     name="resnet", area="test", metric="accuracy", direction="max", runs=5, olympic_drop=1,
@@ -29,9 +30,10 @@ SPEC = BenchmarkSpec(
 
 
 class LinearWorkload(Workload):
-    def __init__(self, scale="mini", fail_at_epoch=None, stop=None, target=None):
+    def __init__(self, scale="mini", fail_at_epoch=None, stop=None, step_sleep_s=0.0):
         super().__init__(SPEC, scale, config=None)
-        self.fail_at_epoch, self.stop = fail_at_epoch, stop
+        self.fail_at_epoch, self.stop, self.step_sleep_s = fail_at_epoch, stop, step_sleep_s
+        self.signal_sent = False
 
     def prepare_data(self, data_dir):
         g = torch.Generator().manual_seed(0)
@@ -63,6 +65,9 @@ class LinearWorkload(Workload):
             self.opt.step()
             if self.stop is not None and epoch == 2 and i == 128:
                 os.kill(os.getpid(), signal.SIGTERM)  # as `kill PID` from outside would
+                self.signal_sent = True
+            if self.step_sleep_s:
+                time.sleep(self.step_sleep_s)  # wall time without CPU, as when other jobs hold the cores
             yield 64
 
     def evaluate(self, epoch):
@@ -125,15 +130,59 @@ def test_aborted_when_time_budget_spent(tmp_path):
 
 def test_sigterm_ends_run_as_aborted_with_valid_log(tmp_path):
     log = tmp_path / "r.txt"
+    before = signal.getsignal(signal.SIGTERM)
+    # an unreachable target: only the signal can end the run before its 6 epochs
+    workload = _with_mini(LinearWorkload(stop=True), max_epochs=6)
     with StopRequest() as stop:
-        outcome = run_once(LinearWorkload(stop=True, target=2.0), RunContext(seed=1), log, stop=stop,
-                           max_epochs=6)
-    # it either reached the target at epoch 1, or the signal stopped it inside epoch 2
-    if not outcome.converged:
-        assert outcome.reason == "interrupted" and outcome.epochs == 2
-        lines = read_log(log)
-        assert lines[-1]["key"] == "run_stop" and lines[-1]["metadata"]["status"] == "aborted"
-    assert signal.getsignal(signal.SIGTERM) is not None  # handlers restored
+        outcome = run_once(workload, RunContext(seed=1), log, stop=stop)
+    assert workload.signal_sent
+    assert not outcome.converged and outcome.reason == "interrupted" and outcome.epochs == 2
+    assert outcome.samples == 512 + 3 * 64   # the step in progress finished, no step after it
+    lines = read_log(log)
+    assert lines[-1]["key"] == "run_stop" and lines[-1]["metadata"]["status"] == "aborted"
+    assert keys(lines)[-6:] == ["epoch_stop", "eval_start", "eval_accuracy", "eval_stop", "block_stop", "run_stop"]
+    assert signal.getsignal(signal.SIGTERM) is before  # handlers restored
+
+
+class TargetAtOnce(LinearWorkload):
+    """Every evaluation reaches the target: the run ends at its first evaluation."""
+    def evaluate(self, epoch):
+        return 1.0
+
+
+@pytest.mark.parametrize("why", ["time budget", "interrupted"])
+def test_target_reached_at_the_last_evaluation_is_success(tmp_path, why):
+    """The evaluation made because the budget ran out (or the user asked to stop) reaches the
+    target: the run converged, and is logged `success`, not `aborted`."""
+    log = tmp_path / "r.txt"
+    stop = StopRequest()
+    stop.requested = why == "interrupted"
+    outcome = run_once(_with_mini(TargetAtOnce(), target=0.9), RunContext(seed=1), log, stop=stop,
+                       time_budget_s=0.0 if why == "time budget" else 60)
+    assert outcome.samples == 64          # cut after one step, then the last evaluation
+    assert outcome.converged and outcome.reason == "target reached"
+    assert read_log(log)[-1]["metadata"]["status"] == "success"
+
+
+def test_budget_counts_cpu_time_so_a_slowed_run_still_converges(tmp_path):
+    """Steps that wait (as a run does on a machine other jobs keep busy) take wall time but
+    little CPU time: on CPU the budget must not turn such a converging run into an abort."""
+    log = tmp_path / "r.txt"
+    budget = 0.3
+    outcome = run_once(LinearWorkload(step_sleep_s=0.05), RunContext(seed=3), log, time_budget_s=budget)
+    assert outcome.seconds > budget       # a wall-clock budget would have aborted this run
+    assert outcome.converged and outcome.reason == "target reached"
+    logged = next(line for line in read_log(log) if line["key"] == "mlpace_time_budget")
+    assert logged["value"] == budget and logged["metadata"]["clock"] == "cpu"
+    assert logged["metadata"]["threads"] >= 1
+    assert "CPU time" in outcome.budget
+
+
+def test_budget_on_cuda_counts_wall_clock():
+    budget = TimeBudget(0.01, "cuda:0")   # the process mostly waits for the GPU: CPU time says little
+    budget.start()
+    time.sleep(0.02)
+    assert budget.clock == "wall" and budget.spent() and "wall-clock" in budget.describe()
 
 
 def test_crash_inside_timed_region_still_ends_log(tmp_path):
@@ -221,3 +270,13 @@ def test_olympic_score(minutes, drop, expected, counted):
         assert score.minutes is None and "did not converge" in score.reason
     else:
         assert score.minutes == pytest.approx(expected)
+
+
+def test_cpu_budget_never_runs_faster_than_the_wall_clock():
+    """Data-loader processes add CPU time faster than the clock runs: the budget must not
+    end a run sooner than a wall-clock budget would."""
+    budget = TimeBudget(0.2, "cpu")
+    budget.threads = 1
+    budget.start()
+    budget._cpu0 -= 100.0           # as if child processes had burnt 100 CPU-s already
+    assert budget.used() < 0.2 and not budget.spent()

@@ -119,6 +119,7 @@ def task(data_dir):
     return bert.build(BuildOptions(data_dir=data_dir, threads=1, train_overrides=TINY, train_epochs=1))
 
 
+@pytest.mark.slow   # the `task` fixture pre-trains and fine-tunes BERT-mini: minutes on 2 cores
 def test_fine_tuned_model_answers_questions(task, data_dir, monkeypatch):
     assert task.metric == "f1" and task.targets == (0.99, 0.999) and task.loadgen_model == "bert"
     notes = task.notes
@@ -139,6 +140,7 @@ def test_fine_tuned_model_answers_questions(task, data_dir, monkeypatch):
     assert meta["fp32_scores"][str(task.total)] == pytest.approx(task.reference_score)
 
 
+@pytest.mark.slow   # the `task` fixture pre-trains and fine-tunes BERT-mini: minutes on 2 cores
 def test_onnxruntime_matches_torch(task, data_dir):
     onnx_task = bert.build(BuildOptions(data_dir=data_dir, threads=1, backend="onnxruntime",
                                         train_overrides=TINY, train_epochs=1))
@@ -147,6 +149,7 @@ def test_onnxruntime_matches_torch(task, data_dir):
                                rtol=1e-3, atol=1e-3)
 
 
+@pytest.mark.slow   # the `task` fixture pre-trains and fine-tunes BERT-mini: minutes on 2 cores
 def test_accuracy_mode_through_loadgen_scores_both_targets(task, tmp_path):
     for fraction, folder in ((0.99, "bert-99"), (0.999, "bert-99.9")):
         options = RunOptions(out=tmp_path, quick=True, system="tiny", target_fraction=fraction)
@@ -157,6 +160,7 @@ def test_accuracy_mode_through_loadgen_scores_both_targets(task, tmp_path):
         assert text.startswith('{"f1": ') and f"({fraction * 100:g}% of fp32), result=PASS" in text
 
 
+@pytest.mark.slow   # the `task` fixture pre-trains and fine-tunes BERT-mini: minutes on 2 cores
 def test_quick_performance_run(task, tmp_path):
     options = RunOptions(out=tmp_path, quick=True, system="tiny", user_settings={"target_qps": 500})
     record = run_test(task, "Offline", "performance", options)

@@ -4,6 +4,7 @@ The toy runs as "bert" (p99 bound 130 ms), so the scheduling jitter of a busy CI
 small beside the service time and the bound."""
 
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -46,4 +47,62 @@ def test_a_sut_that_never_meets_the_bound_gives_up_with_a_reason(tmp_path, monke
                                    start_qps=20)
     assert result.best_qps == 0.0 and result.confirmed is None
     assert "cannot meet the Server latency bound: its fastest answer took" in result.error
-    assert len(result.trials) == 1                      # no slow low-rate trials once hopeless
+    # one look far lower (the first run may have queued everything from its start), then no more
+    assert len(result.trials) == 2 and result.trials[1][0] == pytest.approx(20 / 16)
+
+
+def test_a_full_length_run_that_is_not_valid_is_never_the_peak(tmp_path, monkeypatch):
+    # The toy meets the bound in every short run, then slows past it in the full-length ones:
+    # the search must try a few lower rates, keep each failed run's logs, and fail.
+    monkeypatch.setattr(peak, "SEARCH_SETTINGS", {"min_duration": 300, "min_query_count": 20})
+    state = {"slow": False}
+    task = toy_task(total=16, model="bert")  # a 130 ms bound: scheduling noise stays far below it
+    inner = task.predict
+
+    def predict(samples):
+        if state["slow"]:
+            time.sleep(0.15)                 # over the bound at any rate
+        return inner(samples)
+    task.predict = predict
+    real_run_test = peak.run_test
+
+    def run_test(task, scenario, mode, options):
+        state["slow"] = not options.quick    # short runs are quick ones
+        return real_run_test(task, scenario, mode, options)
+    monkeypatch.setattr(peak, "run_test", run_test)
+    options = RunOptions(out=tmp_path, workers=1, max_batch=1, test_minimums={"min_duration": 300, "min_query_count": 20})
+    result = peak.find_peak_server(task, options, start_qps=20, ceiling=40)
+    assert result.error and "VALID at full length" in result.error
+    assert result.full_runs == peak.CONFIRM_TRIES and not result.confirmed["valid"]
+    assert result.short_runs == len(result.trials) >= 2
+    search = tmp_path / "peak-search/toy/Server"
+    kept = sorted(p.name for p in search.iterdir())
+    assert len(kept) == result.short_runs + peak.CONFIRM_TRIES - 1          # every run's logs kept
+    assert sum("invalid" in name for name in kept) == peak.CONFIRM_TRIES - 1
+    for folder in search.iterdir():
+        assert list(folder.rglob("mlperf_log_summary.txt")), folder
+    assert "full-length runs" in result.report()
+
+
+def test_a_valid_full_length_run_ends_the_search(tmp_path, monkeypatch):
+    monkeypatch.setattr(peak, "SEARCH_SETTINGS", {"min_duration": 300, "min_query_count": 20})
+    # LoadGen's early stopping needs some 500 queries under the p99 bound before it says VALID.
+    # Batches of up to 8 per 1 ms: capacity far above the 400 QPS ceiling, so a busy machine
+    # cannot push the full run over the bound.
+    task = toy_task(total=16, delay_s=0.001, model="bert")
+    options = RunOptions(out=tmp_path, workers=1, max_batch=8,
+                         test_minimums={"min_duration": 300, "min_query_count": 600})
+    result = peak.find_peak_server(task, options, start_qps=200, ceiling=400)
+    assert result.error is None and result.confirmed["valid"] and result.full_runs >= 1
+    assert result.confirmed["folder"].endswith("results/local/toy/Server/performance/run_1")
+    assert 0 < result.best_qps <= 1.05 * 400
+
+
+def test_server_batches_fit_inside_the_latency_bound():
+    from mlpace.inference.runner import Calibration, server_max_batch
+    calibration = Calibration(single_latency_s=0.001, batch_rate=1000.0)   # 1 ms alone, 1 ms/sample batched
+    assert server_max_batch(toy_task(model="resnet50"), calibration) == 4        # 0.3 x 15 ms
+    assert server_max_batch(toy_task(model="bert"), calibration, limit=64) == 39   # 0.3 x 130 ms
+    assert server_max_batch(toy_task(model="bert"), calibration) == 8            # the task's own limit
+    slow = Calibration(single_latency_s=0.02, batch_rate=50.0)
+    assert server_max_batch(toy_task(model="resnet50"), slow) == 1

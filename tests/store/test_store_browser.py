@@ -42,10 +42,10 @@ def screenshot(page, site: Path, name: str) -> Path:
 
 
 @pytest.fixture(scope="module")
-def browser_page(tmp_path_factory):
+def browser_page(module_db_url, tmp_path_factory):
     sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
     root = tmp_path_factory.mktemp("browser")
-    store = open_store(root / "results.sqlite")
+    store = open_store(module_db_url)
     assert import_trees(store, [FIXTURES / "training_v1.0", FIXTURES / "inference_v1.1"]).failures == []
     build_site(store, root / "site", compare_system="tpu-v4-128-TF")
     problems: list[str] = []

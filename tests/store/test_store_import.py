@@ -1,21 +1,20 @@
 """The results store's import: correct scores from real published logs, and the three safety
-promises - idempotent, atomic per submission, safe with two importers at once."""
+promises - idempotent, atomic per submission, safe with several importers at once - on both
+SQLite and PostgreSQL (the `db_url` fixture, tests/store/conftest.py)."""
 
 from __future__ import annotations
 
-import json
 import multiprocessing
-import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, inspect, select, text
 
 from mlpace.errors import MlpaceError
-from mlpace.results import importers, migrations, queries, schema
+from mlpace.results import importers, migrations, schema
 from mlpace.results.store import open_store
 
 FIXTURES = Path(__file__).resolve().parents[1] / "data" / "mlperf"
@@ -50,8 +49,8 @@ def copy_org(org: str, dest: Path, round_folder: str = "training_v1.0") -> Path:
     return target
 
 
-def test_import_published_rounds_scores_match_the_published_ones(tmp_path):
-    store = open_store(tmp_path / "r.sqlite")
+def test_import_published_rounds_scores_match_the_published_ones(db_url, tmp_path):
+    store = open_store(db_url)
     report = importers.import_trees(store, [TRAINING, INFERENCE])
     assert report.failures == []
     assert (report.submissions, report.added) == (7, 15 + 42)
@@ -77,32 +76,33 @@ def test_import_published_rounds_scores_match_the_published_ones(tmp_path):
     assert counts(store)["training_runs"] == 135
 
 
-def test_importing_twice_adds_nothing_and_a_changed_result_is_replaced(tmp_path):
+def test_importing_twice_adds_nothing_and_changed_files_are_kept_beside_the_old(db_url, tmp_path):
     tree = tmp_path / "tree"
     copy_org("Google", tree)
-    store = open_store(tmp_path / "r.sqlite")
+    store = open_store(db_url)
     first = importers.import_trees(store, [tree])
     before = counts(store)
     second = importers.import_trees(store, [tree])
-    assert (first.added, second.added, second.replaced, second.unchanged) == (5, 0, 0, 5)
+    assert (first.added, second.added, second.unchanged) == (5, 0, 5)
     assert counts(store) == before
 
-    # Drop one run of resnet: that result (and only it) is replaced, not doubled.
+    # Drop one run of resnet: a new result set, added beside the old one (history is kept).
     (tree / "training_v1.0/Google/results/tpu-v4-128-TF/resnet/result_4.txt").unlink()
     third = importers.import_trees(store, [tree])
-    assert (third.added, third.replaced, third.unchanged) == (0, 1, 4)
+    assert (third.added, third.unchanged) == (1, 4)
     after = counts(store)
-    assert after["training_results"] == before["training_results"]
-    assert after["training_runs"] == before["training_runs"] - 1
+    assert after["training_results"] == before["training_results"] + 1
+    assert after["training_runs"] == before["training_runs"] + 4
+    assert importers.import_trees(store, [tree]).added == 0          # and that is idempotent too
 
 
-def test_a_bad_file_fails_its_whole_submission_and_names_the_file(tmp_path):
+def test_a_bad_file_fails_its_whole_submission_and_names_the_file(db_url, tmp_path):
     tree = tmp_path / "tree"
     copy_org("Intel", tree)
     google = copy_org("Google", tree)
     broken = google / "results/tpu-v4-128-TF/ssd/result_2.txt"
     broken.write_text("Segmentation fault (core dumped)\n")
-    store = open_store(tmp_path / "r.sqlite")
+    store = open_store(db_url)
     report = importers.import_trees(store, [tree])
     assert report.submissions == 1                       # Intel went in
     assert len(report.failures) == 1
@@ -113,10 +113,10 @@ def test_a_bad_file_fails_its_whole_submission_and_names_the_file(tmp_path):
     assert counts(store)["systems"] == 1
 
 
-def test_a_failure_while_writing_leaves_nothing_half_imported(tmp_path, monkeypatch):
+def test_a_failure_while_writing_leaves_nothing_half_imported(db_url, tmp_path, monkeypatch):
     tree = tmp_path / "tree"
     copy_org("Google", tree)
-    store = open_store(tmp_path / "r.sqlite")
+    store = open_store(db_url)
     real_write = importers._write_training
     written = []
 
@@ -134,25 +134,25 @@ def test_a_failure_while_writing_leaves_nothing_half_imported(tmp_path, monkeypa
     assert importers.import_trees(store, [tree]).added == 5
 
 
-def test_missing_system_description_is_named(tmp_path):
+def test_missing_system_description_is_named(db_url, tmp_path):
     org = copy_org("Intel", tmp_path / "tree")
     description = org / "systems/1-node-8s-8380H-tensorflow.json"
     description.unlink()
-    report = importers.import_trees(open_store(tmp_path / "r.sqlite"), [tmp_path / "tree"])
+    report = importers.import_trees(open_store(db_url), [tmp_path / "tree"])
     assert report.submissions == 0 and str(description) in report.failures[0]
 
 
-def test_folder_without_results_is_a_clear_error(tmp_path):
+def test_folder_without_results_is_a_clear_error(db_url, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(MlpaceError, match="no results found"):
-        importers.import_trees(open_store(tmp_path / "r.sqlite"), [tmp_path / "empty"])
+        importers.import_trees(open_store(db_url), [tmp_path / "empty"])
     with pytest.raises(MlpaceError, match="does not exist"):
-        importers.import_trees(open_store(tmp_path / "r.sqlite"), [tmp_path / "nowhere"])
+        importers.import_trees(open_store(db_url), [tmp_path / "nowhere"])
 
 
-def test_round_comes_from_the_folder_else_local_else_given(tmp_path):
+def test_round_comes_from_the_folder_else_local_else_given(db_url, tmp_path):
     shutil.copytree(TRAINING / "Intel", tmp_path / "mine" / "Intel")
-    store = open_store(tmp_path / "r.sqlite")
+    store = open_store(db_url)
     importers.import_trees(store, [tmp_path / "mine"])
     importers.import_trees(store, [tmp_path / "mine"], round_name="training v9.9")
     with store.read() as conn:
@@ -185,83 +185,49 @@ def import_at_once(db: str, *tree_lists: list[str]) -> list[tuple]:
     return outcomes
 
 
-def test_two_imports_at_once_lose_nothing_and_double_nothing(tmp_path):
-    db = str(tmp_path / "r.sqlite")
-    open_store(db)
+def test_two_imports_at_once_lose_nothing_and_double_nothing(db_url):
+    open_store(db_url)
     outcomes = import_at_once(
-        db, [str(TRAINING / "NVIDIA"), str(TRAINING / "Google"), str(INFERENCE)],
+        db_url, [str(TRAINING / "NVIDIA"), str(TRAINING / "Google"), str(INFERENCE)],
         [str(TRAINING / "Google"), str(TRAINING / "Intel"), str(TRAINING / "Graphcore"), str(INFERENCE)])
     # Every result was added exactly once, by one importer or the other.
     assert sum(added for added, _, _ in outcomes) == 15 + 42
     assert sum(unchanged for _, unchanged, _ in outcomes) == 5 + 42   # Google and inference twice
-    assert counts(open_store(db)) == EVERYTHING
+    assert counts(open_store(db_url)) == EVERYTHING
 
 
-def test_new_store_is_stamped_and_pending_migrations_run_in_order(tmp_path, monkeypatch):
-    store = open_store(tmp_path / "r.sqlite")
+@pytest.mark.slow
+def test_four_imports_at_once_of_overlapping_trees_and_a_new_store(db_url):
+    # The store does not exist yet: the four also race to create the schema.
+    orgs = [str(TRAINING / org) for org in ("NVIDIA", "Google", "Intel", "Graphcore")]
+    lists = [orgs[i:] + orgs[:i] + [str(INFERENCE)] for i in range(4)]   # each in another order
+    outcomes = import_at_once(db_url, *lists)
+    assert sum(added for added, _, _ in outcomes) == 15 + 42
+    assert sum(unchanged for _, unchanged, _ in outcomes) == 3 * (15 + 42)
+    assert counts(open_store(db_url)) == EVERYTHING
+
+
+def test_new_store_is_stamped_and_pending_migrations_run_in_order(db_url, tmp_path, monkeypatch):
+    store = open_store(db_url)
     with store.read() as conn:
         assert migrations.current_version(conn) == migrations.latest_version()
 
     def add_notes(connection):
         connection.execute(text("ALTER TABLE systems ADD COLUMN notes TEXT"))
 
-    monkeypatch.setattr(migrations, "MIGRATIONS",
-                        migrations.MIGRATIONS + [(2, "systems.notes", add_notes)])
-    store = open_store(tmp_path / "r.sqlite")       # migrates 1 -> 2 on open
+    latest = migrations.latest_version()
+    known = migrations.MIGRATIONS
+    monkeypatch.setattr(migrations, "MIGRATIONS", known + [(latest + 1, "systems.notes", add_notes)])
+    store = open_store(db_url)       # migrates to latest + 1 on open
     with store.read() as conn:
-        assert migrations.current_version(conn) == 2
-        columns = [row[1] for row in conn.execute(text("PRAGMA table_info(systems)"))]
+        assert migrations.current_version(conn) == latest + 1
+        columns = [column["name"] for column in inspect(conn).get_columns("systems")]
     assert "notes" in columns
-    open_store(tmp_path / "r.sqlite")                # nothing left to do: no error, still 2
+    open_store(db_url)                # nothing left to do: no error, still latest + 1
 
-    monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:1])
+    monkeypatch.setattr(migrations, "MIGRATIONS", known)
     with pytest.raises(MlpaceError, match="newer than this mlpace"):
-        open_store(tmp_path / "r.sqlite")
-
-
-def write_mlpace_result(org_folder: Path, system: str, benchmark: str, minutes: list[float | None]) -> None:
-    """A result as mlpace's own harness writes it: official mllog lines + the system JSON."""
-    from mlpace.harness.mlperf_log import MLPerfLog, constants
-    from mlpace.submission.sysinfo import capture_system_description
-
-    folder = org_folder / "results" / system / benchmark
-    folder.mkdir(parents=True)
-    for i, run_minutes in enumerate(minutes):
-        log = MLPerfLog(folder / f"result_{i}.txt")
-        start = 1_760_000_000_000 + i * 10_000_000
-        for key, value in ((constants.SUBMISSION_BENCHMARK, benchmark), (constants.SUBMISSION_ORG, "mlpace"),
-                           (constants.SUBMISSION_DIVISION, "open"), (constants.SUBMISSION_STATUS, "onprem"),
-                           (constants.SUBMISSION_PLATFORM, system)):
-            log.event(key, value, time_ms=start - 100)
-        log.event(constants.SEED, 1000 + i, time_ms=start - 50)
-        log.event("eval_target", 0.85, time_ms=start - 50)
-        log.start(constants.RUN_START, time_ms=start)
-        span = (run_minutes or 2.0) * 60_000
-        for epoch, quality in ((1, 0.4), (2, 0.7), (3, 0.86 if run_minutes else 0.8)):
-            log.event(constants.EVAL_ACCURACY, quality, time_ms=int(start + span * epoch / 3), epoch_num=epoch)
-        status = constants.SUCCESS if run_minutes else constants.ABORTED
-        log.end(constants.RUN_STOP, time_ms=int(start + span), status=status)
-        log.close()
-    (org_folder / "systems").mkdir(exist_ok=True)
-    description = capture_system_description(system_name=system, submitter="mlpace")
-    (org_folder / "systems" / f"{system}.json").write_text(json.dumps(description))
-
-
-def test_mlpace_own_results_import_with_their_target_and_compare(tmp_path):
-    write_mlpace_result(tmp_path / "out" / "mlpace", "laptop_cpu_pytorch", "resnet",
-                        [10.0, 12.0, 11.0, None, 9.0])
-    store = open_store(tmp_path / "r.sqlite")
-    assert importers.import_trees(store, [tmp_path / "out"]).added == 1
-    importers.import_trees(store, [TRAINING / "NVIDIA"])
-    with store.read() as conn:
-        row = queries.training_results(conn, queries.Filters(system="laptop"))[0]
-        # olympic mean: the aborted run is the dropped slowest, 9.0 the dropped fastest
-        assert row["round"] == "training local" and row["minutes"] == pytest.approx(11.0)
-        assert (row["runs_counted"], row["runs_failed"]) == (3, 1)
-        assert queries.decode_target(row["target"]) == 0.85            # from the log, not the rules
-        assert row["division"] == "open" and row["title"] == "laptop_cpu_pytorch"
-        [speedup] = queries.compare(conn, "laptop_cpu_pytorch", ["dgxa100_ngc21.05_mxnet"])
-    assert speedup["speedup"] == pytest.approx(28.77 / 11.0, rel=2e-3)
+        open_store(db_url)
 
 
 def test_reading_half_does_not_import_torch():
@@ -269,16 +235,3 @@ def test_reading_half_does_not_import_torch():
             "mlpace.report.site; print(any(m.split('.')[0] == 'torch' for m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
-
-
-@pytest.mark.skipif(not os.environ.get("MLPACE_TEST_POSTGRES"),
-                    reason="set MLPACE_TEST_POSTGRES=postgresql+psycopg://... to test a PostgreSQL store")
-def test_postgresql_store_imports_idempotently_and_concurrently():
-    url = os.environ["MLPACE_TEST_POSTGRES"]
-    store = open_store(url)
-    schema.metadata.drop_all(store.engine)            # a clean database for the test
-    open_store(url)
-    trees = [str(TRAINING), str(INFERENCE)]
-    outcomes = import_at_once(url, trees, trees[::-1])
-    assert sum(added for added, _, _ in outcomes) == 15 + 42
-    assert counts(open_store(url)) == EVERYTHING

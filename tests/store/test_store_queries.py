@@ -22,11 +22,11 @@ INFERENCE = FIXTURES / "inference_v1.1"
 
 
 @pytest.fixture(scope="module")
-def db(tmp_path_factory) -> str:
-    path = tmp_path_factory.mktemp("store") / "results.sqlite"
-    report = import_trees(open_store(path), [TRAINING, INFERENCE])
+def db(module_db_url) -> str:
+    """The published fixtures in a store, on each back end."""
+    report = import_trees(open_store(module_db_url), [TRAINING, INFERENCE])
     assert report.failures == []
-    return str(path)
+    return module_db_url
 
 
 def mlpace(monkeypatch, capsys, *argv) -> tuple[int, str, str]:
@@ -100,20 +100,19 @@ def test_compare_and_import_errors_are_one_line(db, monkeypatch, capsys, tmp_pat
     assert code == 2 and err.startswith("error: cannot open results store nosuchdialect://x")
 
 
-def test_import_verb_reports_counts_and_fails_on_a_bad_submission(monkeypatch, capsys, tmp_path):
+def test_import_verb_reports_counts_and_fails_on_a_bad_submission(db_url, monkeypatch, capsys, tmp_path):
     shutil.copytree(TRAINING / "Intel", tmp_path / "tree" / "Intel")
     shutil.copytree(TRAINING / "Graphcore", tmp_path / "tree" / "Graphcore")
     bad = tmp_path / "tree/Graphcore/results/ipu-pod16-POPART-open/bert/result_3.txt"
     bad.write_text("")
-    db = str(tmp_path / "r.sqlite")
-    code, out, err = mlpace(monkeypatch, capsys, "import", str(tmp_path / "tree"), "--db", db)
+    code, out, err = mlpace(monkeypatch, capsys, "import", str(tmp_path / "tree"), "--db", db_url)
     assert code == 2
     assert "Intel (training local" in out and "1 added" in out
     assert f"error: Graphcore (training local) not imported: {bad}: no :::MLLOG lines" in err
 
 
-def test_history_gives_best_per_round_and_speedup(tmp_path):
-    store = open_store(tmp_path / "r.sqlite")
+def test_history_gives_best_per_round_and_speedup(db_url):
+    store = open_store(db_url)
     import_trees(store, [TRAINING / "NVIDIA", TRAINING / "Intel"], round_name="training v1.0")
     import_trees(store, [TRAINING / "Google"], round_name="training v1.1")
     with store.read() as conn:

@@ -20,9 +20,9 @@ INFERENCE = FIXTURES / "inference_v1.1"
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory) -> Path:
+def site(module_db_url, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("report")
-    store = open_store(root / "results.sqlite")
+    store = open_store(module_db_url)
     assert import_trees(store, [TRAINING, INFERENCE]).failures == []
     (root / "site").mkdir()
     (root / "site" / "notes.txt").write_text("mine")     # a user's file: must survive
@@ -102,8 +102,8 @@ def test_axis_goes_logarithmic_only_for_wide_ranges():
     assert axis.ticks() == [1, 10, 100]
 
 
-def test_an_empty_store_gives_a_site_that_says_so(tmp_path):
-    index = build_site(open_store(tmp_path / "r.sqlite"), tmp_path / "site")
+def test_an_empty_store_gives_a_site_that_says_so(db_url, tmp_path):
+    index = build_site(open_store(db_url), tmp_path / "site")
     assert "The store is empty" in index.read_text()
     assert "--compare SYSTEM" in (tmp_path / "site" / "compare.html").read_text()
     assert "No scored" in (tmp_path / "site" / "history.html").read_text()

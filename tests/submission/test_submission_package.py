@@ -47,8 +47,9 @@ def test_training_package_layout_and_check(tmp_path):
     assert report.ok, [vars(f) for f in report.findings if f.level == "fail"]
 def test_refuses_wrong_run_count_and_overwrite(tmp_path):
     source = _mlpace_training_output(tmp_path / "runs", runs=4)
-    with pytest.raises(MlpaceError, match="4 runs of resnet; a result needs exactly 5"):
+    with pytest.raises(MlpaceError, match="1 result is not complete") as refused:
         package([source], "MyOrg", tmp_path / "sub")
+    assert "4 runs of resnet; a result needs exactly 5" in refused.value.details[0]
     assert not (tmp_path / "sub" / "MyOrg").exists()
     source = _mlpace_training_output(tmp_path / "runs5")
     package([source], "MyOrg", tmp_path / "sub")

@@ -12,7 +12,7 @@ import pytest
 
 from mlpace.errors import MlpaceError
 from mlpace.submission.output import write_csv, write_json
-from mlpace.submission.rounds import round_for_ruleset, round_from_path, round_from_time
+from mlpace.rules.rounds import round_for_ruleset, round_from_path, round_from_time
 from mlpace.submission.summarize import summarize
 
 FIXTURES = Path(__file__).resolve().parents[1] / "data" / "mlperf"
@@ -122,8 +122,8 @@ def test_round_detection():
     assert round_from_time(1621118646492).ruleset == "1.0.0"       # May 2021
     assert round_from_time(1633000000000).ruleset == "1.1.0"       # Sep 2021
     assert round_from_time(1800000000000).ruleset == "1.1.0"       # after every known round: mlpace's
-    assert round_for_ruleset("2.1.0").rcp_normalisation
-    assert not round_for_ruleset("1.1.0").rcp_normalisation
+    assert round_for_ruleset("2.1.0").has_rcp_factor
+    assert not round_for_ruleset("1.1.0").has_rcp_factor
     assert round_for_ruleset("1.0").drop("unet3d") == 4
     with pytest.raises(MlpaceError, match="unknown training ruleset"):
         round_for_ruleset("9.9.9")
@@ -188,7 +188,9 @@ def test_absurd_file_size_is_refused(tmp_path):
     tree = SafeTree(tmp_path, max_file_bytes=1024)
     assert [p.name for p in tree.files(tmp_path)] == ["ok.txt"]
     assert "over the" in tree.problems[0][1]
-def test_rcp_normalisation_only_from_v21(tmp_path):
+def test_summarize_never_applies_an_rcp_factor_of_its_own(tmp_path):
+    """From v2.1 on the RCP checker computes a factor, but a published score is only ever
+    multiplied by the scaling.json in the folder (see test_rcp_v31.py for the published table)."""
     org = tmp_path / "NVIDIA"
     _copy(TRAINING / "NVIDIA" / "results" / "dgxa100_ngc21.05_mxnet" / "resnet",
           org / "results" / "dgxa100_ngc21.05_mxnet" / "resnet")
@@ -198,8 +200,7 @@ def test_rcp_normalisation_only_from_v21(tmp_path):
     key = ("dgxa100_ngc21.05_mxnet", "resnet")
     assert _scores(summarize(org, ruleset="1.1.0"))[key] == OFFICIAL[key]
     [result] = summarize(org, ruleset="2.1.0").training
-    assert result.scaling_factor > 1 and result.minutes == OFFICIAL[key] * result.scaling_factor
-    assert any("RCP normalised" in note for note in result.notes)
+    assert result.scaling_factor == 1.0 and result.minutes == OFFICIAL[key]
     assert not list(org.rglob("scaling.json"))          # summarize never writes into the tree
 
 

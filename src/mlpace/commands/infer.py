@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from mlpace.errors import MlpaceError
+from mlpace.rules.divisions import DIVISIONS, require_division_allowed
 
 SCENARIO_CHOICES = ["SingleStream", "MultiStream", "Server", "Offline"]
 
@@ -25,6 +26,10 @@ def register(subparsers) -> None:
                    help="short runs (seconds); results are marked not valid for submission")
     p.add_argument("--find-peak", action="store_true",
                    help="search the highest Server QPS (and Offline expected QPS) that stays valid")
+    p.add_argument("--submission", action="store_true",
+                   help="everything one v1.1 result needs: measured settings, the full-length "
+                        "performance run, the accuracy run, the TEST01/TEST04/TEST05 audits and "
+                        "their verification (at least 30 min per benchmark and scenario)")
     p.add_argument("--scale", choices=["mini", "reference"], default="mini")
     p.add_argument("--data-dir", type=Path, help="data root (default: mlpace's data cache)")
     p.add_argument("--checkpoint", type=Path, help="model weights (state_dict); required at reference scale")
@@ -44,7 +49,7 @@ def register(subparsers) -> None:
                    help="mini scale: a training config key for the mini model and its data (repeatable)")
     p.add_argument("--timeout", type=float, help="watchdog: seconds before a run is ended as ERROR")
     p.add_argument("--out", type=Path, default=Path("mlpace-results"), help="output root")
-    p.add_argument("--division", choices=["open", "closed"], default="open")
+    p.add_argument("--division", choices=DIVISIONS, default="open")
     p.add_argument("--org", default="mlpace")
     p.add_argument("--system", help="system name (default: derived from this machine)")
     p.add_argument("--json", action="store_true", help="print the records as JSON instead of a table")
@@ -60,6 +65,7 @@ def _request(args: argparse.Namespace):
     from mlpace.inference.suite import InferRequest
     from mlpace.submission.sysinfo import default_system_name
 
+    require_division_allowed(args.scale, args.division)
     if args.all == bool(args.benchmark):
         raise MlpaceError("name one benchmark, or pass --all")
     names = [n for n in INFERENCE_BENCHMARKS if available(n)] if args.all else [args.benchmark]
@@ -84,7 +90,7 @@ def _request(args: argparse.Namespace):
                        system=args.system or default_system_name(), quick=args.quick,
                        workers=args.workers, max_batch=args.max_batch, timeout_s=args.timeout,
                        user_settings=user),
-        find_peak=args.find_peak, target_fraction=round(float(args.accuracy_target) / 100, 6))   # 0.999, not 0.9990000000000001
+        find_peak=args.find_peak, submission=args.submission, target_fraction=round(float(args.accuracy_target) / 100, 6))   # 0.999, not 0.9990000000000001
 
 
 def run_infer(args: argparse.Namespace) -> int:
@@ -105,6 +111,9 @@ def run_infer(args: argparse.Namespace) -> int:
         Console().print(table)
         if args.quick:
             print("* quick run: shortened durations, not valid for submission")
+        if args.submission:
+            print("audit rows (TEST0x): PASS/FAIL is the verification's verdict; files in "
+                  "<out>/<division>/<org>/compliance/")
         print(f"results: {request.run.out}")
-    bad = [r for r in records if r.get("result") in ("ERROR", "FAIL")]
+    bad = [r for r in records if r.get("result") in ("ERROR", "FAIL") or r.get("error")]
     return 1 if bad else 0

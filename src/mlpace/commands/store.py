@@ -29,6 +29,9 @@ def register(subparsers) -> None:
                  "accelerator", "scenario"):
         p.add_argument(f"--{name}", help=f"keep only this {name}" +
                        (" (substring)" if name in ("system", "submitter", "accelerator") else ""))
+    p.add_argument("--all", dest="every", action="store_true",
+                   help="every result set (a system that trained a benchmark again has several); "
+                        "default: each system's latest")
     p.add_argument("--format", choices=["table", "csv", "json"], default="table")
     p.add_argument("--db", help=DB_HELP)
     p.set_defaults(handler=run_results)
@@ -39,9 +42,11 @@ def register(subparsers) -> None:
     p.add_argument("--db", help=DB_HELP)
     p.set_defaults(handler=run_report)
 
-    p = subparsers.add_parser("compare", help="speedup of a system over others, per training benchmark")
+    p = subparsers.add_parser("compare", help="speedup of a system over others, per training benchmark "
+                              "(only results at the same scale and target)")
     p.add_argument("system")
     p.add_argument("--against", nargs="+", required=True, metavar="SYSTEM")
+    p.add_argument("--benchmark", help="compare on this benchmark only")
     p.add_argument("--format", choices=["table", "csv", "json"], default="table")
     p.add_argument("--db", help=DB_HELP)
     p.set_defaults(handler=run_compare)
@@ -83,25 +88,28 @@ def run_import(args) -> int:
             print(f"error: {sub.submitter} ({sub.round_name}) not imported: {outcome}", file=sys.stderr)
         else:
             print(f"{sub.submitter} ({sub.round_name}, {sub.root}): {outcome['added']} added, "
-                  f"{outcome['replaced']} replaced, {outcome['unchanged']} unchanged")
+                  f"{outcome['unchanged']} unchanged")
 
     report = import_trees(store, args.paths, args.round_name, on_submission=progress)
     for problem in report.problems:
         print(f"warning: {problem}", file=sys.stderr)
-    print(f"{report.submissions} submission(s) imported into {store.url}: {report.added} results "
-          f"added, {report.replaced} replaced, {report.unchanged} unchanged ({report.runs} runs)")
+    print(f"{report.submissions} submission(s) imported into {store.shown_url}: {report.added} "
+          f"results added, {report.unchanged} unchanged ({report.runs} runs)")
     return 2 if report.failures else 0
 
 
 TRAINING_COLUMNS = ["round", "division", "availability", "submitter", "system", "accelerator",
-                    "accelerator_count", "benchmark", "minutes", "runs_counted", "runs_failed"]
+                    "accelerator_count", "benchmark", "scale", "target", "minutes", "score",
+                    "runs_counted", "runs_failed", "date"]
 INFERENCE_COLUMNS = ["round", "division", "availability", "submitter", "system", "accelerator",
-                     "accelerator_count", "benchmark", "scenario", "metric", "value", "valid",
-                     "accuracy", "notes"]
+                     "accelerator_count", "benchmark", "scenario", "scale", "metric", "value",
+                     "valid", "accuracy", "notes"]
 
 
 def run_results(args) -> int:
     from mlpace.results import queries
+    from mlpace.results.comparable import target_text
+    from mlpace.results.queries import decode_target
     from mlpace.results.store import open_store
 
     filters = queries.Filters(**{name: getattr(args, name) for name in (
@@ -109,9 +117,11 @@ def run_results(args) -> int:
         "scenario")})
     with open_store(args.db).read() as conn:
         if args.kind == "training":
-            rows, columns = queries.training_results(conn, filters), TRAINING_COLUMNS
+            rows, columns = queries.training_results(conn, filters, args.every), TRAINING_COLUMNS
+            for row in rows:
+                row["target"] = target_text(decode_target(row["target"]))
         else:
-            rows, columns = queries.inference_results(conn, filters), INFERENCE_COLUMNS
+            rows, columns = queries.inference_results(conn, filters, args.every), INFERENCE_COLUMNS
     if not rows and args.format == "table":
         print("no results match (import some with `mlpace import PATH`)", file=sys.stderr)
         return 0
@@ -133,7 +143,8 @@ def run_compare(args) -> int:
     from mlpace.results.store import open_store
 
     with open_store(args.db).read() as conn:
-        rows = queries.compare(conn, args.system, args.against)
-    print(format_rows(rows, ["benchmark", "system", "minutes", "against", "against_minutes",
-                             "speedup"], args.format))
+        rows = queries.compare(conn, args.system, args.against, args.benchmark)
+    print(format_rows(rows, ["benchmark", "scale", "target", "system", "division", "minutes",
+                             "against", "against_division", "against_minutes", "speedup"],
+                      args.format))
     return 0

@@ -9,13 +9,16 @@ from __future__ import annotations
 import json
 import sys
 
+from mlpace.rules.divisions import DIVISIONS
+from mlpace.rules.rounds import MLPACE_RULESET
+
 
 def register(subparsers) -> None:
     """Add this area's verbs to the CLI."""
     p = subparsers.add_parser("sysinfo", help="print this machine's MLPerf system description (JSON)")
     p.add_argument("--system-name", help="system name (default: host, accelerator, framework)")
     p.add_argument("--submitter", default="mlpace", help="organisation submitting (default: mlpace)")
-    p.add_argument("--division", default="open", choices=["open", "closed"])
+    p.add_argument("--division", default="open", choices=DIVISIONS)
     p.add_argument("--availability", default="onprem",
                    help="onprem, cloud, preview or research (default: onprem)")
     p.add_argument("--overrides", metavar="JSON", help="JSON file of fields to set by hand")
@@ -26,11 +29,11 @@ def register(subparsers) -> None:
     p.add_argument("sources", nargs="+", metavar="RESULTS", help="folders written by `mlpace train` / `mlpace infer`")
     p.add_argument("--org", required=True, help="organisation name used in the tree")
     p.add_argument("--out", required=True, help="folder to create the submission in")
-    p.add_argument("--division", default="open", choices=["open", "closed"])
+    p.add_argument("--division", default="open", choices=DIVISIONS)
     p.add_argument("--availability", default="onprem",
                    help="onprem (available on-premise), cloud, preview or research (default: onprem)")
     p.add_argument("--system-desc", metavar="JSON", help="system-description fields to set by hand")
-    p.add_argument("--ruleset", default=None, help="training ruleset for run counts (default: mlpace's, 1.1.0)")
+    p.add_argument("--ruleset", default=None, help=f"training ruleset for run counts (default: mlpace's, {MLPACE_RULESET})")
     p.set_defaults(handler=_package)
 
     p = subparsers.add_parser("check", help="check a submission tree against every rule")
@@ -72,7 +75,6 @@ def _sysinfo(args) -> int:
 
 def _package(args) -> int:
     from mlpace.submission.package import package
-    from mlpace.submission.rounds import MLPACE_RULESET
     from mlpace.submission.sysinfo import load_overrides
     out = package(args.sources, args.org, args.out, division=args.division,
                   availability=args.availability, overrides=load_overrides(args.system_desc),
@@ -82,7 +84,7 @@ def _package(args) -> int:
 
 
 def _check(args) -> int:
-    from rich.console import Console
+    from mlpace.console import make_console as Console
     from rich.table import Table
 
     from mlpace.submission.check import FAIL, PASS, WARN, check
@@ -102,8 +104,9 @@ def _check(args) -> int:
         for f in shown:
             table.add_row(f"[{style[f.level]}]{f.level.upper()}[/]", f.path, f.rule, f.reason)
         console.print(table)
+    from mlpace.words import plural
     verdict = "[green]PASSED[/]" if report.ok else "[bold red]FAILED[/]"
-    console.print(f"{verdict}: {report.count(PASS)} passed, {report.count(WARN)} warnings, "
+    console.print(f"{verdict}: {report.count(PASS)} passed, {plural(report.count(WARN), 'warning')}, "
                   f"{report.count(FAIL)} failed")
     if args.json:
         write_atomic(args.json, json.dumps(report.to_json(), indent=2) + "\n")
@@ -111,7 +114,7 @@ def _check(args) -> int:
 
 
 def _summarize(args) -> int:
-    from rich.console import Console
+    from mlpace.console import make_console as Console
     from rich.table import Table
 
     from mlpace.submission.output import write_csv, write_json
@@ -127,8 +130,9 @@ def _summarize(args) -> int:
             table.add_column(column, justify="right" if column in benchmarks else "left",
                              no_wrap=column in benchmarks)
         for row in summary.training_rows:
+            # a CPU-only system has no accelerators: say so, never show its CPU in this column
             accelerators = f"{row['accelerators_count']} x {row['accelerator_model_name']}" \
-                if row["accelerators_count"] else str(row["host_processor_model_name"])
+                if row["accelerators_count"] else "none (CPU only)"
             table.add_row(str(row["division"]), str(row["submitter"]), str(row["system"]), accelerators,
                           *[f"{row[b]:.2f}" if row.get(b) is not None else "" for b in benchmarks])
         console.print(table)

@@ -3,17 +3,36 @@
 from __future__ import annotations
 
 import argparse
+import random
+import time
 from datetime import datetime
 from pathlib import Path
 
 from mlpace.errors import MlpaceError
+from mlpace.rules.divisions import TRAINING_AVAILABILITY, DIVISIONS
+
+TRAIN_EXIT_CODES = """exit codes:
+  0    at least one run reached the target
+  1    every run ended without reaching the target (aborted: epochs or time budget spent)
+  2    bad input or environment (one `error:` line says what)
+  3    a distributed run lost a rank (died, hung or disconnected)
+  130  interrupted (Ctrl-C or SIGTERM); finished runs' logs are kept"""
+
+SUITE_EXIT_CODES = """exit codes:
+  0    every benchmark reached its target
+  1    at least one benchmark did not (the last line says which and why)
+  2    bad input or environment (one `error:` line says what)
+  130  interrupted (Ctrl-C or SIGTERM); finished runs' logs are kept
+
+The last line is the verdict: how many converged, what did not and why, wall and CPU time."""
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("list", help="the eight MLPerf Training benchmarks and their targets")
     p.set_defaults(handler=cmd_list)
 
-    p = subparsers.add_parser("train", help="train one benchmark to its quality target")
+    p = subparsers.add_parser("train", help="train one benchmark to its quality target",
+                              epilog=TRAIN_EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("benchmark", help="resnet, ssd, maskrcnn, bert, dlrm, minigo, rnnt or unet3d")
     _add_run_options(p)
     p.add_argument("--runs", type=int, default=1,
@@ -25,7 +44,8 @@ def register(subparsers) -> None:
                    help="rendezvous of a multi-node run: node 0's host and a free port")
     p.set_defaults(handler=cmd_train)
 
-    p = subparsers.add_parser("suite", help="every implemented benchmark, one run each")
+    p = subparsers.add_parser("suite", help="every implemented benchmark, one run each",
+                              epilog=SUITE_EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_run_options(p)
     p.add_argument("--only", default=None, metavar="NAMES",
                    help="comma-separated benchmarks to run (default: all implemented at --scale)")
@@ -47,11 +67,12 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", default=None, metavar="FILE", help="JSON/YAML file of config overrides")
     p.add_argument("--data-dir", type=Path, default=None,
                    help="where data sets live (default: $MLPACE_DATA or the user cache folder)")
-    p.add_argument("--division", choices=["open", "closed"], default=None)
-    p.add_argument("--availability", choices=["onprem", "cloud", "preview", "research"], default="onprem")
+    p.add_argument("--division", choices=DIVISIONS, default=None)
+    p.add_argument("--availability", choices=TRAINING_AVAILABILITY, default="onprem")
     p.add_argument("--max-epochs", type=int, default=None, help="abort after this many epochs")
     p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
-                   help="abort when the timed region has run this long")
+                   help="abort a run when its timed region has used this long (on CPU: this process's "
+                        "CPU time per torch thread, so other jobs do not cut it short; on CUDA: wall clock)")
     p.add_argument("--overwrite", action="store_true", help="replace existing results in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--db", default=None,
@@ -93,11 +114,19 @@ def _request(args, benchmark: str, runs: int, suite: bool = False):
         max_epochs=args.max_epochs, time_budget_s=args.time_budget)
 
 
-def _progress_factory(args, console, label=""):
+def _announcer(console, label: str = ""):
+    """Prints the base seed and the command that repeats the run, before it starts."""
+    def announce(base_seed: int, command: str) -> None:
+        console.print(f"{label}base seed {base_seed}; reproduce: {command}", highlight=False,
+                      soft_wrap=True)
+    return announce
+
+
+def _progress_factory(args, console):
     if args.quiet:
         return None
     from mlpace.harness.progress import RichProgress
-    return lambda i: RichProgress(console, label=f"{label}run {i} | ")
+    return lambda i: RichProgress(console, label=f"run {i} | ")
 
 
 def cmd_list(args) -> int:
@@ -137,7 +166,7 @@ def _train(args) -> int:
     from mlpace.harness.report import print_result
     console = Console()
     req = _request(args, args.benchmark, args.runs)
-    result = train_result(req, _progress_factory(args, Console(stderr=True)))
+    result = train_result(req, _progress_factory(args, Console(stderr=True)), _announcer(console))
     if placement_from_env()[0] == 0:   # rank 0 reports and records, the other ranks are silent
         print_result(console, result)
         _record(args, req.out)
@@ -146,10 +175,12 @@ def _train(args) -> int:
 
 def cmd_suite(args) -> int:
     from mlpace.console import make_console as Console
-    from mlpace.benchmarks import list_benchmarks
-    from mlpace.harness.report import print_suite
-    from mlpace.harness.runs import train_result
+    from mlpace.benchmarks import list_benchmarks, make_workload
+    from mlpace.harness.report import print_suite, suite_verdict
+    from mlpace.harness.runs import RunInterrupted, train_result
+    from mlpace.harness.timed_run import process_cpu_seconds
     console = Console()
+    wall0, cpu0 = time.monotonic(), process_cpu_seconds()
     names = [r["name"] for r in list_benchmarks() if args.scale in r["scales"]]
     if args.only:
         wanted = [n.strip() for n in args.only.split(",") if n.strip()]
@@ -162,13 +193,58 @@ def cmd_suite(args) -> int:
         raise MlpaceError(f"no benchmark implements the {args.scale} scale yet")
     out = args.out or Path("mlpace-results") / datetime.now().strftime("%Y%m%d-%H%M%S")
     args.out = out
+    if args.seed is None:   # one base seed for the whole suite, so one command repeats it
+        args.seed = random.SystemRandom().randrange(2**31)
+    requests = [_request(args, name, 1, suite=True) for name in names]
+    _check_suite_keys(args, names)
+    for req in requests:   # every benchmark's config is checked before the first run starts
+        make_workload(req.benchmark, req.scale, req.overrides)
+    console.print(f"suite base seed {args.seed}; reproduce: {_suite_command(args, names)}",
+                  highlight=False, soft_wrap=True)
     results = []
-    for name in names:
-        req = _request(args, name, 1, suite=True)
-        results.append(train_result(req, _progress_factory(args, Console(stderr=True), f"{name} ")))
+    for name, req in zip(names, requests):
+        try:
+            results.append(train_result(req, _progress_factory(args, Console(stderr=True)),
+                                        _announcer(console, f"{name}: ")))
+        except RunInterrupted:   # say what the suite did before it was stopped, then stop
+            if results:
+                print_suite(console, results)
+            console.print(suite_verdict(results, time.monotonic() - wall0, process_cpu_seconds() - cpu0,
+                                        interrupted=name, not_run=names[names.index(name) + 1:]),
+                          highlight=False, soft_wrap=True)
+            raise
     print_suite(console, results)
     _record(args, out)
+    console.print(suite_verdict(results, time.monotonic() - wall0, process_cpu_seconds() - cpu0),
+                  highlight=False, soft_wrap=True)
     return 0 if all(r.outcomes[0].converged for r in results) else 1
+
+
+def _check_suite_keys(args, names: list[str]) -> None:
+    """A key naming no benchmark of the suite (a misspelt resnt.batch_size) would go unused."""
+    from mlpace.harness.config import load_config_file, parse_set_options
+    keys = {**load_config_file(args.config), **parse_set_options(args.overrides)}
+    stray = [k for k in keys if k.split(".", 1)[0] not in names]
+    if stray:
+        raise MlpaceError(f"config key {stray[0]} names no benchmark of this suite ({', '.join(names)})")
+
+
+def _suite_command(args, names: list[str]) -> str:
+    """The `mlpace suite` command that repeats this suite (each benchmark prints its own too)."""
+    import shlex
+    parts = ["mlpace", "suite", "--scale", args.scale, "--seed", str(args.seed)]
+    if args.only:
+        parts += ["--only", ",".join(names)]
+    if args.device != "auto":
+        parts += ["--device", args.device]
+    if args.config:
+        parts += ["--config", shlex.quote(args.config)]
+    parts += [f"--set {shlex.quote(item)}" for item in args.overrides or []]
+    if args.max_epochs is not None:
+        parts += ["--max-epochs", str(args.max_epochs)]
+    if args.time_budget is not None:
+        parts += ["--time-budget", f"{args.time_budget:g}"]
+    return " ".join(parts)
 
 
 def _record(args, out: Path) -> None:
@@ -181,5 +257,6 @@ def _record(args, out: Path) -> None:
     report = import_trees(store, [str(out)])
     for problem in report.problems:
         print(f"warning: {problem}")
-    print(f"recorded in the results store {store.url} ({report.added} added, "
-          f"{report.replaced} replaced); see `mlpace results`, `mlpace report --out site/`")
+    print(f"recorded in the results store {store.shown_url} ({report.added} added beside "
+          f"earlier results, {report.unchanged} already there); see `mlpace results --all`, "
+          "`mlpace report --out site/`")

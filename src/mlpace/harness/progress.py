@@ -19,37 +19,51 @@ def format_quality(q: Quality | None) -> str:
 
 
 class RichProgress(Progress):
-    """A bar over epochs; the description shows the step count and the last quality."""
+    """A bar over epochs; the description shows the step count and the last quality.
+
+    When output is not a terminal, rich prints the bar once, as it stands when the run
+    ends: so every change (a step, an evaluation, the end) updates the description, and the
+    last line printed agrees with the result table.
+    """
 
     def __init__(self, console: Console | None = None, label: str = ""):
         self.console = console or Console(stderr=True)
         self.label = label
         self.bar: RichBar | None = None
 
-    def start(self, workload: Workload, seed: int) -> None:
+    def start(self, workload: Workload, seed: int, max_epochs: int) -> None:
         self.workload = workload
+        self.seed = seed
+        self.samples = 0
         self.last = "-"
+        self.target = format_quality(workload.scale_spec.target)
         self.bar = RichBar(TextColumn("{task.description}"), BarColumn(), TextColumn("epoch {task.completed:.0f}/{task.total:.0f}"),
                            TimeElapsedColumn(), console=self.console, transient=False)
         self.bar.start()
-        target = format_quality(workload.scale_spec.target)
-        self.task = self.bar.add_task(self._describe(0), total=workload.scale_spec.max_epochs)
-        self.target = target
-        self.seed = seed
+        self.task = self.bar.add_task(self._describe(), total=max_epochs)
 
-    def _describe(self, samples: int) -> str:
-        return f"{self.label}{self.workload.spec.name} {self.workload.scale} | {samples} samples | quality {getattr(self, 'last', '-')}"
+    def _describe(self) -> str:
+        return (f"{self.label}{self.workload.spec.name} {self.workload.scale} | seed {self.seed} | {self.samples} samples"
+                f" | quality {self.last}")
+
+    def _show(self, epoch: int) -> None:
+        if self.bar:
+            self.bar.update(self.task, completed=epoch, description=self._describe())
 
     def step(self, epoch: int, samples: int) -> None:
-        if self.bar:
-            self.bar.update(self.task, completed=epoch - 1, description=self._describe(samples))
+        self.samples = samples
+        self._show(epoch - 1)
 
     def evaluated(self, epoch: int, quality: Quality) -> None:
         self.last = f"{format_quality(quality)} (target {self.target})"
-        if self.bar:
-            self.bar.update(self.task, completed=epoch)
+        self._show(epoch)
 
     def finish(self, outcome: RunOutcome) -> None:
-        if self.bar:
-            self.bar.stop()
-            self.bar = None
+        if not self.bar:
+            return
+        self.samples = outcome.samples
+        if outcome.quality is not None:
+            self.last = f"{format_quality(outcome.quality)} (target {self.target})"
+        self._show(outcome.epochs)
+        self.bar.stop()
+        self.bar = None

@@ -48,3 +48,24 @@ def print_suite(console: Console, results: list[ResultSet]) -> None:
     console.print(table)
     if results:
         console.print(f"results: {results[0].result_dir.parent.parent}")
+
+
+def _why(outcome) -> str:
+    if outcome.reason == "time budget" and outcome.budget:
+        return f"time budget: {outcome.budget}"
+    return outcome.reason
+
+
+def suite_verdict(results: list[ResultSet], wall_s: float, cpu_s: float,
+                  interrupted: str | None = None, not_run: list[str] = ()) -> str:
+    """One line: how many converged, what failed and why, the suite's wall and CPU time
+    (`interrupted`: the benchmark the user stopped the suite in; `not_run`: those after it)."""
+    failed = [(r.spec.name, r.outcomes[0]) for r in results if not r.outcomes[0].converged]
+    head = f"{len(results) - len(failed)} of {len(results)} converged"
+    if failed:
+        head += "; not converged: " + ", ".join(f"{name} {o.status} ({_why(o)})" for name, o in failed)
+    if interrupted:
+        head += f"; interrupted in {interrupted}"
+    if not_run:
+        head += f"; not run: {', '.join(not_run)}"
+    return f"suite: {head}; wall {minutes_seconds(wall_s)}, CPU {cpu_s:.0f} s"

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shlex
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,9 +30,12 @@ from mlpace.harness.config import config_dict
 from mlpace.harness.timed_run import Progress, RunOutcome, StopRequest, Submission, run_once
 from mlpace.harness.workload import RunContext
 from mlpace.rules.benchmarks import BenchmarkSpec
+from mlpace.rules.divisions import default_division, require_division_allowed
+from mlpace.rules.rounds import MLPACE_RULESET as RULESET
 from mlpace.submission.output import write_atomic
 from mlpace.submission.scoring import Score, olympic_score
 from mlpace.submission.sysinfo import capture_system_description
+from mlpace.words import plural
 
 
 class RunInterrupted(MlpaceError):
@@ -67,6 +71,7 @@ class ResultSet:
     seeds: list[int]
     outcomes: list[RunOutcome]
     score: Score | None                     # None unless the run count makes a complete result
+    base_seed: int = 0                      # the seed every run's seed derives from
 
     @property
     def complete(self) -> bool:
@@ -90,21 +95,20 @@ def _prepare_dirs(req: TrainRequest, system: str) -> tuple[Path, Path]:
         raise MlpaceError(f"cannot write results under {req.out}: {err.strerror or err}") from None
     existing = sorted(result_dir.glob("result_*.txt"))
     if existing and not req.overwrite:
-        raise MlpaceError(f"{result_dir} already holds {len(existing)} result file(s); "
+        raise MlpaceError(f"{result_dir} already holds {plural(len(existing), 'result file')}; "
                           "choose another --out or pass --overwrite")
     return result_dir, systems_dir / f"{system}.json"
-
-
-RULESET = "1.1.0"  # the MLPerf Training rules mlpace's logs follow
 
 
 def reproduce_command(req: TrainRequest, base_seed: int) -> str:
     """The command line that repeats this result (seeds included), for the submission README."""
     parts = ["mlpace", "train", req.benchmark, "--scale", req.scale, "--runs", str(req.runs),
              "--seed", str(base_seed), "--device", req.device.split(":")[0]]
-    parts += [f"--set {k}={v}" for k, v in req.overrides.items()]
+    parts += [f"--set {shlex.quote(f'{k}={v}')}" for k, v in req.overrides.items()]
     if req.max_epochs is not None:
         parts += ["--max-epochs", str(req.max_epochs)]
+    if req.time_budget_s is not None:
+        parts += ["--time-budget", f"{req.time_budget_s:g}"]
     return " ".join(parts)
 
 
@@ -126,23 +130,27 @@ def _score_record(req: TrainRequest, spec: BenchmarkSpec, seeds: list[int],
 
 
 def train_result(req: TrainRequest,
-                 progress_for: Callable[[int], Progress] | None = None) -> ResultSet:
+                 progress_for: Callable[[int], Progress] | None = None,
+                 announce: Callable[[int, str], None] | None = None) -> ResultSet:
     """Run `req.runs` seeded runs of one benchmark and write the result (see module doc).
 
+    `announce(base_seed, reproduce_command)` is called once before the first run, so that
+    the seed of a run is known (and the run repeatable) even if it never finishes.
     Under torchrun or `--nproc-per-node` every rank calls this; only rank 0 writes files.
     """
     with distributed.process_group(req.device) as placement:
-        return _train_result(req, progress_for, placement)
+        return _train_result(req, progress_for, announce, placement)
 
 
-def _train_result(req: TrainRequest, progress_for, placement: dict) -> ResultSet:
+def _train_result(req: TrainRequest, progress_for, announce, placement: dict) -> ResultSet:
     lead = placement["rank"] == 0
+    require_division_allowed(req.scale, req.division)
     workloads = [make_workload(req.benchmark, req.scale, req.overrides)]  # validates early
     distributed.check_supported(workloads[0], placement["world_size"])
     spec = workloads[0].spec
     description = capture_system_description(
         req.system, submitter=req.org,
-        division=req.division or ("open" if req.scale == "mini" else "closed"),
+        division=req.division or default_division(req.scale),
         status=req.availability)
     description.update(req.system_overrides)
     system = description["system_name"]
@@ -156,6 +164,8 @@ def _train_result(req: TrainRequest, progress_for, placement: dict) -> ResultSet
     base = req.seed if req.seed is not None else random.SystemRandom().randrange(2**31)
     base = distributed.broadcast(base, RunContext(**placement))   # one seed for all ranks
     seeds = run_seeds(base, req.runs)
+    if lead and announce:
+        announce(base, reproduce_command(req, base))
     submission = Submission(org=req.org, platform=system,
                             division=description["division"], status=req.availability)
     outcomes: list[RunOutcome] = []
@@ -188,8 +198,8 @@ def _train_result(req: TrainRequest, progress_for, placement: dict) -> ResultSet
                 write_atomic(result_dir / "score.json",
                                   json.dumps(_score_record(req, spec, seeds, outcomes, score, base), indent=2) + "\n")
             if stop.requested:
-                raise RunInterrupted(f"interrupted: {len(outcomes)} run(s) finished, logs in {result_dir}")
-    return ResultSet(spec, req.scale, result_dir, system_file, seeds, outcomes, score)
+                raise RunInterrupted(f"interrupted: {plural(len(outcomes), 'run')} finished, logs in {result_dir}")
+    return ResultSet(spec, req.scale, result_dir, system_file, seeds, outcomes, score, base)
 
 
 def _data_dir(req: TrainRequest) -> Path:

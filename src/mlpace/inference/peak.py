@@ -1,30 +1,44 @@
-"""Peak search: the highest Server target QPS (and the Offline expected QPS) that stays VALID.
+"""Settings from measurement: the Offline rate, the latencies, and the peak Server QPS.
 
-Server: short LoadGen runs (a few seconds each) bracket the rate, starting from the
-calibrated throughput: grow the rate while the latency bound holds, then bisect between the
-last good and the first bad rate. A short run counts as good when LoadGen reports
-"Performance constraints satisfied" and the SUT had no error (short runs cannot satisfy the
-official minimum duration, so their overall VALID/INVALID is not the test). The best rate is
-then confirmed with a full run; if that run is INVALID the rate steps down 10 % and is
-confirmed again, a few times at most.
+A full-length LoadGen run lasts at least 600 s (Server: at least 270,336 queries), so every
+setting a full run depends on is measured first with short runs of a few seconds:
 
-Offline: one short run measures the throughput; the full run then uses it as expected QPS
-(LoadGen sizes the single Offline query from it).
+- Offline: one short run measures the achieved rate; the full run asks for exactly that rate
+  (LoadGen sizes its one query as 1.1 x 600 s x target_qps, so the run lasts about 660 s; a
+  target 1.7x too high made a run last 18.5 min). If the full run still ends before 600 s
+  (the machine got faster), it is repeated once at the rate it achieved.
+- SingleStream / MultiStream: one short run measures the latency LoadGen reports; it becomes
+  `target_latency` (LoadGen only uses it to pre-generate enough queries).
+- Server: the search starts from the Offline rate (a Server rate cannot beat it): short runs
+  bisect between 0 and 1.05x that rate, keeping the rates that meet the p99 bound. The best
+  rate, less 5 %, is then run at full length; LoadGen must call that run VALID. If it does
+  not, the rate steps down 10 % and runs again, a few times at most; without a VALID full
+  run the search fails and says so (a quick or INVALID run is never reported as the peak).
+
+Every run keeps its logs in its own folder, `<out>/peak-search/<benchmark>/<scenario>/NN-what/`
+(each a small tree in the official layout, with its user.conf); a full-length run that was not
+VALID is moved there before the next one, so the result folder holds only the final run.
 """
 
 from __future__ import annotations
 
+import shutil
+import time
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Callable
 
-from mlpace.inference.runner import RunOptions, run_test
+from mlpace.inference.runner import RunOptions, measurements_dir, run_dir, run_test
 from mlpace.inference.task import InferenceTask
 
 SEARCH_SETTINGS = {"min_duration": 2000, "min_query_count": 100}
 SEARCH_SECONDS = 2.0        # a search run issues about this many seconds of queries
+MEASURE_MS = 15000          # a short Offline / latency measurement (a busy machine swings over seconds)
 BISECT_STEPS = 5
 MAX_HALVINGS = 3            # below start / 4**3 the SUT cannot meet the bound at any useful rate
 CONFIRM_TRIES = 3
+CONFIRM_MARGIN = 0.95       # full runs see rarer stalls than short ones
+STEP_DOWN = 0.9
 
 
 @dataclass
@@ -34,86 +48,222 @@ class PeakResult:
     trials: list[tuple[float, bool]] = field(default_factory=list)   # (qps, good) per short run
     confirmed: dict | None = None                                     # the full run's record
     error: str | None = None
+    short_runs: int = 0
+    full_runs: int = 0
+    short_s: float = 0.0
+    full_s: float = 0.0
+
+    def report(self) -> str:
+        return (f"{self.short_runs} short runs ({self.short_s:.0f} s) and {self.full_runs} "
+                f"full-length run{'s' if self.full_runs != 1 else ''} ({self.full_s:.0f} s): "
+                f"{(self.short_s + self.full_s) / 60:.1f} min")
 
 
 def _good(record: dict) -> bool:
     return record.get("error") is None and bool(record.get("performance_constraints_satisfied"))
 
 
-def find_peak_server(task: InferenceTask, options: RunOptions, start_qps: float,
-                     log: Callable[[str], None] = lambda _: None) -> PeakResult:
-    """Search the Server target QPS, then confirm it with a full (or --quick) run."""
-    search = replace(options, quick=True, out=options.out / "peak-search")
-    trials: list[tuple[float, bool]] = []
+def _accepted(record: dict, options: RunOptions) -> bool:
+    """A full run counts only when LoadGen calls it VALID (quick runs: when the bound held)."""
+    return bool(record.get("valid")) if not options.quick else _good(record)
 
+
+class _Trials:
+    """Numbered folders for the short runs and set-aside full runs of one search."""
+
+    def __init__(self, task: InferenceTask, scenario: str, options: RunOptions):
+        self.task, self.scenario, self.options = task, scenario, options
+        self.root = (options.out / "peak-search" / task.result_name(options.target_fraction)
+                     / scenario)
+        # Numbering goes on from an earlier search's folders: those logs are kept too.
+        self.count = len(list(self.root.iterdir())) if self.root.is_dir() else 0
+
+    def next_out(self, label: str) -> Path:
+        self.count += 1
+        return self.root / f"{self.count:02d}-{label}"
+
+    def short(self, settings: dict, label: str, scenario: str | None = None) -> dict:
+        """A short run with `settings`, in its own folder."""
+        search = replace(self.options, quick=True, out=self.next_out(label), user_settings=settings,
+                         test_minimums=None)
+        return run_test(self.task, scenario or self.scenario, "performance", search)
+
+    def set_aside(self, record: dict, label: str) -> None:
+        """Move a full run that did not count (and its user.conf) out of the result folder."""
+        benchmark = self.task.result_name(self.options.target_fraction)
+        out = self.next_out(label)
+        kept = run_dir(replace(self.options, out=out), benchmark, self.scenario, "performance")
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(record["folder"], kept)
+        user_conf = measurements_dir(self.options, benchmark, self.scenario) / "user.conf"
+        if user_conf.exists():
+            measure = measurements_dir(replace(self.options, out=out), benchmark, self.scenario)
+            measure.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(user_conf, measure / "user.conf")
+        record["folder"] = str(kept)
+
+
+def _short_settings(options: RunOptions, **extra) -> dict:
+    """User settings of a short measurement: the user's, a few seconds, few queries."""
+    settings = {**(options.user_settings or {}), **SEARCH_SETTINGS, "min_duration": MEASURE_MS}
+    if options.test_minimums:                 # tests: as short as the shortened full runs
+        settings["min_duration"] = min(MEASURE_MS, int(options.test_minimums.get("min_duration", MEASURE_MS)))
+    settings.update(extra)
+    return settings
+
+
+def measure_offline(task: InferenceTask, options: RunOptions, start_qps: float,
+                    log: Callable[[str], None] = lambda _: None, trials: _Trials | None = None) -> float:
+    """The Offline rate LoadGen measures through the SUT in a short run (samples/s)."""
+    trials = trials or _Trials(task, "Offline", options)
+    # Over-asking only lengthens this short run; under-asking would end it too soon.
+    record = trials.short(_short_settings(options, target_qps=round(2.0 * start_qps, 3),
+                                          min_query_count=1), "offline-rate", "Offline")
+    rate = float(record.get("value") or 0.0)
+    log(f"  short Offline run: {rate:.1f} samples/s")
+    return rate if rate > 0 else start_qps
+
+
+def measure_latency_ms(task: InferenceTask, scenario: str, options: RunOptions, guess_ms: float,
+                       log: Callable[[str], None] = lambda _: None) -> float:
+    """The latency (ms) LoadGen reports for SingleStream (p90) or MultiStream (p99) in a short run."""
+    trials = _Trials(task, scenario, options)
+    settings = _short_settings(options, target_latency=round(max(guess_ms * 0.5, 1e-3), 3),
+                               min_query_count=16)
+    record = trials.short(settings, "latency")
+    value = record.get("value")
+    latency_ms = float(value) / 1e6 if isinstance(value, (int, float)) and value > 0 else guess_ms
+    log(f"  short {scenario} run: {latency_ms:.2f} ms")
+    return latency_ms
+
+
+def confirm_offline(task: InferenceTask, options: RunOptions, rate: float,
+                    log: Callable[[str], None] = lambda _: None,
+                    trials: _Trials | None = None, result: PeakResult | None = None) -> dict:
+    """The full-length Offline run at the measured rate; once more if it ended too soon."""
+    trials = trials or _Trials(task, "Offline", options)
+    record: dict = {}
+    for attempt in range(2):
+        settings = {**(options.user_settings or {}), "target_qps": round(rate, 3)}
+        started = time.monotonic()
+        record = run_test(task, "Offline", "performance", replace(options, user_settings=settings))
+        if result is not None:
+            result.full_runs += 1
+            result.full_s += time.monotonic() - started
+        log(f"  Offline at {rate:.1f} samples/s expected: {record.get('result')} "
+            f"({record.get('value')} samples/s)")
+        achieved = float(record.get("value") or 0.0)
+        too_short = record.get("min_duration_satisfied") is False or (
+            not record.get("valid") and achieved > 1.1 * rate)
+        if record.get("valid") or not too_short or attempt or achieved <= 0 or record.get("error"):
+            break
+        trials.set_aside(record, f"offline-too-short-{rate:.0f}qps")
+        rate = achieved
+    return record
+
+
+def find_peak_offline(task: InferenceTask, options: RunOptions, start_qps: float,
+                      log: Callable[[str], None] = lambda _: None) -> PeakResult:
+    """Measure the Offline rate with a short run, then run at full length with it."""
+    trials = _Trials(task, "Offline", options)
+    started = time.monotonic()
+    measured = measure_offline(task, options, start_qps, log, trials)
+    result = PeakResult("Offline", measured, [(measured, True)], short_runs=1,
+                        short_s=time.monotonic() - started)
+    result.confirmed = confirm_offline(task, options, measured, log, trials, result)
+    result.best_qps = float(result.confirmed.get("settings", {}).get("target_qps", measured))
+    if not _accepted(result.confirmed, options):
+        result.error = f"the full-length Offline run was {result.confirmed.get('result')}"
+    return result
+
+
+def find_peak_server(task: InferenceTask, options: RunOptions, start_qps: float,
+                     log: Callable[[str], None] = lambda _: None,
+                     ceiling: float | None = None) -> PeakResult:
+    """Search the Server target QPS with short runs, then confirm it at full length.
+
+    `ceiling`: the Offline rate, when known; the search then starts at 0.8x of it."""
+    trials = _Trials(task, "Server", options)
+    result = PeakResult("Server", 0.0)
     hopeless = []   # set when even the fastest answer was over the bound: no rate can help
+    started = time.monotonic()
 
     def trial(qps: float) -> bool:
         # A few seconds of queries at this rate, however low the rate.
         queries = int(max(10, min(SEARCH_SETTINGS["min_query_count"], qps * SEARCH_SECONDS)))
-        settings = {**SEARCH_SETTINGS, **(options.user_settings or {}), "min_query_count": queries,
+        settings = {**(options.user_settings or {}), **SEARCH_SETTINGS, "min_query_count": queries,
                     "target_qps": round(qps, 3)}
-        record = run_test(task, "Server", "performance", replace(search, user_settings=settings))
+        record = trials.short(settings, f"server-{qps:.1f}qps")
         good = _good(record)
-        trials.append((qps, good))
+        result.trials.append((qps, good))
         log(f"  Server at {qps:.1f} QPS: {'meets' if good else 'misses'} the latency bound")
         fastest_ns = record.get("stats", {}).get("Min latency (ns)")
         bound_ns = float(record["settings"].get("target_latency", 0)) * 1e6
         if not good and isinstance(fastest_ns, (int, float)) and bound_ns and fastest_ns > bound_ns:
-            hopeless.append(fastest_ns)
+            hopeless.append((qps, fastest_ns))
         return good
 
     low, high = 0.0, None
-    qps = max(start_qps, 0.1)
-    for _ in range(8):                   # grow until the bound is missed ...
-        if not trial(qps):
-            high = qps
-            break
-        low, qps = qps, qps * 2.0
-    for _ in range(MAX_HALVINGS if low == 0.0 else 0):   # ... or shrink until it is met
-        if hopeless:
-            break
-        qps /= 4.0
+    start = 0.8 * ceiling if ceiling else max(start_qps, 0.1)
+    if ceiling:
+        qps, high = start, 1.05 * ceiling
         if trial(qps):
             low = qps
-            break
-        high = qps
+        else:
+            high = qps
+    else:
+        qps = max(start_qps, 0.1)
+        for _ in range(8):                   # grow until the bound is missed ...
+            if not trial(qps):
+                high = qps
+                break
+            low, qps = qps, qps * 2.0
+    shrinks = 0
+    while low == 0.0 and shrinks < MAX_HALVINGS:        # ... or shrink until it is met
+        last_qps = result.trials[-1][0]
+        if hopeless and hopeless[-1][0] == last_qps:     # even the fastest answer was late:
+            if last_qps <= start / 8:
+                break                                    # at a low rate too, so no rate can help
+            qps = start / 16     # or that run queued everything from its first query: look far lower
+        else:
+            qps = high / 4.0
+        shrinks += 1
+        if trial(qps):
+            low = qps
+        else:
+            high = qps
     if low == 0.0:
-        why = (f"its fastest answer took {hopeless[0] / 1e6:.1f} ms" if hopeless
-               else f"no rate down to {qps:.2f} QPS met it")
-        return PeakResult("Server", 0.0, trials, error=(
-            f"the SUT cannot meet the Server latency bound: {why}"))
+        late = bool(hopeless) and hopeless[-1][0] == result.trials[-1][0]
+        why = (f"its fastest answer took {hopeless[-1][1] / 1e6:.1f} ms, even at {hopeless[-1][0]:.2f} QPS"
+               if late else f"no rate down to {qps:.2f} QPS met it")
+        result.short_runs, result.short_s = len(result.trials), time.monotonic() - started
+        result.error = f"the SUT cannot meet the Server latency bound: {why}"
+        return result
     high = high if high is not None else low * 2.0
     for _ in range(BISECT_STEPS):
-        if high - low <= 0.02 * low:
+        if high - low <= 0.03 * low:
             break
         middle = (low + high) / 2
         if trial(middle):
             low = middle
         else:
             high = middle
-    result = PeakResult("Server", low, trials)
-    rate = low
-    for _ in range(CONFIRM_TRIES):
+    result.short_runs, result.short_s = len(result.trials), time.monotonic() - started
+
+    rate = low * (CONFIRM_MARGIN if not options.quick else 1.0)
+    for attempt in range(CONFIRM_TRIES):
         settings = {**(options.user_settings or {}), "target_qps": round(rate, 3)}
+        run_started = time.monotonic()
         record = run_test(task, "Server", "performance", replace(options, user_settings=settings))
+        result.full_runs += 1
+        result.full_s += time.monotonic() - run_started
         result.confirmed, result.best_qps = record, rate
-        log(f"  confirm at {rate:.1f} QPS: {record.get('result')}")
-        if record.get("valid") or (options.quick and _good(record)):
-            break
-        rate *= 0.9
-    return result
-
-
-def find_peak_offline(task: InferenceTask, options: RunOptions, start_qps: float,
-                      log: Callable[[str], None] = lambda _: None) -> PeakResult:
-    """Measure Offline throughput with a short run, then run with it as the expected QPS."""
-    search = replace(options, quick=True, out=options.out / "peak-search",
-                     user_settings={**SEARCH_SETTINGS, "target_qps": round(start_qps, 3)})
-    record = run_test(task, "Offline", "performance", search)
-    measured = float(record.get("value") or start_qps)
-    log(f"  Offline short run: {measured:.1f} samples/s")
-    result = PeakResult("Offline", measured, [(start_qps, _good(record) or record.get("error") is None)])
-    settings = {**(options.user_settings or {}), "target_qps": round(measured, 3)}
-    result.confirmed = run_test(task, "Offline", "performance", replace(options, user_settings=settings))
+        log(f"  {'quick' if options.quick else 'full-length'} run at {rate:.1f} QPS: {record.get('result')}")
+        if _accepted(record, options):
+            return result
+        if attempt + 1 < CONFIRM_TRIES:
+            trials.set_aside(record, f"server-invalid-{rate:.1f}qps")
+            rate *= STEP_DOWN
+    result.error = (f"no Server rate down to {rate:.1f} QPS was VALID at full length "
+                    f"({CONFIRM_TRIES} runs)")
     return result

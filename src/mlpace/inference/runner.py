@@ -3,7 +3,11 @@
     <out>/<division>/<org>/results/<system>/<benchmark>/<scenario>/performance/run_1/
     <out>/<division>/<org>/results/<system>/<benchmark>/<scenario>/accuracy/
     <out>/<division>/<org>/measurements/<system>/<benchmark>/<scenario>/{mlperf.conf,user.conf}
+    <out>/<division>/<org>/compliance/<system>/<benchmark>/<scenario>/<TEST0x>/performance/run_1/
     <out>/<division>/<org>/systems/<system>.json
+
+A compliance audit (`RunOptions.audit`, see `mlpace.inference.compliance`) runs in its own
+folder with its audit.config beside LoadGen's logs, at the result's settings.
 
 LoadGen's own files land in the run folder; mlpace adds `mlpace_summary.json` (the parsed
 summary plus what mlpace knows: quick or not, errors, accuracy) and, in accuracy mode,
@@ -46,12 +50,37 @@ class RunOptions:
     max_batch: int | None = None
     timeout_s: float | None = None        # watchdog deadline; None: from the settings
     user_settings: dict | None = None     # user.conf keys (target_qps, target_latency, ...)
+    audit: str | None = None              # a compliance test (TEST01, TEST04-A, ...) or None
+    # Tests only, never a user option: replaces the v1.1 minimum duration and query counts so
+    # that a whole submission runs in seconds; every result it touches is not valid for submission.
+    test_minimums: dict | None = None
+
+    @property
+    def shortened(self) -> bool:
+        return self.quick or bool(self.test_minimums)
+
+
+# The performance sample count the v1.1 submission checker asks for (at least), by LoadGen
+# model name. (3d-unet's mlperf.conf says 0: the whole data set, which must hold 16 or more.)
+MIN_PERFORMANCE_SAMPLES = {"resnet50": 1024, "ssd-mobilenet": 256, "ssd-resnet34": 64,
+                           "bert": 10833, "dlrm": 204800, "rnnt": 2513, "3d-unet": 16}
+
+
+def results_dir(options: RunOptions, benchmark: str, scenario: str) -> Path:
+    return (options.out / options.division / options.org / "results" / options.system
+            / benchmark / scenario)
+
+
+def compliance_dir(options: RunOptions, benchmark: str, scenario: str) -> Path:
+    return (options.out / options.division / options.org / "compliance" / options.system
+            / benchmark / scenario)
 
 
 def run_dir(options: RunOptions, benchmark: str, scenario: str, mode: str) -> Path:
-    base = (options.out / options.division / options.org / "results" / options.system
-            / benchmark / scenario)
-    return base / ("performance/run_1" if mode == "performance" else "accuracy")
+    if options.audit:
+        return compliance_dir(options, benchmark, scenario) / options.audit / "performance/run_1"
+    return results_dir(options, benchmark, scenario) / (
+        "performance/run_1" if mode == "performance" else "accuracy")
 
 
 def measurements_dir(options: RunOptions, benchmark: str, scenario: str) -> Path:
@@ -67,14 +96,27 @@ def write_json(path: Path, data) -> None:
 def user_values(task: InferenceTask, scenario: str, options: RunOptions) -> dict:
     """The user.conf keys for this run: the user's, plus what quick mode and the data set need."""
     values = dict(options.user_settings or {})
-    # A mini data set is smaller than the official performance sample count.
-    values.setdefault("performance_sample_count_override", task.total)
+    values.update(options.test_minimums or {})
+    values.setdefault("performance_sample_count_override",
+                      task.total if options.quick else performance_sample_count(task))
     if options.quick:
         for key, value in conf.QUICK_OVERRIDES.items():
             values.setdefault(key, value)
         if scenario == "MultiStream":
             values["min_query_count"] = min(int(values["min_query_count"]), conf.QUICK_MULTISTREAM_QUERIES)
     return values
+
+
+def performance_sample_count(task: InferenceTask) -> int:
+    """The v1.1 count: the official one, or the whole data set where mlperf.conf says so (0).
+
+    A mini data set can be smaller: the performance run then presents it several times over
+    (see `run_test`), as a real one would present its 1024 of 50,000 images."""
+    official = MIN_PERFORMANCE_SAMPLES.get(task.loadgen_model, task.total)
+    rules = conf.resolve(task.loadgen_model, "Offline", {}).values
+    if int(float(rules.get("performance_sample_count_override", 0))) == 0:
+        return max(task.total, official)
+    return official
 
 
 def _decode_accuracy_log(path: Path, dtype: str) -> dict[int, np.ndarray]:
@@ -121,17 +163,27 @@ def run_test(task: InferenceTask, scenario: str, mode: str, options: RunOptions)
     import mlperf_loadgen as lg
     from mlpace.submission.loadgen_log import parse_summary_file
 
+    from mlpace.inference import compliance
+
     benchmark = task.result_name(options.target_fraction)
     folder = run_dir(options, benchmark, scenario, mode)
     folder.mkdir(parents=True, exist_ok=True)
-    measure = measurements_dir(options, benchmark, scenario)
-    measure.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(conf.rules_path(), measure / "mlperf.conf")
     values = user_values(task, scenario, options)
-    conf.write_user_conf(measure / "user.conf", task.loadgen_model, scenario, values)
-    resolved = conf.resolve(task.loadgen_model, scenario,
-                            conf.parse_conf((measure / "user.conf").read_text(), "user.conf"))
+    user_text = conf.user_conf_text(task.loadgen_model, scenario, values)
+    if not options.audit:   # an audit runs at the result's settings: its measurements stand
+        measure = measurements_dir(options, benchmark, scenario)
+        measure.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(conf.rules_path(), measure / "mlperf.conf")
+        conf.write_user_conf(measure / "user.conf", task.loadgen_model, scenario, values)
+    resolved = conf.resolve(task.loadgen_model, scenario, conf.parse_conf(user_text, "user.conf"))
     test_settings = conf.to_test_settings(resolved, mode)
+    audit_path = folder / "audit.config"
+    if options.audit:
+        write_atomic(audit_path, compliance.audit_config(options.audit, task.loadgen_model))
+        compliance.apply_to_settings(options.audit, test_settings)
+    else:
+        # LoadGen obeys any audit.config at this path: a stale one must not turn a result into an audit.
+        audit_path.unlink(missing_ok=True)
 
     log_settings = lg.LogSettings()
     log_settings.log_output.outdir = str(folder)
@@ -139,8 +191,12 @@ def run_test(task: InferenceTask, scenario: str, mode: str, options: RunOptions)
     log_settings.enable_trace = False
 
     policy = policy_for(scenario, options.max_batch or task.max_batch, options.workers)
-    qsl = SampleLibrary(task.total, int(values["performance_sample_count_override"]) or task.total,
-                        task.load)
+    performance_count = int(values["performance_sample_count_override"]) or task.total
+    exposed = max(task.total, performance_count) if mode == "performance" else task.total
+    # A data set smaller than the performance sample count is presented several times over
+    # (sample i is data set entry i mod total); accuracy mode sees each entry exactly once.
+    load = task.load if exposed == task.total else (lambda index: task.load(index % task.total))
+    qsl = SampleLibrary(exposed, performance_count, load)
     sut = BatchingSUT(qsl, task.predict, policy)
     deadline = options.timeout_s or 2.0 * conf.expected_duration_s(resolved, mode, task.total) + 60.0
 
@@ -152,7 +208,7 @@ def run_test(task: InferenceTask, scenario: str, mode: str, options: RunOptions)
         try:
             # A missing audit.config path: an audit.config in the user's cwd must not leak in.
             lg.StartTestWithLogSettings(sut_handle, qsl_handle, test_settings, log_settings,
-                                        str(folder / "audit.config"))
+                                        str(audit_path))
         except BaseException as err:  # noqa: BLE001 - reported below
             failure.append(err)
 
@@ -175,7 +231,7 @@ def run_test(task: InferenceTask, scenario: str, mode: str, options: RunOptions)
     sut.stop()
     if thread.is_alive():
         raise MlpaceError(f"LoadGen did not finish after the watchdog fired; partial logs in {folder}")
-    lg.DestroySUT(sut_handle)
+    sut.destroy(sut_handle)
     lg.DestroyQSL(qsl_handle)
     if failure:
         sut.error = sut.error or f"LoadGen raised {failure[0]!r}"
@@ -184,7 +240,8 @@ def run_test(task: InferenceTask, scenario: str, mode: str, options: RunOptions)
     loadgen_summary = parse_summary_file(summary_path) if summary_path.exists() else {}
     record = {
         "benchmark": benchmark, "model": task.loadgen_model, "scenario": scenario, "mode": mode,
-        "quick": options.quick, "wall_s": round(elapsed, 3), "folder": str(folder),
+        "quick": options.quick, "shortened": options.shortened, "audit": options.audit,
+        "wall_s": round(elapsed, 3), "folder": str(folder),
         "error": sut.error, "batch": policy.max_batch, "workers": policy.workers,
         "settings": resolved.values,
     }
@@ -193,21 +250,27 @@ def run_test(task: InferenceTask, scenario: str, mode: str, options: RunOptions)
         record.update({
             "result": "ERROR" if sut.error else loadgen_summary.get("result"),
             "valid": valid,
-            "valid_for_submission": valid and not options.quick,
+            "valid_for_submission": valid and not options.shortened,
             "metric": loadgen_summary.get("metric"), "value": loadgen_summary.get("value"),
             "performance_constraints_satisfied": loadgen_summary.get("performance_constraints_satisfied"),
+            "min_duration_satisfied": loadgen_summary.get("min_duration_satisfied"),
+            "min_queries_satisfied": loadgen_summary.get("min_queries_satisfied"),
+            "early_stopping_satisfied": loadgen_summary.get("early_stopping_satisfied"),
             "latency_percentiles_ns": loadgen_summary.get("latency_percentiles_ns", {}),
             "stats": loadgen_summary.get("stats", {}),
         })
     else:
         record["accuracy"] = score_accuracy(task, folder, options.target_fraction)
         record["result"] = "ERROR" if sut.error else ("PASS" if record["accuracy"]["passed"] else "FAIL")
-        record["valid_for_submission"] = sut.error is None and not options.quick
+        record["valid_for_submission"] = sut.error is None and not options.shortened
     write_json(folder / "mlpace_summary.json", record)
     return record
 
 
 QUICK_SECONDS = 5.0
+
+
+WARM_UP_SIZES = 16          # calibrate() runs every batch size up to this once
 
 
 @dataclass
@@ -223,8 +286,11 @@ def calibrate(task: InferenceTask, max_batch: int | None = None, repeats: int = 
     neighbours, and an underestimate makes LoadGen's Offline query too small to last."""
     batch = min(max_batch or task.max_batch, task.total)
     samples = [task.load(i % task.total) for i in range(batch)]
-    task.predict(samples[:1])                      # warm-up (lazy init, compilation)
-    task.predict(samples)
+    # Warm-up (lazy init, compilation), every small batch size included: oneDNN builds a
+    # convolution for each new input shape on first use (tens of ms), which would otherwise
+    # land on the first queries of a Server run, whose batches are small and of every size.
+    for size in sorted({*range(1, min(batch, WARM_UP_SIZES) + 1), batch}):
+        task.predict(samples[:size])
 
     def fastest(items) -> float:
         times = []
@@ -236,6 +302,21 @@ def calibrate(task: InferenceTask, max_batch: int | None = None, repeats: int = 
     single = fastest(samples[:1])
     rate = batch / fastest(samples)
     return Calibration(single_latency_s=max(single, 1e-6), batch_rate=max(rate, 1e-3))
+
+
+SERVER_BATCH_SHARE = 0.3    # a Server batch may take this share of the p99 latency bound
+
+
+def server_max_batch(task: InferenceTask, calibration: Calibration, limit: int | None = None) -> int:
+    """The largest Server batch whose service time stays well inside the latency bound.
+
+    Offline wants the biggest batch; Server cannot use it: a batch that takes longer than the
+    bound answers every sample in it late, and waiting in the queue comes on top. A batch of b
+    takes about single + (b - 1) / batch_rate (between the two calibrated points)."""
+    bound_s = conf.resolve(task.loadgen_model, "Server", {}).number("target_latency", 10) / 1000.0
+    budget = SERVER_BATCH_SHARE * bound_s - calibration.single_latency_s
+    batch = 1 + int(max(0.0, budget) * calibration.batch_rate)
+    return max(1, min(limit or task.max_batch, batch))
 
 
 def default_user_settings(scenario: str, calibration: Calibration, quick: bool = False) -> dict:

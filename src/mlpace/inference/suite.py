@@ -5,18 +5,28 @@ calibrated briefly (untimed) to fill the user.conf values a submitter would choo
 (`target_qps`, `target_latency`) unless the user gave them; then each scenario runs in
 performance and/or accuracy mode. The records are printed as a table and written to
 `<out>/mlpace_infer_summary.json`; each run folder also holds its own `mlpace_summary.json`.
+
+`submission=True` (`mlpace infer --submission`) runs, per benchmark and scenario, everything
+one v1.1 result needs (`run_submission`): short measurements that set target_qps /
+target_latency, the full-length performance run, the accuracy run, the compliance audits and
+their verification, with an estimate of the wall time printed before the long runs start.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
 from mlpace.errors import MlpaceError
 from mlpace.inference import models
-from mlpace.inference.runner import RunOptions, calibrate, default_user_settings, run_test, write_json
+from mlpace.inference import settings as conf
+from mlpace.inference.runner import (Calibration, RunOptions, calibrate, compliance_dir,
+                                     default_user_settings, performance_sample_count, results_dir,
+                                     run_test, server_max_batch, user_values, write_json)
 from mlpace.inference.settings import SCENARIOS
+from mlpace.inference.task import InferenceTask
 
 # The scenarios each benchmark had in MLPerf Inference v1.1 (datacenter and edge together).
 V1_1_SCENARIOS = {
@@ -39,6 +49,7 @@ class InferRequest:
     run: RunOptions = field(default_factory=lambda: RunOptions(out=Path("mlpace-results")))
     find_peak: bool = False
     target_fraction: float = 0.99
+    submission: bool = False                    # everything one result needs (run_submission)
 
 
 def scenarios_for(name: str, asked: list[str] | None) -> list[str]:
@@ -63,7 +74,7 @@ def write_system_description(options: RunOptions) -> Path:
 
 def infer(request: InferRequest, log: Callable[[str], None] = print) -> list[dict]:
     """Run every requested test; return the records (also written as JSON)."""
-    from mlpace.inference.peak import find_peak_offline, find_peak_server
+    from mlpace.inference.peak import find_peak_offline, find_peak_server, measure_offline
 
     for name in request.benchmarks:   # fail before any work when a benchmark is unknown or unavailable
         binding = models.get_binding(name)
@@ -71,8 +82,16 @@ def infer(request: InferRequest, log: Callable[[str], None] = print) -> list[dic
             raise MlpaceError(f"{name} has accuracy targets "
                               f"{', '.join(f'{t * 100:g}' for t in binding.TARGETS)} % only")
     plan = [(name, scenarios_for(name, request.scenarios)) for name in request.benchmarks]
+    if request.submission and request.run.quick:
+        raise MlpaceError("--submission runs at full length; leave out --quick (or try things "
+                          "with --quick alone)")
     write_system_description(request.run)
     records: list[dict] = []
+    if request.submission:
+        results = sum(len(scenarios) for _, scenarios in plan)
+        log(f"submission: {results} result{'s' if results != 1 else ''}, each at least three "
+            f"full-length runs of >= 10 min (performance, TEST01, TEST05): at least "
+            f"{results * 30 / 60:.1f} h; each result's estimate follows its short measurements")
     for name, scenarios in plan:
         log(f"{name}: preparing model and data ({request.build.scale})")
         task = models.get_binding(name).build(request.build)
@@ -82,20 +101,35 @@ def infer(request: InferRequest, log: Callable[[str], None] = print) -> list[dic
                 f"({training.get('reason')}) at quality {training.get('quality')}")
         calibration = calibrate(task, request.run.max_batch)
         for scenario in scenarios:
+            run = request.run
+            if scenario == "Server" and run.max_batch is None:
+                run = replace(run, max_batch=server_max_batch(task, calibration))
+            if request.submission:
+                options = replace(run, target_fraction=request.target_fraction)
+                for record in run_submission(task, scenario, options, calibration, log):
+                    record["model_training"] = training
+                    record["fp32_reference_score"] = task.reference_score
+                    records.append(record)
+                continue
             user = {**default_user_settings(scenario, calibration, request.run.quick),
                     **(request.run.user_settings or {})}
-            options = replace(request.run, user_settings=user, target_fraction=request.target_fraction)
+            options = replace(run, user_settings=user, target_fraction=request.target_fraction)
+            if (scenario == "Offline" and not options.quick and not request.find_peak
+                    and "target_qps" not in (request.run.user_settings or {})):
+                # A full Offline run lasts 1.1 x 600 s x target_qps / achieved rate: measure the
+                # rate through LoadGen first (seconds) rather than guess it from the bare model.
+                rate = measure_offline(task, options, calibration.batch_rate, log)
+                options = replace(options, user_settings={**user, "target_qps": round(rate, 3)})
             for mode in request.modes:
                 log(f"{name} {scenario} {mode}{' (quick)' if options.quick else ''}")
                 if mode == "performance" and request.find_peak and scenario in ("Server", "Offline"):
-                    search = find_peak_server if scenario == "Server" else find_peak_offline
-                    peak = search(task, options, calibration.batch_rate * (0.5 if scenario == "Server" else 1), log)
-                    record = dict(peak.confirmed or {"benchmark": task.result_name(request.target_fraction),
-                                                     "scenario": scenario, "mode": mode,
-                                                     "quick": options.quick, "result": "ERROR",
-                                                     "error": peak.error, "folder": str(options.out)})
-                    record["peak_qps"] = peak.best_qps
-                    record["peak_trials"] = peak.trials
+                    if scenario == "Server":   # first estimate: the Offline rate
+                        ceiling = measure_offline(task, options, calibration.batch_rate, log)
+                        peak = find_peak_server(task, options, 0.5 * ceiling, log, ceiling=ceiling)
+                    else:
+                        peak = find_peak_offline(task, options, calibration.batch_rate, log)
+                    log(f"  peak search: {peak.report()}")
+                    record = _peak_record(task, scenario, options, peak)
                 else:
                     record = run_test(task, scenario, mode, options)
                 record["model_training"] = training
@@ -105,6 +139,156 @@ def infer(request: InferRequest, log: Callable[[str], None] = print) -> list[dic
                     log(f"  {record['result']}: {record['error']} (logs in {record['folder']})")
     write_json(request.run.out / "mlpace_infer_summary.json", records)
     return records
+
+
+def _peak_record(task: InferenceTask, scenario: str, options: RunOptions, peak) -> dict:
+    """The confirmed run's record with the search's facts; an ERROR record when none ran."""
+    record = dict(peak.confirmed or {"benchmark": task.result_name(options.target_fraction),
+                                     "scenario": scenario, "mode": "performance",
+                                     "quick": options.quick, "result": "ERROR",
+                                     "folder": str(options.out)})
+    record.update({"peak_qps": peak.best_qps, "peak_trials": peak.trials,
+                   "peak_search": {"short_runs": peak.short_runs, "full_runs": peak.full_runs,
+                                   "short_s": round(peak.short_s, 1), "full_s": round(peak.full_s, 1)}})
+    if peak.error:
+        record["error"] = peak.error
+        record["valid_for_submission"] = False
+    return record
+
+
+# --- submission mode ------------------------------------------------------------------------
+
+SEARCH_ESTIMATE_S = 60.0      # the short runs of a Server peak search, roughly
+
+
+def estimate_submission_s(task: InferenceTask, scenario: str, options: RunOptions,
+                          rate: float) -> dict[str, float]:
+    """Seconds each step of `run_submission` should take at `options.user_settings`.
+
+    `rate`: the measured Offline samples/s (accuracy runs and TEST04 of the rate scenarios)."""
+    from mlpace.inference import compliance
+
+    values = user_values(task, scenario, options)
+    resolved = conf.resolve(task.loadgen_model, scenario, conf.parse_conf(
+        conf.user_conf_text(task.loadgen_model, scenario, values), "user.conf"))
+    performance = conf.expected_duration_s(resolved, "performance", task.total)
+    if scenario in ("Offline", "Server"):
+        per_sample = 1.0 / max(float(resolved.values.get("target_qps", rate)), 1e-9)
+    else:
+        per_sample = resolved.number("target_latency", 10) / 1000.0
+        if scenario == "MultiStream":
+            per_sample /= max(resolved.number("samples_per_query", 8), 1)
+    steps = {"performance": performance, "accuracy": task.total * per_sample}
+    for test in compliance.tests_for(task.loadgen_model, scenario):
+        steps[test] = (performance if test in ("TEST01", "TEST05")
+                       else performance_sample_count(task) * per_sample)
+    if scenario == "Server" and not options.test_minimums:
+        steps = {"peak search (short runs)": SEARCH_ESTIMATE_S, **steps}
+    return steps
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+def _failed(record: dict) -> bool:
+    return bool(record.get("error")) or not record.get("valid")
+
+
+def run_submission(task: InferenceTask, scenario: str, options: RunOptions,
+                   calibration: Calibration, log: Callable[[str], None] = print) -> list[dict]:
+    """Everything one v1.1 result needs, in the official layout; returns every run's record.
+
+    1. short measurements (`mlpace.inference.peak`): the Offline rate; the latency
+       (SingleStream, MultiStream); the Server peak search's short runs;
+    2. the full-length performance run at the measured settings, which LoadGen must call
+       VALID (else the audits would fail too: they stop here);
+    3. the accuracy run, at the same settings;
+    4. the compliance audits (TEST01, TEST04-A/B where required, TEST05) at the same settings,
+       and their verification (`mlpace.inference.compliance`).
+    """
+    from mlpace.inference import compliance, peak
+
+    started = time.monotonic()
+    benchmark = task.result_name(options.target_fraction)
+    log(f"{benchmark} {scenario}: submission run — short measurements first")
+    rate = peak.measure_offline(task, options, calibration.batch_rate, log) \
+        if scenario in ("Offline", "Server") else calibration.batch_rate
+    user = dict(options.user_settings or {})
+    if scenario == "Offline":
+        user.setdefault("target_qps", round(rate, 3))
+    elif scenario == "Server":
+        user.setdefault("target_qps", round(0.8 * rate, 3))     # for the estimate; searched below
+    else:
+        guess_ms = calibration.single_latency_s * 1000 * (8 if scenario == "MultiStream" else 1)
+        user.setdefault("target_latency", round(peak.measure_latency_ms(
+            task, scenario, options, guess_ms, log), 3))
+    options = replace(options, user_settings=user)
+    steps = estimate_submission_s(task, scenario, options, rate)
+    log(f"{benchmark} {scenario}: estimated {_minutes(sum(steps.values()))} from now ("
+        + ", ".join(f"{name} {_minutes(s)}" for name, s in steps.items())
+        + "), more if a full-length run has to be repeated")
+
+    if scenario == "Server":
+        search = peak.find_peak_server(task, options, 0.5 * rate, log, ceiling=rate)
+        log(f"  peak search: {search.report()}")
+        performance = _peak_record(task, scenario, options, search)
+    elif scenario == "Offline":
+        performance = peak.confirm_offline(task, options, float(user["target_qps"]), log)
+    else:
+        performance = run_test(task, scenario, "performance", options)
+    records = [performance]
+    if _failed(performance):
+        performance["error"] = performance.get("error") or (
+            f"the full-length performance run was {performance.get('result')}; accuracy run "
+            "and audits skipped (they would compare against an invalid result)")
+        log(f"  {performance['error']} (logs in {performance.get('folder')})")
+        return records
+    # Everything after runs at the settings of the valid run.
+    final = {key: performance["settings"][key] for key in ("target_qps", "target_latency")
+             if key in performance.get("settings", {}) and key in user}
+    options = replace(options, user_settings={**user, **final})
+
+    accuracy = run_test(task, scenario, "accuracy", options)
+    records.append(accuracy)
+    log(f"  accuracy: {accuracy['result']}")
+    audits = {}
+    for test in compliance.tests_for(task.loadgen_model, scenario):
+        audits[test] = run_test(task, scenario, "performance", replace(options, audit=test))
+        log(f"  {test} run: {audits[test].get('result')}")
+        records.append(audits[test])
+    verdicts = _verify(task, options, benchmark, scenario, audits)
+    for test, record in audits.items():
+        verdict = verdicts.get("TEST04" if test.startswith("TEST04") else test, {})
+        record["loadgen_result"] = record.get("result")
+        record["compliance"] = verdict
+        record["result"] = "PASS" if verdict.get("passed") else "FAIL"
+    performance["compliance"] = {test: bool(v.get("passed")) for test, v in verdicts.items()}
+    log(f"{benchmark} {scenario}: done in {_minutes(time.monotonic() - started)}; audits: "
+        + ", ".join(f"{t} {'PASS' if v.get('passed') else 'FAIL'}" for t, v in verdicts.items()))
+    return records
+
+
+def _verify(task: InferenceTask, options: RunOptions, benchmark: str, scenario: str,
+            audits: dict[str, dict]) -> dict[str, dict]:
+    """Each audit's verification; a missing or broken log is a failed audit, said why."""
+    from mlpace.inference import compliance
+
+    results = results_dir(options, benchmark, scenario)
+    audit_root = compliance_dir(options, benchmark, scenario)
+    checks = {"TEST01": lambda: compliance.verify_test01(task, options.target_fraction, results,
+                                                         audit_root / "TEST01"),
+              "TEST04": lambda: compliance.verify_test04(audit_root),
+              "TEST05": lambda: compliance.verify_test05(results, audit_root / "TEST05")}
+    verdicts = {}
+    for name, check in checks.items():
+        if not any(test.startswith(name) for test in audits):
+            continue
+        try:
+            verdicts[name] = check()
+        except MlpaceError as err:
+            verdicts[name] = {"passed": False, "error": str(err)}
+    return verdicts
 
 
 def _latency_ms(record: dict, percentile: float) -> str:
@@ -133,11 +317,12 @@ def table_rows(records: list[dict]) -> list[list[str]]:
     for r in records:
         metric, value = _metric(r)
         result = r.get("result") or ""
-        if r.get("quick") and result in ("VALID", "PASS"):
+        if (r.get("quick") or r.get("shortened")) and result in ("VALID", "PASS"):
             result += "*"
         if r.get("peak_qps"):
             metric += f" (peak {r['peak_qps']:.1f} QPS)"
-        rows.append([r.get("benchmark", ""), r.get("scenario", ""), r.get("mode", "")[:4], result,
+        mode = r.get("audit") or r.get("mode", "")[:4]
+        rows.append([r.get("benchmark", ""), r.get("scenario", ""), mode, result,
                      metric, value, _latency_ms(r, 90.0), _latency_ms(r, 99.0)])
     return rows
 

@@ -10,7 +10,12 @@ Pages (all plain HTML with inline SVG; the one script only makes tables sortable
 - systems/<id>.html: the full system description, its results, its speedup against the others;
 - compare.html: one chosen system against every other (speedup per benchmark);
 - history.html: best closed result per benchmark (and scenario) per round, and the speedup
-  between rounds.
+  between rounds; below, each system that trained a benchmark more than once, over time.
+
+Numbers are only set side by side where they mean the same thing (`results/comparable.py`):
+mini-scale runs have tables of their own, apart from the published rounds; no speedup is
+drawn between results at different scales or against different targets; open-division
+results are marked "(open)" wherever they appear beside closed ones.
 
 Each file is written to a temporary name and renamed (`output.write_atomic`), so an
 interrupted build never leaves a half-written page, and nothing else in the output folder
@@ -29,14 +34,13 @@ from pathlib import Path
 
 from mlpace.errors import MlpaceError
 from mlpace.report import svg
-from mlpace.results import queries
+from mlpace.results import comparable, queries
 from mlpace.results.store import Store
 from mlpace.rules.benchmarks import BENCHMARKS
+from mlpace.rules.divisions import AVAILABILITY_TITLES
 from mlpace.submission.output import write_atomic
 
 ASSETS = ("style.css", "sort.js")
-AVAILABILITY_TITLES = {"available": "Available", "preview": "Preview",
-                       "research": "Research, development or internal"}
 SYSTEM_HEADERS = ["Submitter", "System", "Processor", "#", "Accelerator", "#", "Software"]
 
 
@@ -109,6 +113,11 @@ def _system_cells(row: dict, up: str) -> list:
             row["accelerator"] or "-", row["accelerator_count"], row["framework"]]
 
 
+def _name(row: dict) -> str:
+    """Submitter and system, marked when the result is open division."""
+    return f"{row['submitter']} {row['system']}" + (" (open)" if row["division"] == "open" else "")
+
+
 def _quality(value, target):
     """A plottable number from an eval value; multi-metric (maskrcnn) uses the target's first key."""
     if isinstance(value, dict):
@@ -122,22 +131,35 @@ def _quality(value, target):
 
 # ---------------------------------------------------------------- pages
 
+MINI_NOTE = ("Your own runs at mini scale: small models on generated data, to mini targets. "
+             "They are comparable with each other, never with the published rounds above.")
+
+
 def _index(training: list[dict], inference: list[dict]) -> str:
-    parts = ['<p>Every result in the store, grouped as MLCommons publishes its rounds. Training '
-             'cells are olympic-mean minutes to train (lower is better); click a header to sort.</p>']
-    for kind, rows in (("training", training), ("inference", inference)):
-        by_round = defaultdict(list)
-        for row in rows:
-            by_round[(row["version"], row["round"])].append(row)
-        for version, round_name in sorted(by_round, key=lambda k: queries.version_key(k[0])):
-            parts.append(f'<h2 id="{_slug(round_name)}">{escape(round_name)}</h2>')
-            groups = defaultdict(list)
-            for row in by_round[(version, round_name)]:
-                groups[(row["division"], row["availability"])].append(row)
-            for division, availability in sorted(groups):
-                title = AVAILABILITY_TITLES.get(availability, availability)
-                parts.append(f"<h3>{escape(division.capitalize())} division, {escape(title)}</h3>")
-                parts.append(_round_table(kind, groups[(division, availability)]))
+    parts = ['<p>Every result in the store (each system\'s latest), grouped as MLCommons '
+             'publishes its rounds. Training cells are olympic-mean minutes to train (lower is '
+             'better; "1 run": a single run\'s time, not an olympic score); click a header to '
+             'sort.</p>']
+    for mini in (False, True):
+        chosen = [(kind, [r for r in rows if (r["scale"] == "mini") == mini])
+                  for kind, rows in (("training", training), ("inference", inference))]
+        if mini and any(rows for _, rows in chosen):
+            parts.append(f'<h2 id="mini-scale">Mini scale: your own runs</h2><p>{MINI_NOTE}</p>')
+        for kind, rows in chosen:
+            by_round = defaultdict(list)
+            for row in rows:
+                by_round[(row["version"], row["round"])].append(row)
+            for version, round_name in sorted(by_round, key=lambda k: queries.version_key(k[0])):
+                tag = "h3" if mini else "h2"
+                parts.append(f'<{tag} id="{_slug(round_name + (" mini" if mini else ""))}">'
+                             f'{escape(round_name)}</{tag}>')
+                groups = defaultdict(list)
+                for row in by_round[(version, round_name)]:
+                    groups[(row["division"], row["availability"])].append(row)
+                for division, availability in sorted(groups):
+                    title = AVAILABILITY_TITLES.get(availability, availability)
+                    parts.append(f"<h3>{escape(division.capitalize())} division, {escape(title)}</h3>")
+                    parts.append(_round_table(kind, groups[(division, availability)]))
     if not training and not inference:
         parts.append("<p>The store is empty: run <code>mlpace import PATH</code> first.</p>")
     return "\n".join(parts)
@@ -167,7 +189,9 @@ def _round_table(kind: str, rows: list[dict]) -> str:
             elif kind == "training":
                 bench = f"benchmarks/{_slug('training-' + result['benchmark'])}.html"
                 text = _fmt(result["minutes"]) if result["minutes"] is not None else "no score"
-                line.append((_link(bench, text), result["minutes"] if result["minutes"] is not None else ""))
+                mark = ' <span class="muted">(1 run)</span>' if result["score"] == "single run" else ""
+                line.append((_link(bench, text) + mark,
+                             result["minutes"] if result["minutes"] is not None else ""))
             else:
                 value, unit = queries.inference_value(result["metric"], result["value"])
                 bench = f"benchmarks/{_slug('inference-' + result['benchmark'])}.html"
@@ -188,22 +212,24 @@ def _training_benchmark(benchmark: str, rows: list[dict], runs: dict[int, list[d
                      f"and {spec.olympic_drop} slowest.</p>")
     by_round = defaultdict(list)
     for row in rows:
-        by_round[(row["version"], row["round"])].append(row)
-    for key in sorted(by_round, key=lambda k: queries.version_key(k[0])):
+        by_round[(row["scale"] == "mini", row["version"], row["round"])].append(row)
+    # Published (reference-scale) rounds first; mini runs after them, under their own heading.
+    for key in sorted(by_round, key=lambda k: (k[0], queries.version_key(k[1]))):
         round_rows = sorted(by_round[key], key=lambda r: (r["minutes"] is None, r["minutes"] or 0))
-        parts.append(f"<h2>{escape(key[1])}</h2>")
-        groups = [(f"{r['submitter']} {r['system']}",
+        heading = f"{key[2]}, mini scale (not comparable with published rounds)" if key[0] else key[2]
+        parts.append(f"<h2>{escape(heading)}</h2>")
+        groups = [(_name(r),
                    [run["minutes"] for run in runs[r["result_id"]] if run["minutes"] is not None],
                    r["minutes"]) for r in round_rows]
         if any(values for _, values, _ in groups):
             parts.append(f"<figure>{svg.strip_plot(groups, 'minutes to train', f'{benchmark} runs, {key[1]}')}"
                          "<figcaption>Each dot is one converged run; the black bar is the result "
                          "(olympic mean).</figcaption></figure>")
-        parts.append(_table(["Submitter", "System", "Division", "Minutes", "Runs counted",
-                             "Runs not converged", "Notes"],
+        parts.append(_table(["Submitter", "System", "Division", "Target", "Minutes", "Scored as",
+                             "Runs counted", "Runs not converged", "Notes"],
                             [[r["submitter"], (_link(f"../systems/{r['system_id']}.html", r["system"]), r["system"]),
-                              r["division"], r["minutes"], r["runs_counted"], r["runs_failed"],
-                              r["notes"]] for r in round_rows]))
+                              r["division"], _target_text(r), r["minutes"], r["score"],
+                              r["runs_counted"], r["runs_failed"], r["notes"]] for r in round_rows]))
         parts.append('<h3>Convergence</h3><div class="plots">')
         for r in round_rows:
             target = queries.decode_target(r["target"])
@@ -250,8 +276,13 @@ def _inference_benchmark(benchmark: str, rows: list[dict]) -> str:
     return "\n".join(parts)
 
 
+def _target_text(row: dict) -> str:
+    return comparable.target_text(queries.decode_target(row["target"]))
+
+
 def _speedup_table(system_rows: list[dict], training: list[dict], up: str) -> str:
-    """Speedup of the given system over every other system, per benchmark both scored."""
+    """Speedup of the given system over every other system, per benchmark both scored at the
+    same scale and target (others are left out: their ratio would mean nothing)."""
     mine = queries.best_scores(training, system_rows)
     if not mine:
         return "<p>This system has no scored training result to compare.</p>"
@@ -264,11 +295,14 @@ def _speedup_table(system_rows: list[dict], training: list[dict], up: str) -> st
                  queries.speedups(mine, queries.best_scores(training, [other]))}
         if not found:
             continue
+        mark = " (open)" if other["division"] == "open" else ""
         rows.append([other["round"], other["submitter"],
-                     (_link(f"{up}systems/{other_id}.html", other["system"]), other["system"])]
+                     (_link(f"{up}systems/{other_id}.html", other["system"]) + escape(mark),
+                      other["system"])]
                     + [found.get(b) for b in benchmarks])
     if not rows:
-        return "<p>No other system has scored any of the same benchmarks.</p>"
+        return ("<p>No other system has scored any of the same benchmarks at the same scale "
+                "and target.</p>")
     return ("<p>Speedup = the other system's minutes / this system's minutes: above 1, this system "
             "trains faster.</p>" + _table(["Round", "Submitter", "Against"] + benchmarks, rows))
 
@@ -282,9 +316,10 @@ def _system(row: dict, training: list[dict], inference: list[dict]) -> str:
     mine_i = [r for r in inference if r["system_id"] == row["system_id"]]
     if mine_t:
         parts.append("<h2>Training results</h2>" + _table(
-            ["Benchmark", "Minutes", "Runs counted", "Runs not converged"],
+            ["Benchmark", "Scale", "Target", "Minutes", "Scored as", "Runs counted", "Runs not converged"],
             [[(_link(f"../benchmarks/{_slug('training-' + r['benchmark'])}.html", r["benchmark"]), r["benchmark"]),
-              r["minutes"], r["runs_counted"], r["runs_failed"]] for r in mine_t]))
+              r["scale"], _target_text(r), r["minutes"], r["score"], r["runs_counted"],
+              r["runs_failed"]] for r in mine_t]))
         parts.append("<h2>Compared with other systems</h2>" + _speedup_table([row], training, "../"))
     if mine_i:
         parts.append("<h2>Inference results</h2>" + _table(
@@ -311,19 +346,23 @@ def _compare(conn, compare_system: str | None, systems: list[dict], training: li
              _speedup_table(chosen, training, "")]
     mine = queries.best_scores(training, chosen)
     for benchmark in sorted(mine):
-        bars = [(f"{r['submitter']} {r['system']}", r["minutes"]) for r in training
-                if r["benchmark"] == benchmark and r["minutes"] is not None]
+        bars = [(_name(r), r["minutes"]) for r in training
+                if r["benchmark"] == benchmark and r["score"] == "olympic"
+                and comparable.why_not_comparable(mine[benchmark], r) is None]
         bars.sort(key=lambda item: item[1])
         parts.append(f"<figure>{svg.bar_chart(bars, 'minutes to train (lower is better)', f'{benchmark}: all systems')}"
-                     f"<figcaption>{escape(benchmark)}: minutes to train of every system.</figcaption></figure>")
+                     f"<figcaption>{escape(benchmark)}: minutes to train of every system at the same "
+                     f"scale ({escape(mine[benchmark]['scale'])}) and target "
+                     f"({escape(_target_text(mine[benchmark]))}).</figcaption></figure>")
     return "\n".join(parts)
 
 
-def _history(training: list[dict], inference: list[dict]) -> str:
-    if not training and not inference:
+def _history(training: list[dict], inference: list[dict], progress: list[dict]) -> str:
+    if not training and not inference and not progress:
         return "<p>No scored closed-division results yet.</p>"
-    parts = ["<p>The best closed-division result per benchmark in each round, and how much "
-             "better it is than in the previous round and the first round (above 1: progress).</p>"]
+    parts = ["<p>The best closed-division, reference-scale result per benchmark in each round, "
+             "and how much better it is than in the previous round and the first round (above "
+             "1: progress; only between rounds with the same target).</p>"]
     for kind, rows in (("Training", training), ("Inference", inference)):
         if not rows:
             continue
@@ -340,6 +379,31 @@ def _history(training: list[dict], inference: list[dict]) -> str:
             parts.append(f"<figure>{svg.bar_chart(bars, unit, f'{benchmark} by round')}"
                          f"<figcaption>{escape(benchmark)}</figcaption></figure>")
         parts.append("</div>")
+    parts.append("<h2>Your systems over time</h2>")
+    if not progress:
+        parts.append("<p>No system has trained a benchmark more than once yet: every time it "
+                     "does, the new result is kept beside the earlier ones and shows here.</p>")
+        return "\n".join(parts)
+    parts.append("<p>Every result set of each system that trained a benchmark more than once, "
+                 "oldest first; speedup over its first set scored the same way (olympic or "
+                 "single run).</p>")
+    parts.append(_table(["Submitter", "System", "Round", "Benchmark", "Scale", "Target", "Date",
+                         "Minutes", "Scored as", "Speedup vs first"],
+                        [[r["submitter"], r["system"], r["round"], r["benchmark"], r["scale"],
+                          _target_text(r), r["date"], r["minutes"], r["score"], r["speedup_vs_first"]]
+                         for r in progress]))
+    by_system = defaultdict(list)
+    for row in progress:
+        if row["minutes"] is not None:
+            by_system[(row["submitter"], row["system"], row["benchmark"], row["scale"])].append(
+                (f"{(row['date'] or '')[:16].replace('T', ' ')} ({row['score']})", row["minutes"]))
+    parts.append('<div class="plots">')
+    for (submitter, system, benchmark, scale), bars in by_system.items():
+        title = f"{system} {benchmark} ({scale}) over time"
+        parts.append(f"<figure>{svg.bar_chart(bars, 'minutes to train (lower is better)', title)}"
+                     f"<figcaption>{escape(submitter)} {escape(system)}: {escape(benchmark)} at "
+                     f"{escape(scale)} scale, one bar per result set, oldest first.</figcaption></figure>")
+    parts.append("</div>")
     return "\n".join(parts)
 
 
@@ -357,7 +421,8 @@ def build_site(store: Store, out: str | os.PathLike, compare_system: str | None 
         inference = queries.inference_results(conn)
         systems = queries.systems(conn)
         runs = queries.training_runs(conn, [r["result_id"] for r in training])
-        history = (queries.history(conn, "training"), queries.history(conn, "inference"))
+        history = (queries.history(conn, "training"), queries.history(conn, "inference"),
+                   queries.progress(conn))
         compare_html = _compare(conn, compare_system, systems, training)
     benchmarks = sorted({("training-" + r["benchmark"], r["benchmark"]) for r in training}) + \
         sorted({("inference-" + r["benchmark"], r["benchmark"]) for r in inference})

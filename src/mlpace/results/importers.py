@@ -13,9 +13,15 @@ The unit of import is a *submission*: one `<org>` folder of one round. For each 
    a file that is not a usable log fails the whole submission, naming the file and why,
    before anything is written;
 3. one transaction writes the submission: all of it lands or none of it. A result whose hash
-   is already stored is left alone (importing twice adds nothing); one whose files changed is
-   replaced. The transaction re-checks hashes, so two imports running at once lose nothing and
-   double nothing (see `store.Store.write`).
+   is already stored for its system and benchmark is left alone (importing twice adds
+   nothing); a result with other files (the benchmark trained again) is added beside the
+   earlier ones, which are kept: the store holds a system's whole history. The transaction
+   re-checks hashes, so two imports running at once lose nothing and double nothing (see
+   `store.Store.write`).
+
+Each result is stored with the facts that say what its number may be compared with (scale,
+metric, target, division: `comparable.py`), its date, and mlpace's resolved config when the
+folder has one (`mlpace_config.json`; `score.json` declares the scale).
 
 No torch here: this runs on a machine with no ML stack.
 """
@@ -29,22 +35,27 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy import and_, insert, select, update
 
 from mlpace.errors import MlpaceError
+from mlpace.results import comparable
 from mlpace.results import schema as s
-from mlpace.results.store import Store
-from mlpace.rules.benchmarks import BENCHMARKS
+from mlpace.results.store import Store, StoreError
 from mlpace.submission import loadgen_log
-from mlpace.submission.rounds import Round, round_for_ruleset, round_from_path, round_from_time
+from mlpace.rules.divisions import INFERENCE_DIVISION_FOLDERS
+from mlpace.rules.rounds import Round, pick_round
+from mlpace.rules.validity import metric_problem
 from mlpace.submission.summarize import TrainingResult, parse_many, score_result
 from mlpace.submission.summarize import system_columns as official_system_columns
 from mlpace.submission.training_log import TrainingRun
 from mlpace.submission.tree import SafeTree, find_org_folders
 
-DIVISIONS = {"closed", "open", "network"}
+DIVISIONS = set(INFERENCE_DIVISION_FOLDERS)
 ROUND_FOLDER = re.compile(r"^(training|inference)(?:_results)?[_-]v?(\d+(?:\.\d+)*)$", re.I)
 RESULT_FILE = re.compile(r"^result_\d+\.txt$")
+# Files mlpace writes beside its logs: read for the facts they hold, not part of the hash.
+TRAINING_EXTRAS = ("score.json", "mlpace_config.json")
+INFERENCE_EXTRAS = ("mlpace_summary.json",)
 
 
 class ImportFailure(MlpaceError):
@@ -64,8 +75,10 @@ class ResultFolder:
     scenario: str | None          # None for training
     folder: Path
     files: list[Path]             # what the content hash covers
+    extras: dict[str, Path] = field(default_factory=dict)   # mlpace's own notes, by file name
     content_hash: str = ""
     parsed: object = None         # filled in only when the store lacks this hash
+    facts: dict = field(default_factory=dict)               # scale, metric, target, ...
 
     @property
     def logs(self) -> list[Path]:
@@ -92,7 +105,6 @@ class Submission:
 class ImportReport:
     submissions: int = 0
     added: int = 0
-    replaced: int = 0
     unchanged: int = 0
     runs: int = 0
     failures: list[str] = field(default_factory=list)     # submissions not imported, and why
@@ -126,32 +138,39 @@ def _scan_results(tree: SafeTree, results_dir: Path) -> tuple[str | None, list[R
             files = tree.files(bench_dir)
             if any(RESULT_FILE.match(p.name) for p in files):
                 kinds.add("training")
+                extras = {p.name: p for p in files if p.name in TRAINING_EXTRAS}
                 # scaling.json (set by the review committee) changes the score: hash it too.
                 files = [p for p in files if RESULT_FILE.match(p.name) or p.name == "scaling.json"]
-                found.append(ResultFolder(system_dir.name, bench_dir.name, None, bench_dir, files))
+                found.append(ResultFolder(system_dir.name, bench_dir.name, None, bench_dir, files,
+                                          extras))
                 continue
             for scenario_dir in tree.folders(bench_dir):
-                files = _loadgen_files(tree, scenario_dir)
+                files, extras = _loadgen_files(tree, scenario_dir)
                 if files:
                     kinds.add("inference")
                     scenario = loadgen_log.canonical_scenario(scenario_dir.name) or scenario_dir.name
                     found.append(ResultFolder(system_dir.name, bench_dir.name, scenario,
-                                              scenario_dir, files))
+                                              scenario_dir, files, extras))
     if len(kinds) > 1:
         raise ImportFailure(results_dir, "holds both training logs and LoadGen results")
     return (kinds.pop() if kinds else None), found
 
 
-def _loadgen_files(tree: SafeTree, scenario_dir: Path) -> list[Path]:
-    """performance/run_<n>/mlperf_log_summary.txt and accuracy/accuracy.txt of one scenario."""
-    files = []
+def _loadgen_files(tree: SafeTree, scenario_dir: Path) -> tuple[list[Path], dict[str, Path]]:
+    """performance/run_<n>/mlperf_log_summary.txt and accuracy/accuracy.txt of one scenario,
+    and mlpace's own notes of its first performance run."""
+    files, extras = [], {}
     for part in tree.folders(scenario_dir):
         if part.name == "performance":
             for run_dir in tree.folders(part):
-                files += [p for p in tree.files(run_dir) if p.name == "mlperf_log_summary.txt"]
+                for path in tree.files(run_dir):
+                    if path.name == "mlperf_log_summary.txt":
+                        files.append(path)
+                    elif path.name in INFERENCE_EXTRAS:
+                        extras.setdefault(path.name, path)
         elif part.name == "accuracy":
             files += [p for p in tree.files(part) if p.name == "accuracy.txt"]
-    return sorted(files)
+    return sorted(files), extras
 
 
 def find_submissions(paths: list[str | os.PathLike], round_name: str | None = None,
@@ -208,16 +227,8 @@ def _check_training_run(run: TrainingRun) -> None:
 
 def _scoring_round(sub: Submission, runs: list[TrainingRun]) -> Round:
     """The rules to score under: the round's own when known, else mlpace's (by run dates)."""
-    if sub.round_version != "local":
-        try:
-            return round_for_ruleset(sub.round_version, how=f"round {sub.round_name}")
-        except MlpaceError:
-            pass
-    hinted = round_from_path(str(sub.root.resolve()))
-    if hinted:
-        return hinted
-    starts = [run.run_start_ms for run in runs if run.run_start_ms]
-    return round_from_time(min(starts)) if starts else round_for_ruleset("1.1", how="default")
+    named = None if sub.round_version == "local" else sub.round_version
+    return pick_round(sub.root, None, [run.run_start_ms for run in runs], named=named)
 
 
 def _parse_inference(result: ResultFolder) -> dict:
@@ -232,6 +243,8 @@ def _parse_inference(result: ResultFolder) -> dict:
         if not loadgen_log.is_performance_summary(summary):
             raise ImportFailure(path, "not a LoadGen performance summary (no Scenario or "
                                 "'Result is' line)")
+        if metric_problem(summary["value"]):
+            raise ImportFailure(path, f"impossible {summary['metric']}: {metric_problem(summary['value'])}")
         summary["path"] = str(path.relative_to(result.folder))
         summary["latency_percentiles_ns"] = {str(k): v for k, v in
                                              summary["latency_percentiles_ns"].items()}
@@ -246,8 +259,8 @@ def _parse_inference(result: ResultFolder) -> dict:
     return {"runs": runs, "accuracy": accuracy, "notes": notes}
 
 
-def _stored_hashes(store: Store, sub: Submission) -> dict[tuple, str]:
-    """{(system, benchmark, scenario): hash} already in the store for this submission."""
+def _stored_hashes(store: Store, sub: Submission) -> set[tuple]:
+    """{(system, benchmark, scenario, hash)} already in the store for this submission."""
     with store.read() as conn:
         join = s.systems.join(s.rounds).join(s.submitters)
         where = and_(s.rounds.c.name == sub.round_name, s.submitters.c.name == sub.submitter)
@@ -255,11 +268,38 @@ def _stored_hashes(store: Store, sub: Submission) -> dict[tuple, str]:
             rows = conn.execute(select(s.systems.c.name, s.training_results.c.benchmark,
                                        s.training_results.c.content_hash)
                                 .select_from(join.join(s.training_results)).where(where))
-            return {(name, bench, None): h for name, bench, h in rows}
+            return {(name, bench, None, h) for name, bench, h in rows}
         rows = conn.execute(select(s.systems.c.name, s.inference_results.c.benchmark,
                                    s.inference_results.c.scenario, s.inference_results.c.content_hash)
                             .select_from(join.join(s.inference_results)).where(where))
-        return {(name, bench, scen): h for name, bench, scen, h in rows}
+        return {tuple(row) for row in rows}
+
+
+def _extra_json(result: ResultFolder, name: str) -> dict:
+    """One of mlpace's own JSON notes beside the logs; {} when absent."""
+    path = result.extras.get(name)
+    if path is None:
+        return {}
+    data = loadgen_log.read_json_limited(path)
+    if not isinstance(data, dict):
+        raise ImportFailure(path, "must be a JSON object")
+    return data
+
+
+def _training_facts(sub: Submission, result: ResultFolder, division: str) -> dict:
+    """Scale, metric, target, division, date and config of a parsed training result."""
+    runs = result.parsed.runs
+    score = _extra_json(result, "score.json")
+    logged = next((run.target for run in runs if run.target is not None), score.get("target"))
+    target = comparable.training_target(result.benchmark, sub.round_version, logged)
+    config = _extra_json(result, "mlpace_config.json")
+    return {"scale": comparable.training_scale(result.benchmark, sub.round_version, target,
+                                               score.get("scale")),
+            "metric": comparable.metric_of(result.benchmark), "target": json.dumps(target),
+            "division": division,
+            "run_date": comparable.run_date(min((run.run_start_ms for run in runs
+                                                 if run.run_start_ms is not None), default=None)),
+            "config": json.dumps(config, sort_keys=True) if config else None}
 
 
 def _read_descriptions(sub: Submission) -> dict[str, dict]:
@@ -282,7 +322,7 @@ def prepare(store: Store, sub: Submission) -> dict[str, dict]:
     for result in sub.results:
         result.content_hash = _hash_files(result.folder, result.files)
     new = [r for r in sub.results
-           if stored.get((r.system, r.benchmark, r.scenario)) != r.content_hash]
+           if (r.system, r.benchmark, r.scenario, r.content_hash) not in stored]
     if sub.kind == "training":
         parsed = parse_many([path for r in new for path in r.logs], None)
         for run in parsed:
@@ -295,9 +335,14 @@ def prepare(store: Store, sub: Submission) -> dict[str, dict]:
             division = system_columns(descriptions[result.system], sub.division)["division"]
             score_result(scored, rules, division, sub.tree, result.folder)
             result.parsed = scored
+            result.facts = _training_facts(sub, result, division)
     else:
         for result in new:
             result.parsed = _parse_inference(result)
+            declared = _extra_json(result, "mlpace_summary.json").get("scale")
+            result.facts = {
+                "scale": comparable.inference_scale(sub.round_version, declared),
+                "division": system_columns(descriptions[result.system], sub.division)["division"]}
     return descriptions
 
 
@@ -308,7 +353,19 @@ def _int(text) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _get_or_create(conn, table, key: dict, values: dict | None = None) -> int:
+def _fitting(table, row: dict, where: Path | str) -> dict:
+    """`row`, once every text is known to fit its column: PostgreSQL refuses a longer one where
+    SQLite would keep it, and both back ends must answer alike (and in one clear line)."""
+    for name, value in row.items():
+        length = getattr(table.c[name].type, "length", None)
+        if length and isinstance(value, str) and len(value) > length:
+            raise ImportFailure(where, f"{table.name}.{name} {value[:40]!r}... has {len(value)} "
+                                f"characters; the store keeps at most {length}")
+    return row
+
+
+def _get_or_create(conn, table, key: dict, values: dict | None, where: Path | str) -> int:
+    _fitting(table, {**key, **(values or {})}, where)
     where = and_(*(table.c[name] == value for name, value in key.items()))
     found = conn.execute(select(table.c.id).where(where)).scalar()
     if found is not None:
@@ -344,29 +401,19 @@ def _curve(run: TrainingRun) -> list:
             for epoch, t, value in run.evals if t <= stop]
 
 
-def _target(benchmark: str, runs: list[TrainingRun]):
-    """The quality target: as a log states it, else the benchmark's reference target."""
-    for run in runs:
-        if run.target is not None:
-            return run.target
-    spec = BENCHMARKS.get(benchmark)
-    return spec.reference.target if spec else None
-
-
 def _write_training(conn, system_id: int, result: ResultFolder, source: str) -> int:
     scored: TrainingResult = result.parsed
     runs = scored.runs
-    result_id = conn.execute(insert(s.training_results).values(
+    result_id = conn.execute(insert(s.training_results).values(**_fitting(s.training_results, dict(
         system_id=system_id, benchmark=result.benchmark, minutes=scored.minutes,
         runs_counted=scored.score.counted, runs_failed=scored.score.failed,
-        notes="; ".join(scored.notes),
-        target=json.dumps(_target(result.benchmark, runs)),
-        content_hash=result.content_hash, source=source)).inserted_primary_key[0]
-    conn.execute(insert(s.training_runs), [{
+        notes="; ".join(scored.notes), content_hash=result.content_hash, source=source,
+        **result.facts), result.folder))).inserted_primary_key[0]
+    conn.execute(insert(s.training_runs), [_fitting(s.training_runs, {
         "result_id": result_id, "file": Path(run.path).name, "seed": run.seed,
         "status": run.status, "minutes": run.minutes, "global_batch_size": run.global_batch_size,
         "run_start_ms": run.run_start_ms, "run_stop_ms": run.run_stop_ms,
-        "curve": json.dumps(_curve(run))} for run in runs])
+        "curve": json.dumps(_curve(run))}, run.path) for run in runs])
     return len(runs)
 
 
@@ -379,49 +426,45 @@ def _accuracy_text(accuracy: dict | None) -> str | None:
 def _write_inference(conn, system_id: int, result: ResultFolder, source: str) -> int:
     first = result.parsed["runs"][0]
     value = first["value"]
-    conn.execute(insert(s.inference_results).values(
+    conn.execute(insert(s.inference_results).values(**_fitting(s.inference_results, dict(
         system_id=system_id, benchmark=result.benchmark, scenario=result.scenario,
         metric=str(first["metric"]), value=value if isinstance(value, (int, float)) else None,
         valid=all(run["valid"] for run in result.parsed["runs"]),
         accuracy=_accuracy_text(result.parsed["accuracy"]), notes="; ".join(result.parsed["notes"]),
         details=json.dumps(result.parsed, sort_keys=True, default=str),
-        content_hash=result.content_hash, source=source))
+        content_hash=result.content_hash, source=source, **result.facts), result.folder)))
     return len(result.parsed["runs"])
 
 
 def write_submission(conn, sub: Submission, descriptions: dict[str, dict]) -> dict:
     """Store one prepared submission (call inside one transaction); returns counts."""
-    counts = {"added": 0, "replaced": 0, "unchanged": 0, "runs": 0}
+    counts = {"added": 0, "unchanged": 0, "runs": 0}
     round_id = _get_or_create(conn, s.rounds, {"name": sub.round_name},
-                              {"kind": sub.kind, "version": sub.round_version})
-    submitter_id = _get_or_create(conn, s.submitters, {"name": sub.submitter})
+                              {"kind": sub.kind, "version": sub.round_version}, sub.root)
+    submitter_id = _get_or_create(conn, s.submitters, {"name": sub.submitter}, None, sub.root)
     system_ids = {}
     for name, description in descriptions.items():
         columns = system_columns(description, sub.division)
         key = {"round_id": round_id, "submitter_id": submitter_id, "name": name}
-        system_id = _get_or_create(conn, s.systems, key, columns)
+        system_id = _get_or_create(conn, s.systems, key, columns,
+                                   sub.root / "systems" / f"{name}.json")
         conn.execute(update(s.systems).where(s.systems.c.id == system_id).values(**columns))
         system_ids[name] = system_id
     table = s.training_results if sub.kind == "training" else s.inference_results
     for result in sub.results:
-        where = [table.c.system_id == system_ids[result.system], table.c.benchmark == result.benchmark]
+        where = [table.c.system_id == system_ids[result.system], table.c.benchmark == result.benchmark,
+                 table.c.content_hash == result.content_hash]
         if sub.kind == "inference":
             where.append(table.c.scenario == result.scenario)
-        existing = conn.execute(select(table.c.id, table.c.content_hash).where(*where)).first()
-        if existing and existing.content_hash == result.content_hash:
-            counts["unchanged"] += 1
+        if conn.execute(select(table.c.id).where(*where)).first() is not None:
+            counts["unchanged"] += 1           # these very files are stored already
             continue
         if result.parsed is None:
-            # Hash matched when prepared but another import changed it since: its data wins.
-            counts["unchanged"] += 1
-            continue
-        if existing:
-            if sub.kind == "training":
-                conn.execute(delete(s.training_runs).where(s.training_runs.c.result_id == existing.id))
-            conn.execute(delete(table).where(table.c.id == existing.id))
-            counts["replaced"] += 1
-        else:
-            counts["added"] += 1
+            # Stored when prepared, gone now: nothing deletes results, so this cannot happen
+            # unless someone edits the database by hand. Never store an unparsed result.
+            raise MlpaceError(f"{result.folder}: its stored result vanished during the import; "
+                              "import again")
+        counts["added"] += 1
         writer = _write_training if sub.kind == "training" else _write_inference
         counts["runs"] += writer(conn, system_ids[result.system], result, str(result.folder))
     return counts
@@ -432,12 +475,16 @@ def import_trees(store: Store, paths: list[str | os.PathLike], round_name: str |
     """Import every submission under `paths`; a failed submission is reported, not half-stored.
 
     `on_submission(submission, counts_or_error)` is called after each one (for progress).
+    A store that cannot be reached any more (StoreError) ends the import: the submissions
+    stored before it stay, complete; the one being written was rolled back.
     """
     report = ImportReport()
     for sub in find_submissions(paths, round_name, report.problems):
         try:
             descriptions = prepare(store, sub)
             counts = store.write(write_submission, sub, descriptions)
+        except StoreError:
+            raise
         except MlpaceError as err:
             report.failures.append(f"{sub.submitter} not imported: {err}")
             if on_submission:

@@ -7,6 +7,12 @@ convergence without going back to the logs. Natural keys are unique constraints:
 what makes an import idempotent and two concurrent imports safe (a duplicate insert fails
 instead of doubling a row).
 
+A result carries what makes its number comparable with another: scale (mini or reference),
+quality metric and target, division (and, through its system, the round). A system keeps
+every result set it ever made: the key of a result is its system, benchmark (and scenario)
+*and the hash of its files*, so training again adds a result beside the earlier one, while
+importing the same files again adds nothing.
+
 Changing a table here means adding a step to `migrations.MIGRATIONS` as well.
 """
 
@@ -15,13 +21,13 @@ from __future__ import annotations
 from sqlalchemy import (BigInteger, Boolean, Column, Float, ForeignKey, Integer, MetaData, String, Table,
                         Text, UniqueConstraint)
 
+from mlpace.rules.divisions import AVAILABILITY_CATEGORY
+
 metadata = MetaData()
 
 # systems.availability holds the category MLCommons groups its tables by; a description's
 # `status` maps to it like this.
-AVAILABILITY = {"onprem": "available", "on-premise": "available", "available": "available",
-                "cloud": "available", "preview": "preview", "research": "research",
-                "rdi": "research", "research, development, or internal": "research"}
+AVAILABILITY = AVAILABILITY_CATEGORY
 
 schema_version = Table(
     "schema_version", metadata,
@@ -73,10 +79,15 @@ training_results = Table(
     Column("runs_counted", Integer, nullable=False),
     Column("runs_failed", Integer, nullable=False),
     Column("notes", Text, nullable=False),         # how it was scored, or why there is no score
-    Column("target", Text),                        # JSON quality target (from the logs or rules)
+    Column("target", Text),                        # JSON quality target; NULL when unknown
     Column("content_hash", String(64), nullable=False),
     Column("source", Text, nullable=False),        # folder the logs came from
-    UniqueConstraint("system_id", "benchmark", name="uq_training_result"),
+    Column("scale", String(16), nullable=False),   # mini | reference
+    Column("metric", String(64), nullable=False),  # quality metric, e.g. "top-1 accuracy"
+    Column("division", String(16), nullable=False),  # as submitted (a system may change)
+    Column("run_date", String(32)),                # first run_start, ISO UTC
+    Column("config", Text),                        # JSON: mlpace's resolved config, if any
+    UniqueConstraint("system_id", "benchmark", "content_hash", name="uq_training_result_files"),
 )
 
 training_runs = Table(
@@ -108,5 +119,8 @@ inference_results = Table(
     Column("details", Text, nullable=False),         # JSON: every parsed summary field, per run
     Column("content_hash", String(64), nullable=False),
     Column("source", Text, nullable=False),
-    UniqueConstraint("system_id", "benchmark", "scenario", name="uq_inference_result"),
+    Column("scale", String(16), nullable=False),     # mini | reference | unknown
+    Column("division", String(16), nullable=False),
+    UniqueConstraint("system_id", "benchmark", "scenario", "content_hash",
+                     name="uq_inference_result_files"),
 )

@@ -4,34 +4,55 @@ Writers are made safe for several processes at once: on SQLite every write trans
 starts with `BEGIN IMMEDIATE` (it takes the write lock up front, so two importers queue
 instead of failing half-way) and waits up to `BUSY_TIMEOUT_S` for the lock; on a server
 database the unique constraints turn a race into an IntegrityError, and `write()` retries
-the whole transaction.
+the whole transaction (a deadlock victim too).
+
+Errors are one line each and never show a password. A store that cannot be opened or reached
+(wrong URL, host, password or database; connection lost) raises `StoreError`, which ends an
+import; anything else a database refuses fails only the work that sent it.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.pool import NullPool
 
 from mlpace.errors import MlpaceError
 from mlpace.results.migrations import migrate
 
 BUSY_TIMEOUT_S = 120
-WRITE_ATTEMPTS = 5
+CONNECT_TIMEOUT_S = 10     # a wrong host fails within this, instead of hanging
+WRITE_ATTEMPTS = 10
 ENV_VAR = "MLPACE_DB"
+
+
+class StoreError(MlpaceError):
+    """The store itself failed (cannot open, cannot connect, connection lost): no point going
+    on with other work on it."""
 
 
 def default_url() -> str:
     """$MLPACE_DB, else a SQLite file in the user's data directory."""
     if os.environ.get(ENV_VAR):
         return _as_url(os.environ[ENV_VAR])
+    return f"sqlite:///{_default_path()}"
+
+
+def _default_path() -> Path:
     import platformdirs
-    return f"sqlite:///{Path(platformdirs.user_data_dir('mlpace')) / 'results.sqlite'}"
+    return Path(platformdirs.user_data_dir("mlpace")) / "results.sqlite"
+
+
+# A URL starts with a scheme; a plain file path never holds a colon (Windows drives aside,
+# which mlpace does not target): "sqlite:/x" or "::::" is a mistyped URL, not a file name.
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 def _as_url(db: str | os.PathLike | None) -> str:
@@ -39,16 +60,46 @@ def _as_url(db: str | os.PathLike | None) -> str:
     if db is None:
         return default_url()
     db = str(db)
-    return db if "://" in db else f"sqlite:///{Path(db).expanduser().resolve()}"
+    if _SCHEME.match(db):
+        return db
+    if ":" in db or not db.strip():
+        raise StoreError(f"{db!r} is neither a database URL (sqlite:///file.db, "
+                         "postgresql+psycopg://user@host/db) nor a file path")
+    return f"sqlite:///{Path(db).expanduser().resolve()}"
 
 
-def _sqlite_setup(engine: Engine) -> None:
+def _shown(url: str) -> str:
+    """The URL as messages show it: never with its password."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return url
+
+
+def _check_sqlite_path(url: URL) -> None:
+    """An explicit SQLite file must be in a folder that exists; only the default one is made."""
+    if url.database in (None, "", ":memory:"):
+        return
+    path = Path(url.database).expanduser()
+    if path.resolve() == _default_path().resolve():
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise StoreError(f"cannot create {path.parent}: {err.strerror or err}") from None
+    elif not path.parent.is_dir():
+        raise StoreError(f"cannot open results store {url}: the folder {path.parent} does not "
+                         "exist (create it first)")
+    if path.is_dir():
+        raise StoreError(f"cannot open results store {url}: {path} is a folder")
+
+
+def _sqlite_setup(engine: Engine, foreign_keys: bool = True) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record):
         dbapi_connection.isolation_level = None     # we issue BEGIN ourselves
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_S * 1000}")
-        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute(f"PRAGMA foreign_keys = {'ON' if foreign_keys else 'OFF'}")
         cursor.execute("PRAGMA journal_mode = WAL")  # readers do not block the writer
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.close()
@@ -65,16 +116,37 @@ class Store:
 
     def __init__(self, db: str | os.PathLike | None = None):
         self.url = _as_url(db)
+        self.shown_url = _shown(self.url)
         try:
-            if self.url.startswith("sqlite:///"):
-                path = Path(self.url.removeprefix("sqlite:///"))
-                path.parent.mkdir(parents=True, exist_ok=True)
-            self.engine = create_engine(self.url)
-        except (ArgumentError, ImportError, OSError) as err:
-            raise MlpaceError(f"cannot open results store {self.url}: {err}") from None
+            url = make_url(self.url)
+            if url.drivername == "postgresql":
+                # SQLAlchemy's default driver is psycopg2; mlpace's `postgres` extra is psycopg 3.
+                url = url.set(drivername="postgresql+psycopg")
+            options = {}
+            if url.get_backend_name() == "sqlite":
+                _check_sqlite_path(url)
+            elif url.get_backend_name() == "postgresql" and "connect_timeout" not in url.query:
+                options["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
+            self.engine = create_engine(url, **options)
+        except (ArgumentError, ImportError, OSError, ValueError) as err:
+            raise StoreError(f"cannot open results store {self.shown_url}: {err}") from None
         if self.engine.dialect.name == "sqlite":
             _sqlite_setup(self.engine)
-        self.write(migrate)
+        if self.engine.dialect.name == "sqlite" and url.database not in (None, "", ":memory:"):
+            self._migrate_sqlite_file(url)
+        else:
+            self.write(migrate)     # a server database, or a new in-memory one
+
+    def _migrate_sqlite_file(self, url: URL) -> None:
+        """A SQLite migration rebuilds tables, which SQLite's own recipe does with foreign keys
+        off; that pragma is ignored inside a transaction, so the migration gets a connection
+        of its own, made with them off (`migrate` checks them before committing)."""
+        migration_engine = create_engine(url, poolclass=NullPool)
+        _sqlite_setup(migration_engine, foreign_keys=False)
+        try:
+            self._transaction(migration_engine, migrate)
+        finally:
+            migration_engine.dispose()
 
     def write(self, work, *args, **kwargs):
         """Run work(connection, ...) in one transaction; all of it is stored or none of it.
@@ -82,18 +154,26 @@ class Store:
         A transaction that lost a race with another writer (lock timeout, or a unique key
         inserted by the other one first) is rolled back and run again from the start.
         """
+        return self._transaction(self.engine, work, *args, **kwargs)
+
+    def _transaction(self, engine: Engine, work, *args, **kwargs):
         for attempt in range(WRITE_ATTEMPTS):
             try:
-                with self.engine.connect() as connection:
+                with engine.connect() as connection:
                     connection = connection.execution_options(mlpace_write=True)
                     with connection.begin():
                         return work(connection, *args, **kwargs)
-            except (IntegrityError, OperationalError) as err:
-                if attempt == WRITE_ATTEMPTS - 1 or not _is_race(err):
-                    raise MlpaceError(f"results store {self.url}: {_short(err)}") from None
-                time.sleep(0.05 * (attempt + 1))
             except DBAPIError as err:
-                raise MlpaceError(f"results store {self.url}: {_short(err)}") from None
+                if attempt < WRITE_ATTEMPTS - 1 and _is_race(err):
+                    time.sleep(0.05 * (attempt + 1))
+                    continue
+                raise self._error(err) from None
+
+    def _error(self, err: DBAPIError) -> MlpaceError:
+        """A lost or refused connection stops everything (StoreError); anything else, such as
+        a value the server refuses, fails only the work that sent it."""
+        lost = isinstance(err, (OperationalError, InterfaceError)) or err.connection_invalidated
+        return (StoreError if lost else MlpaceError)(f"results store {self.shown_url}: {_short(err)}")
 
     @contextmanager
     def read(self):
@@ -102,13 +182,16 @@ class Store:
             with self.engine.connect() as connection:
                 yield connection
         except DBAPIError as err:
-            raise MlpaceError(f"results store {self.url}: {_short(err)}") from None
+            raise StoreError(f"results store {self.shown_url}: {_short(err)}") from None
 
     def close(self) -> None:
         self.engine.dispose()
 
 
-def _is_race(err: Exception) -> bool:
+def _is_race(err: DBAPIError) -> bool:
+    """A transaction that lost to another writer: a unique key, a lock, a deadlock victim."""
+    if err.connection_invalidated:
+        return False
     text = str(getattr(err, "orig", err)).lower()
     return isinstance(err, IntegrityError) or "locked" in text or "busy" in text \
         or "deadlock" in text or "could not serialize" in text

@@ -52,8 +52,26 @@ class BenchmarkSpec:
     def _meets(self, value: float, target: float) -> bool:
         return value >= target if self.direction == "max" else value <= target
 
+    def closed_target_reached(self, quality: Quality) -> bool:
+        """The closed-division compliance check of one `eval_accuracy` value (v1.0/v1.1
+        `closed_<benchmark>.yaml`, ATLEAST_ONE_CHECK): the reference target, and a value in
+        the metric's range (below 1.0, but for unet3d; above 0 for WER)."""
+        def plausible(value) -> bool:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                return False
+            if self.direction == "min":
+                return value > 0.0
+            return self.name in NO_UPPER_BOUND or value < 1.0
+        target = self.reference.target
+        values = list(quality.values()) if isinstance(quality, dict) else [quality]
+        if isinstance(target, dict) != isinstance(quality, dict) or not all(map(plausible, values)):
+            return False
+        return self.reached(quality, target)
+
 
 DAY = 24 * 3600.0
+# Benchmarks whose closed eval_accuracy check has no upper bound (training_1.x closed_unet3d.yaml).
+NO_UPPER_BOUND = {"unet3d"}
 
 BENCHMARKS: dict[str, BenchmarkSpec] = {spec.name: spec for spec in [
     BenchmarkSpec(
@@ -136,3 +154,14 @@ def get_spec(name: str) -> BenchmarkSpec:
         return BENCHMARKS[name]
     except KeyError:
         raise MlpaceError(f"unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)}") from None
+
+
+# The reference targets above are those of the v1.0 and v1.1 rounds. Later rounds changed
+# benchmarks under the same name (v3.1's "ssd" is RetinaNet), so no target is assumed there.
+TARGET_ROUNDS = ("1.0", "1.1")
+
+
+def official_target(benchmark: str, round_version: str) -> Quality | None:
+    """The quality target a published round set for a benchmark; None when not known here."""
+    spec = BENCHMARKS.get(benchmark)
+    return spec.reference.target if spec and round_version in TARGET_ROUNDS else None

@@ -3,10 +3,12 @@
 Training results go through the official `mlperf_logging` checkers, run in-process (and in
 parallel across files): the compliance checker with the round's ruleset (it picks the
 division's rules from the log), the seed checker and the RCP checker (closed division, as the
-official package checker runs them), and the system-description checker. mlpace adds what
-the official package checker does per folder (file names, run counts, olympic failures) and,
-for inference, its own LoadGen checks (validity, duration, query count, scenario, accuracy
-against the v1.1 targets).
+official package checker runs them; a closed result whose RCP check cannot run does not
+pass), and the system-description checker. mlpace adds what the official package checker
+does per folder (file names, run counts, olympic failures) and, for inference, its own
+LoadGen checks (validity, duration, query count, scenario, accuracy against the v1.1
+targets). Scores come from `summarize`, so check and summarize agree on what every run
+counts for (the score-changing rules, e.g. the init-time limit, are applied there).
 
 Drift: the current `mlperf-logging` turns ruleset 1.1.0's weights_initialization checks into
 errors that were warnings when v1.1 was published; `check` reports them as warnings and says
@@ -28,7 +30,9 @@ from pathlib import Path
 from mlpace.submission.inference_rules import MIN_DURATION_MS, accuracy_target
 from mlpace.submission.loadgen_log import (canonical_scenario, parse_accuracy_file,
                                            parse_summary_file, read_json_limited)
-from mlpace.submission.rounds import Round
+from mlpace.rules.divisions import INFERENCE_DIVISION_FOLDERS
+from mlpace.rules.rcp import rcp_verdict
+from mlpace.rules.rounds import WEIGHTS_INIT_DRIFT, Round
 from mlpace.submission.summarize import Summary, TrainingResult, summarize
 from mlpace.submission.sysinfo import REQUIRED_FIELDS
 from mlpace.submission.tree import SafeTree, find_org_folders
@@ -101,7 +105,7 @@ def plain_compliance_message(message: str) -> str:
 
 
 def _is_known_drift(ruleset: str, message: str) -> bool:
-    return ruleset == "1.1.0" and ("weights_initialization" in message or "initialized_tensors" in message)
+    return ruleset in WEIGHTS_INIT_DRIFT and ("weights_initialization" in message or "initialized_tensors" in message)
 
 
 def _compliance(args: tuple[str, str]) -> tuple[bool, list[str], list[str]]:
@@ -166,17 +170,18 @@ def _division(result: TrainingResult) -> str:
 
 def _check_training_result(report: CheckReport, tree: SafeTree, result: TrainingResult,
                            round_: Round) -> None:
-    folder = Path(result.runs[0].path).parent if result.runs else Path(result.org_folder)
+    folder = Path(result.folder)
     where = tree.relative(folder)
     need = result.required_runs
     have = len(result.runs)
+    from mlpace.words import plural
     if need and have < need:
-        report.add(where, "run count", FAIL, f"{have} result files; {result.benchmark} needs {need}")
+        report.add(where, "run count", FAIL, f"{plural(have, 'result file')}; {result.benchmark} needs {need}")
     elif need and have > need:
-        report.add(where, "run count", WARN, f"{have} result files; {result.benchmark} needs {need} "
+        report.add(where, "run count", WARN, f"{plural(have, 'result file')}; {result.benchmark} needs {need} "
                                              "(extra runs are scored too)")
     elif need:
-        report.add(where, "run count", PASS, f"{have} runs")
+        report.add(where, "run count", PASS, plural(have, "run"))
     else:
         report.add(where, "run count", WARN, f"{result.benchmark!r} is not a benchmark of round "
                                              f"v{round_.version}")
@@ -185,24 +190,23 @@ def _check_training_result(report: CheckReport, tree: SafeTree, result: Training
     if unknown:
         report.add(where, "file names", WARN, f"files the official layout does not know: {', '.join(unknown[:5])}"
                    + (" ..." if len(unknown) > 5 else ""))
+    for run in result.runs:
+        for note in run.notes:
+            if note.startswith("counts as a failed run"):
+                report.add(tree.relative(run.path), "score-changing rules", WARN, note)
     score = result.score
     if score and score.minutes is None:
         report.add(where, "olympic scoring", FAIL, score.reason)
     elif score:
-        extra = f"; {score.failed} non-converged run(s) dropped" if score.failed else ""
+        extra = f"; {score.failed} failed run(s) dropped" if score.failed else ""
         report.add(where, "olympic scoring", PASS, f"score {result.minutes:.4f} min{extra}")
     division = _division(result)
-    if division == "closed" and _version(round_.ruleset) >= (1, 0, 0):
+    if division == "closed" and round_.has_rcp_checks:
         _official_seed_and_rcp(report, where, folder, result, round_)
-
-
-def _version(ruleset: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in ruleset.split("."))
 
 
 def _official_seed_and_rcp(report, where, folder: Path, result: TrainingResult, round_: Round):
     from mlperf_logging.package_checker.seed_checker import SeedChecker
-    from mlperf_logging.rcp_checker import rcp_checker
     files = [r.path for r in result.runs]
     with _captured_logging() as capture:
         try:
@@ -215,23 +219,19 @@ def _official_seed_and_rcp(report, where, folder: Path, result: TrainingResult, 
     level = PASS if seeds_ok else (FAIL if "same seed" in said or "crashed" in said else WARN)
     report.add(where, "seeds (official)", level,
                "" if seeds_ok else _short(said or "seeds repeat or are missing", 300))
-    if result.benchmark == "minigo":
-        return
-    with _captured_logging():
-        try:
-            passed, message, _ = rcp_checker.check_directory(
-                str(folder), "training", round_.ruleset, False, False,
-                rcp_pass="pruned_rcps", set_scaling=False)
-        except KeyError as err:
-            report.add(where, "RCP (official)", WARN,
-                       f"mlperf-logging has no RCP data for {err} in ruleset {round_.ruleset}")
-            return
-        except Exception as err:  # noqa: BLE001
-            report.add(where, "RCP (official)", WARN, f"the RCP checker could not run: {err}")
-            return
-    report.add(where, "RCP (official)", PASS if passed else FAIL,
-               message if passed else f"{message}: converges in fewer epochs than the reference "
-               "allows (only the review committee can accept it, with rcp_bypass)")
+    verdict = rcp_verdict(folder, round_.ruleset, result.benchmark)
+    if not verdict.ran:
+        report.add(where, "RCP (official)", FAIL, f"{verdict.message}: a closed result needs a "
+                   "passing RCP check")
+    elif not verdict.passed:
+        report.add(where, "RCP (official)", FAIL, f"{verdict.message}: converges in fewer epochs "
+                   "than the reference allows (only the review committee can accept it, with rcp_bypass)")
+    elif verdict.factor > 1.0 and round_.has_rcp_factor:
+        report.add(where, "RCP (official)", PASS, f"{verdict.message}; the RCP checker's "
+                   f"normalisation factor is {verdict.factor:.4f} (it changes the score only once "
+                   "the review committee leaves it in scaling.json)")
+    else:
+        report.add(where, "RCP (official)", PASS, verdict.message)
 
 
 def _check_system_descriptions(report: CheckReport, tree: SafeTree, org: Path, training: bool,
@@ -344,7 +344,7 @@ def _check_accuracy(report, tree, folder: Path, benchmark: str, division: str) -
 
 
 def _check_inference_org(report: CheckReport, tree: SafeTree, org: Path) -> None:
-    division = org.parent.name if org.parent.name in ("closed", "open", "network") else ""
+    division = org.parent.name if org.parent.name in INFERENCE_DIVISION_FOLDERS else ""
     for system_folder in tree.folders(org / "results"):
         for benchmark_folder in tree.folders(system_folder):
             for scenario_folder in tree.folders(benchmark_folder):
@@ -362,7 +362,8 @@ def check(root: str | os.PathLike, ruleset: str | None = None, compliance: bool 
     report = CheckReport(str(root), summary.round)
     for path, problem in summary.problems:
         if Path(path).parent.name != "systems":     # system descriptions are checked below
-            report.add(tree.relative(path), "tree", FAIL, problem)
+            rule = "result file" if problem.startswith("unreadable") else "tree"
+            report.add(tree.relative(path), rule, FAIL, problem)
     training_orgs = {result.org_folder for result in summary.training}
     round_ = summary.round
     if summary.training and round_:
@@ -372,10 +373,6 @@ def check(root: str | os.PathLike, ruleset: str | None = None, compliance: bool 
             for result in summary.training:
                 _report_compliance(report, tree, result, round_, outcomes)
         for result in summary.training:
-            for run in result.runs:
-                for note in run.notes:
-                    if note.startswith("unreadable"):
-                        report.add(tree.relative(run.path), "result file", FAIL, note)
             _check_training_result(report, tree, result, round_)
     for org in find_org_folders(tree):
         is_training = str(org) in training_orgs

@@ -31,17 +31,13 @@ from pathlib import Path
 
 from mlpace.errors import MlpaceError
 from mlpace.submission.loadgen_log import canonical_scenario, read_json_limited
-from mlpace.submission.rounds import MLPACE_RULESET, round_for_ruleset
+from mlpace.rules.divisions import AVAILABILITY_SPELLINGS, DIVISIONS, require_division_allowed
+from mlpace.rules.rounds import MLPACE_RULESET, round_for_ruleset
 from mlpace.submission.sysinfo import REQUIRED_FIELDS, capture_system_description
 from mlpace.submission.training_log import parse_result_file
 from mlpace.submission.tree import SafeTree, safe_name
 
-AVAILABILITY = {   # accepted spellings -> the system-description `status` value of v1.x
-    "onprem": "onprem", "available": "onprem", "on-premise": "onprem",
-    "cloud": "cloud", "preview": "preview",
-    "research": "research", "rdi": "research",
-}
-DIVISIONS = ("closed", "open")
+AVAILABILITY = AVAILABILITY_SPELLINGS   # accepted spellings -> the `status` value of v1.x
 _RESULT_FILE = re.compile(r"^result_(\d+)\.txt$")
 _SEARCH_DEPTH = 8
 
@@ -61,6 +57,7 @@ class Plan:
     training: list[TrainingSet] = field(default_factory=list)
     inference: list[tuple[str, Path]] = field(default_factory=list)   # (division, org folder)
     problems: list[str] = field(default_factory=list)
+    run_counts: list[str] = field(default_factory=list)   # result sets with the wrong number of runs
 
 
 def _walk(tree: SafeTree, folder: Path, depth: int):
@@ -98,12 +95,33 @@ def find_runs(source: Path, ruleset: str = MLPACE_RULESET) -> Plan:
         if need is None:
             plan.problems.append(f"{tree.relative(folder)}: {benchmark!r} is not an MLPerf Training benchmark")
         elif len(results) != need:
-            plan.problems.append(f"{tree.relative(folder)}: {len(results)} runs of {benchmark}; a result "
-                                 f"needs exactly {need} (ruleset {round_.ruleset}) - run the missing "
-                                 "seeds or remove the extra runs")
+            plan.run_counts.append(_run_count_line(str(source / tree.relative(folder)), benchmark,
+                                                   len(results), need))
     for path, reason in tree.problems:
         plan.problems.append(f"{tree.relative(path)}: {reason}")
     return plan
+
+
+def _run_count_line(folder: str, benchmark: str, have: int, need: int) -> str:
+    runs = f"{have} run{'' if have == 1 else 's'} of {benchmark}; a result needs exactly {need}"
+    if have < need:
+        return f"{folder}: {runs}: make one with `mlpace train {benchmark} --runs {need}`"
+    return f"{folder}: {runs}: remove the extra runs"
+
+
+def _not_packaged_error(plan: Plan, ruleset: str) -> MlpaceError:
+    """Incomplete results (the suite's one-run output): a short line, then one line per result
+    below it with the command that completes it, then any other problem."""
+    n = len(plan.run_counts)
+    if not n:
+        return MlpaceError("not packaged: " + " | ".join(plan.problems))
+    summary = (f"not packaged: a submission holds, per benchmark, exactly the runs its rules ask "
+               f"for (ruleset {ruleset}); {n} result{' is' if n == 1 else 's are'} not complete:")
+    details = plan.run_counts + ["(`mlpace train` writes a new folder under mlpace-results/; "
+                                 "package that folder)"]
+    if plan.problems:
+        details += ["other problems:"] + [f"  {problem}" for problem in plan.problems]
+    return MlpaceError(summary, details=details)
 
 
 def _system_description(tset: TrainingSet, org: str, division: str, status: str,
@@ -121,9 +139,24 @@ def _system_description(tset: TrainingSet, org: str, division: str, status: str,
     return desc
 
 
+def _recorded_scale(folder: Path) -> str | None:
+    """The scale `mlpace train` recorded for a result folder (its score.json), if any."""
+    try:
+        record = read_json_limited(folder / "score.json") if (folder / "score.json").is_file() else {}
+    except MlpaceError:
+        return None
+    return record.get("scale") if isinstance(record, dict) else None
+
+
 def _check_logs(tset: TrainingSet, division: str) -> list[str]:
-    """Runs must say the benchmark and division they are filed under."""
+    """Runs must say the benchmark and division they are filed under, at a scale that may
+    claim that division (mini results are open by construction)."""
     problems = []
+    folder = tset.files[0].parent
+    try:
+        require_division_allowed(_recorded_scale(folder) or "reference", division)
+    except MlpaceError as err:
+        problems.append(f"{folder}: {err}")
     for path in tset.files:
         run = parse_result_file(path)
         if run.benchmark and run.benchmark != tset.benchmark:
@@ -173,6 +206,7 @@ def package(sources: list[str | os.PathLike], org: str, out: str | os.PathLike,
         plan.training += found.training
         plan.inference += found.inference
         plan.problems += found.problems
+        plan.run_counts += found.run_counts
     if not plan.training and not plan.inference and not plan.problems:
         raise MlpaceError(f"no training results (result_<i>.txt) or inference results under "
                           f"{', '.join(map(str, sources))}")
@@ -186,8 +220,8 @@ def package(sources: list[str | os.PathLike], org: str, out: str | os.PathLike,
     seen = [(t.system, t.benchmark) for t in plan.training]
     for key in {k for k in seen if seen.count(k) > 1}:
         plan.problems.append(f"{key[0]}/{key[1]} found in more than one source folder")
-    if plan.problems:
-        raise MlpaceError("not packaged: " + " | ".join(plan.problems))
+    if plan.problems or plan.run_counts:
+        raise _not_packaged_error(plan, ruleset)
 
     out = Path(out)
     targets = [out / org] if plan.training else []

@@ -2,10 +2,12 @@
 
 The rules, as the official result summarizer applies them (mlperf_logging.result_summarizer):
 - a run's time-to-train is `run_stop.time_ms - run_start.time_ms`, reported in minutes;
-- a run that did not converge (no `run_stop` with `status: success`) counts as an infinitely
-  slow run: it is one of the dropped slowest runs;
-- the score drops the `drop` fastest and the `drop` slowest runs (drop = 4 for unet3d, else 1)
-  and averages the rest; up to `drop` non-converged runs are tolerated, more gives no score.
+- a run that did not converge (no `run_stop` with `status: success`), or that fails a
+  compliance rule that changes the score (summarize.py), counts as an infinitely slow run:
+  it is one of the dropped slowest runs;
+- the score drops the `drop` fastest and the `drop` slowest runs (the benchmark's
+  `olympic_drop` in mlpace.rules) and averages the rest; up to `drop` failed runs are
+  tolerated, more gives no score.
 
 This module is pure Python (no torch), shared by `mlpace train` and `mlpace summarize`.
 """
@@ -13,15 +15,6 @@ This module is pure Python (no torch), shared by `mlpace train` and `mlpace summ
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-# Benchmarks whose result drops more than one run at each end (MLPerf Training v1.0 on).
-OLYMPIC_DROP = {"unet3d": 4}
-
-
-def olympic_drop(benchmark: str) -> int:
-    """How many runs the olympic mean drops at each end for this benchmark."""
-    return OLYMPIC_DROP.get(benchmark, 1)
-
 
 @dataclass(frozen=True)
 class Score:
@@ -38,6 +31,8 @@ def olympic_score(minutes_per_run: list[float | None], drop: int) -> Score:
     the first of the slowest runs to be dropped, so with `failed` of them only
     `drop - failed` converged runs are dropped from the slow end.
     """
+    if not minutes_per_run:
+        return Score(None, 0, 0, "no runs: the folder holds no result_<i>.txt")
     converged = sorted(m for m in minutes_per_run if m is not None)
     failed = len(minutes_per_run) - len(converged)
     if failed > drop:

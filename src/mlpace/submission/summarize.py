@@ -2,9 +2,14 @@
 
 Training: per system and benchmark, the score in minutes as the official result summarizer
 computes it (same arithmetic, so published numbers come out bit for bit), under the rules of
-the round the tree belongs to (`rounds.py`). Unlike the official tool, summarize does not run
-the compliance checker on every file - that is `mlpace check`'s job, and the reason the
-official summarizer is slow - and it never writes into the tree it reads.
+the round the tree belongs to (`mlpace.rules.rounds`). Unlike the official tool, summarize
+does not run the compliance checker on every file - that is `mlpace check`'s job, and the
+reason the official summarizer is slow - but it applies directly the compliance rules that
+change a score (the official summarizer drops a run that fails compliance): the round's
+limit on initialisation time, and impossible times (`_score_changing_failure`). It never
+writes into the tree it reads. A result file that holds no MLPerf log at all (empty, binary,
+another encoding) is reported by name, and a benchmark folder with no result file is a
+result with zero runs: no score.
 
 Inference: per system, benchmark and scenario, LoadGen's result metric and validity from
 `performance/run_1/mlperf_log_summary.txt`, and the headline accuracy from
@@ -21,11 +26,13 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from mlpace.words import plural
 from mlpace.errors import MlpaceError
 from mlpace.submission.loadgen_log import (canonical_scenario, parse_accuracy_file,
                                            parse_summary_file, read_json_limited)
-from mlpace.submission.rounds import (MLPACE_RULESET, Round, round_for_ruleset, round_from_path,
-                                      round_from_time)
+from mlpace.rules.divisions import INFERENCE_DIVISION_FOLDERS
+from mlpace.rules.rounds import Round, pick_round
+from mlpace.rules.validity import metric_problem, time_problem
 from mlpace.submission.scoring import Score, olympic_score
 from mlpace.submission.training_log import TrainingRun, parse_result_file
 from mlpace.submission.tree import SafeTree, find_org_folders
@@ -56,6 +63,7 @@ class TrainingResult:
     system: str                   # folder name under results/
     benchmark: str
     runs: list[TrainingRun]
+    folder: str = ""              # the benchmark folder holding the result files
     score: Score | None = None
     scaling_factor: float = 1.0
     minutes: float | None = None
@@ -131,6 +139,17 @@ def _parse_quietly(path: Path) -> TrainingRun:
         return TrainingRun(path=str(path), notes=[f"unreadable: {err}"])
 
 
+def unreadable_reason(run: TrainingRun) -> str | None:
+    """Why a result file could not be read as an MLPerf log at all, or None."""
+    for note in run.notes:
+        if note.startswith("unreadable: "):
+            return note[len("unreadable: "):]
+    if run.mllog_lines == 0 and run.bad_lines == 0:
+        return ("no :::MLLOG lines (the file is empty, binary or not latin-1/UTF-8 text): "
+                "not an MLPerf result log")
+    return None
+
+
 def _load_system(tree: SafeTree, org: Path, system: str, described: list[Path]) -> dict | None:
     path = org / "systems" / f"{system}.json"
     if path not in described:
@@ -184,56 +203,39 @@ def system_columns(desc: dict, system: str) -> dict:
     }
 
 
-def pick_round(root: Path, ruleset: str | None, runs: list[TrainingRun]) -> Round:
-    """The round whose rules score this tree: --ruleset, else the folder name (training_v1.0),
-    else the run dates, else mlpace's own rules."""
-    if ruleset:
-        return round_for_ruleset(ruleset, how="given with --ruleset")
-    hinted = round_from_path(str(root.resolve()))
-    if hinted:
-        return hinted
-    starts = [r.run_start_ms for r in runs if r.run_start_ms]
-    if starts:
-        return round_from_time(min(starts))
-    return round_for_ruleset(MLPACE_RULESET, how="no run dates in the logs: mlpace's rules")
-
-
 def _scaling_factor(tree: SafeTree, folder: Path) -> tuple[float, str]:
     path = folder / "scaling.json"
     if not path.exists():
         return 1.0, ""
     try:
         factor = float(read_json_limited(path)["scaling_factor"])
-    except (MlpaceError, KeyError, TypeError, ValueError) as err:
+        problem = metric_problem(factor) or ("zero" if factor == 0 else None)
+        if problem:
+            raise ValueError(f"scaling_factor {problem}")
+    except (MlpaceError, KeyError, TypeError, ValueError, OverflowError) as err:
         tree.refuse(path, f"unusable scaling.json ({err}); score not scaled")
         return 1.0, ""
     return factor, f"scaled by {factor:g} (scaling.json set by the review committee)"
 
 
-def _rcp_factor(folder: Path, ruleset: str) -> tuple[float, str]:
-    """RCP normalisation factor of a closed-division result (rounds v2.1 on)."""
-    import contextlib
-    import io
-    import logging
-
-    from mlperf_logging.rcp_checker import rcp_checker
-    logging.disable(logging.CRITICAL)
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            passed, message, factor = rcp_checker.check_directory(
-                str(folder), "training", ruleset, False, False, rcp_pass="pruned_rcps",
-                set_scaling=False)
-    except KeyError as err:
-        return 1.0, f"RCP normalisation not applied: mlperf-logging has no RCPs for {err} in {ruleset}"
-    except Exception as err:  # noqa: BLE001 - the official checker fails in many ways on odd trees
-        return 1.0, f"RCP normalisation not applied: the RCP checker failed ({err})"
-    finally:
-        logging.disable(logging.NOTSET)
-    if not passed:
-        return 1.0, f"RCP check failed ({message}); score not normalised"
-    if factor != 1.0:
-        return factor, f"RCP normalised by {factor:.4f} ({message})"
-    return 1.0, ""
+def _score_changing_failure(run: TrainingRun, round_: Round, division: str) -> str | None:
+    """Why a converged run fails a compliance rule that the official summarizer scores as a
+    failed run, or None. These are the rules that change scores; `check` runs the rest."""
+    problem = time_problem(run.run_start_ms, run.run_stop_ms)
+    if problem:
+        return problem
+    spec = round_.closed_target(run.benchmark or "")
+    if spec and (run.division or division) == "closed" and \
+            not any(spec.closed_target_reached(value) for _, _, value in run.evals):
+        return (f"run_stop says success but no eval_accuracy reaches the closed target "
+                f"{spec.reference.target} of ruleset {round_.ruleset}")
+    limit = round_.init_limit_ms(run.division or division)
+    if run.init_start_ms is not None and run.init_stop_ms is not None:
+        took = run.init_stop_ms - run.init_start_ms
+        if not took < limit:        # the checker's test is `took < limit`
+            return (f"init_start -> init_stop took {took / 60000:.1f} min; ruleset {round_.ruleset} "
+                    f"allows less than {limit / 60000:g} min")
+    return None
 
 
 def score_result(result: TrainingResult, round_: Round, division: str, tree: SafeTree,
@@ -241,26 +243,27 @@ def score_result(result: TrainingResult, round_: Round, division: str, tree: Saf
     """Fill in the score of one system x benchmark result under the round's rules."""
     drop = round_.drop(result.benchmark)
     result.required_runs = round_.required_runs(result.benchmark)
-    minutes = [run.minutes for run in result.runs]
+    result.folder = result.folder or str(folder)
     if result.required_runs and len(result.runs) != result.required_runs:
-        result.notes.append(f"{len(result.runs)} result files; the round requires "
+        result.notes.append(f"{plural(len(result.runs), 'result file')}; the round requires "
                             f"{result.required_runs} for {result.benchmark}")
-    result.score = olympic_score(minutes, drop)
+    for run in result.runs:
+        failure = _score_changing_failure(run, round_, division) if run.minutes is not None else None
+        if failure:
+            run.minutes = None
+            run.notes.append(f"counts as a failed run: {failure}")
+            result.notes.append(f"{Path(run.path).name} counts as a failed run: {failure}")
+    result.score = olympic_score([run.minutes for run in result.runs], drop)
     failed = result.score.failed
     if result.score.minutes is None:
         result.notes.append(f"no score: {result.score.reason}")
         return
     if failed:
-        result.notes.append(f"{failed} non-converged run(s) dropped as the slowest (olympic scoring)")
+        result.notes.append(f"{failed} failed run(s) dropped as the slowest (olympic scoring)")
+    # The one scaling the published tables apply (v2.1 on too, see mlpace.rules.rounds).
     factor, note = _scaling_factor(tree, folder)
     if note:
-        # The official pipeline stores the RCP factor of v2.1 on in this same file, so a
-        # present scaling.json is the whole scaling: never apply the RCP factor on top of it.
         result.notes.append(note)
-    elif round_.rcp_normalisation and division == "closed" and result.benchmark != "minigo":
-        factor, rcp_note = _rcp_factor(folder, round_.ruleset)
-        if rcp_note:
-            result.notes.append(rcp_note)
     result.scaling_factor = factor
     result.minutes = result.score.minutes * factor if factor != 1.0 else result.score.minutes
 
@@ -281,6 +284,10 @@ def _inference_rows(tree: SafeTree, org: Path, system: str, benchmark_folder: Pa
         if perf.parent.is_dir() and perf in tree.files(perf.parent):
             summary = parse_summary_file(perf)
             row.update(metric=summary["metric"], value=summary["value"], valid=summary["valid"])
+            problem = metric_problem(summary["value"]) if summary["metric"] else None
+            if problem:
+                row.update(value=None, valid=False)
+                notes.append(f"impossible {summary['metric']}: {problem} (not valid)")
             if summary["scenario"] and summary["scenario"] != scenario:
                 notes.append(f"folder says {scenario} but LoadGen ran {summary['scenario']}")
         else:
@@ -290,7 +297,10 @@ def _inference_rows(tree: SafeTree, org: Path, system: str, benchmark_folder: Pa
             metrics = parse_accuracy_file(accuracy)["metrics"]
             if metrics:
                 name = next(iter(metrics))
-                row.update(accuracy_metric=name, accuracy=metrics[name])
+                problem = metric_problem(metrics[name])
+                row.update(accuracy_metric=name, accuracy=None if problem else metrics[name])
+                if problem:
+                    notes.append(f"impossible {name}: {problem}")
         else:
             notes.append("no accuracy/accuracy.txt")
         row["notes"] = "; ".join(notes)
@@ -311,7 +321,7 @@ def summarize(root: str | os.PathLike, ruleset: str | None = None,
     inference_rows = []
     for org in orgs:
         # Inference trees name the division by the folder above the org (closed/ open/).
-        division_hint = org.parent.name if org.parent.name in ("closed", "open", "network") else ""
+        division_hint = org.parent.name if org.parent.name in INFERENCE_DIVISION_FOLDERS else ""
         described = tree.files(org / "systems")
         for system_folder in tree.folders(org / "results"):
             system = system_folder.name
@@ -321,19 +331,33 @@ def summarize(root: str | os.PathLike, ruleset: str | None = None,
                 columns["division"] = division_hint
             for benchmark_folder in tree.folders(system_folder):
                 results = [p for p in tree.files(benchmark_folder) if _RESULT_FILE.match(p.name)]
-                if results:
-                    result = TrainingResult(str(org), system, benchmark_folder.name, runs=[])
+                rows = [] if results else _inference_rows(tree, org, system, benchmark_folder, columns)
+                if not results and not rows and division_hint:
+                    tree.refuse(benchmark_folder, "no LoadGen scenario folders (SingleStream, "
+                                "MultiStream, Server, Offline): no result")
+                elif results or not rows:
+                    # Outside an inference division folder, a folder with neither result files
+                    # nor scenario folders is a training result with zero runs: it has no
+                    # score (and fails `check`).
+                    result = TrainingResult(str(org), system, benchmark_folder.name, runs=[],
+                                            folder=str(benchmark_folder))
                     pending.append((result, columns, benchmark_folder, results))
                     files.extend(results)
-                else:
-                    inference_rows.extend(_inference_rows(tree, org, system, benchmark_folder, columns))
+                    if not results:
+                        tree.refuse(benchmark_folder, "no result logs (result_<i>.txt): a benchmark "
+                                    "folder with zero runs has no score")
+                inference_rows.extend(rows)
     parsed = dict(zip(files, parse_many(files, workers)))
     all_runs = list(parsed.values())
-    round_ = pick_round(Path(root), ruleset, all_runs) if pending else None
+    round_ = pick_round(root, ruleset, [r.run_start_ms for r in all_runs]) if pending else None
     summary = Summary(str(root), round_, inference_rows=inference_rows)
     rows: dict[tuple, dict] = {}
     for result, columns, folder, paths in pending:
         result.runs = [parsed[p] for p in paths]
+        for run in result.runs:
+            reason = unreadable_reason(run)
+            if reason:
+                tree.refuse(run.path, f"unreadable: {reason}")
         for run in result.runs:
             if run.benchmark and run.benchmark != result.benchmark and \
                     not (result.benchmark == "mask" and run.benchmark == "maskrcnn"):

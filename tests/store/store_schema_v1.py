@@ -1,0 +1,98 @@
+"""The results store's tables at schema version 1 (mlpace before results carried their scale
+and every result set was kept), frozen here so that the migration from it can be tested on
+a real version-1 store. Copied from src/mlpace/results/schema.py at commit 831f153; never
+edit it to follow the current schema."""
+
+from sqlalchemy import (BigInteger, Boolean, Column, Float, ForeignKey, Integer, MetaData, String, Table,
+                        Text, UniqueConstraint)
+
+metadata = MetaData()
+
+
+schema_version = Table(
+    "schema_version", metadata,
+    Column("version", Integer, primary_key=True),
+    Column("description", Text, nullable=False),
+    Column("applied_at", String(32), nullable=False),
+)
+
+rounds = Table(
+    "rounds", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),   # "training v1.0"
+    Column("kind", String(16), nullable=False),                 # training | inference
+    Column("version", String(16), nullable=False),              # "1.0", or "local"
+)
+
+submitters = Table(
+    "submitters", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(128), nullable=False, unique=True),
+)
+
+systems = Table(
+    "systems", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("round_id", ForeignKey("rounds.id"), nullable=False),
+    Column("submitter_id", ForeignKey("submitters.id"), nullable=False),
+    Column("name", String(256), nullable=False),    # the folder name: the key in the tree
+    Column("title", Text, nullable=False),          # system_name of the description
+    Column("division", String(16), nullable=False),
+    Column("availability", String(32), nullable=False),
+    # The columns the round tables show, taken from the description for querying.
+    Column("nodes", Integer),
+    Column("processor", Text),
+    Column("processor_count", Integer),
+    Column("accelerator", Text),
+    Column("accelerator_count", Integer),
+    Column("framework", Text),
+    Column("description", Text, nullable=False),    # every field, as JSON
+    UniqueConstraint("round_id", "submitter_id", "name", name="uq_system"),
+)
+
+training_results = Table(
+    "training_results", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("system_id", ForeignKey("systems.id", ondelete="CASCADE"), nullable=False),
+    Column("benchmark", String(32), nullable=False),
+    Column("minutes", Float),                      # olympic mean; NULL when there is no score
+    Column("runs_counted", Integer, nullable=False),
+    Column("runs_failed", Integer, nullable=False),
+    Column("notes", Text, nullable=False),         # how it was scored, or why there is no score
+    Column("target", Text),                        # JSON quality target (from the logs or rules)
+    Column("content_hash", String(64), nullable=False),
+    Column("source", Text, nullable=False),        # folder the logs came from
+    UniqueConstraint("system_id", "benchmark", name="uq_training_result"),
+)
+
+training_runs = Table(
+    "training_runs", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("result_id", ForeignKey("training_results.id", ondelete="CASCADE"), nullable=False,
+           index=True),
+    Column("file", String(256), nullable=False),
+    Column("seed", BigInteger),                    # some submitters log 64-bit seeds
+    Column("status", String(16)),
+    Column("minutes", Float),                      # NULL when the run did not converge
+    Column("global_batch_size", BigInteger),
+    Column("run_start_ms", Float),
+    Column("run_stop_ms", Float),
+    Column("curve", Text, nullable=False),         # JSON [[epoch, minutes, quality], ...]
+)
+
+inference_results = Table(
+    "inference_results", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("system_id", ForeignKey("systems.id", ondelete="CASCADE"), nullable=False),
+    Column("benchmark", String(64), nullable=False),
+    Column("scenario", String(16), nullable=False),  # SingleStream | MultiStream | Server | Offline
+    Column("metric", String(64), nullable=False),    # e.g. "samples/s", "p90 latency (ms)"
+    Column("value", Float),
+    Column("valid", Boolean),
+    Column("accuracy", Text),                        # the accuracy line, e.g. "mAP=22.914%"
+    Column("notes", Text, nullable=False),           # e.g. the folder and LoadGen disagree
+    Column("details", Text, nullable=False),         # JSON: every parsed summary field, per run
+    Column("content_hash", String(64), nullable=False),
+    Column("source", Text, nullable=False),
+    UniqueConstraint("system_id", "benchmark", "scenario", name="uq_inference_result"),
+)
