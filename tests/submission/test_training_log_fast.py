@@ -202,3 +202,33 @@ def test_worker_processes_parse_alike(monkeypatch):
     parallel = summarize.parse_many(paths, workers=2)
     assert [asdict(r) for r in parallel] == [asdict(r) for r in summarize.parse_many(paths, workers=1)]
     assert parallel[-1].notes[0].startswith("unreadable") and parallel[0].mllog_lines > 0
+
+
+def test_logs_too_costly_for_the_official_parser_are_refused(tmp_path):
+    from mlpace.errors import MlpaceError
+    base = [record("run_start", 1), record("run_stop", 2, status="success")]
+    long_line = record("train_loss", 3, "v" * 10_000)
+    with pytest.raises(MlpaceError, match="far longer than any real log"):
+        parse_result_file(write(tmp_path, base + [long_line] * 1000))        # 1e11
+    assert parse_result_file(write(tmp_path, base + [long_line] * 30)).minutes is not None   # 3e9
+
+
+@settings(max_examples=100, deadline=None)
+@given(lengths=st.lists(st.integers(0, 400), max_size=60), mllog=st.lists(st.booleans(), max_size=60),
+       limit=st.integers(1, 10**6), chunk=st.sampled_from([7, 100, 4096, 10**6]))
+def test_parse_cost_refusal_is_exact(tmp_path_factory, lengths, mllog, limit, chunk):
+    # The windowed bound never refuses a log the exact count accepts, nor the reverse.
+    from unittest import mock
+
+    from mlpace.errors import MlpaceError
+    from mlpace.submission import training_log
+    lines = [(":::MLL " if flag else "") + "x" * n for n, flag in zip(lengths, mllog)]
+    path = write(tmp_path_factory.mktemp("cost"), lines)
+    exact = training_log.official_parse_cost(text_of(path))
+    with mock.patch.object(training_log, "MAX_OFFICIAL_PARSE_COST", limit):
+        try:
+            parse_result_file(path, chunk_bytes=chunk)
+            refused = False
+        except MlpaceError:
+            refused = True
+    assert refused == (exact > limit)

@@ -41,6 +41,11 @@ from mlpace.errors import MlpaceError
 
 MLLOG_TOKEN = ":::MLLOG "
 OLD_TOKEN = ":::MLL "          # v0.6 format
+# The official `mlperf_logging` parser strips every MLLOG line with a regex whose cost grows
+# with the square of the line's length (a 200 kB line costs it 10 s, per pass, and `check`
+# makes three). A log whose MLLOG lines add up to more than this (sum of squared lengths) is
+# refused before any checker sees it: the largest real log (NVIDIA maskrcnn, v1.0) is 1.4e8.
+MAX_OFFICIAL_PARSE_COST = 4 * 10**9
 # Refuse to read result files larger than this: real ones are at most a few MB.
 MAX_RESULT_BYTES = 200 * 2**20
 
@@ -330,17 +335,59 @@ def _decode_whole_lines(text: str) -> tuple[list[dict], int] | None:
     return None if not all(records) else (records, 0)
 
 
+def official_parse_cost(text: str) -> int:
+    """What the MLLOG lines of `text` cost the official parser: the sum of their squared lengths."""
+    return sum(len(line) ** 2 for line in universal_lines(text) if ":::MLL" in line)
+
+
+class _ParseCost:
+    """Refuses a file whose `official_parse_cost` is over the limit, without counting line by
+    line a file that comes in one chunk (nearly all): its cost is first bounded from above by
+    a few byte searches, and counted only when the bound is over the limit. The chunk is cut
+    into windows of `width` bytes: a window without a newline lies inside a long line, which is
+    measured exactly; every other line is shorter than three windows, so together they cost
+    less than 3 * width * their bytes, and `width` is chosen to keep that under the limit. A
+    file in several chunks is counted line by line (a bound of a chunk already gone could not
+    be made exact later)."""
+
+    def __init__(self, size: int, path, whole: bool):
+        self.width = max(1, MAX_OFFICIAL_PARSE_COST // (3 * max(size, 1)))
+        self.cost, self.path, self.whole = 0, path, whole
+
+    def _bound(self, data: bytes) -> int:
+        width, find = self.width, data.find
+        long_cost = long_bytes = pos = 0
+        while pos + width <= len(data):
+            if find(b"\n", pos, pos + width) >= 0:
+                pos += width
+                continue
+            start, end = data.rfind(b"\n", 0, pos) + 1, _line_end(data, pos)
+            long_cost += official_parse_cost(data[start:end].decode("latin-1"))
+            long_bytes += end - start
+            pos = end + 1
+        return long_cost + 3 * width * (len(data) - long_bytes)
+
+    def add(self, data: bytes) -> None:
+        if not self.whole or self._bound(data) > MAX_OFFICIAL_PARSE_COST:
+            self.cost += official_parse_cost(data.decode("latin-1"))
+        if self.cost > MAX_OFFICIAL_PARSE_COST:
+            raise MlpaceError(f"{self.path} holds MLLOG lines far longer than any real log's (the "
+                              "official checkers would take minutes to parse it); refused")
+
+
 class _Scan:
     """The fast reader's state across the chunks of one file."""
 
-    def __init__(self):
+    def __init__(self, size: int, path, whole: bool):
         self.records: list[dict] = []
         self.bad = 0
         self.lines = 0              # MLLOG lines that decoded (or were taken as decoding)
         self.last_line = b""        # the last MLLOG line so far, unless already decoded
+        self.parse_cost = _ParseCost(size, path, whole)
 
     def chunk(self, data: bytes) -> None:
         """Take in `data`, whole lines (it ends at a newline or at the end of the file)."""
+        self.parse_cost.add(data)
         tokens = data.count(_TOKEN)
         if not tokens:
             if _OLD_TOKEN in data:          # a v0.6 log: decode it all, as the plain reader
@@ -389,14 +436,15 @@ def _line_end(data: bytes, pos: int) -> int:
 def parse_result_file(path: str | os.PathLike, limit: int = MAX_RESULT_BYTES,
                       chunk_bytes: int = CHUNK_BYTES) -> TrainingRun:
     """Parse one result file with the fast reader (module doc); raises MlpaceError only when
-    it cannot be read at all."""
-    scan = _Scan()
+    it cannot be read at all, or its MLLOG lines would cost the official parser more than
+    MAX_OFFICIAL_PARSE_COST (not a log anyone can check)."""
     try:
         with open(path, "rb") as handle:
             size = os.fstat(handle.fileno()).st_size
             if size > limit:
                 raise MlpaceError(f"{path} is {size / 2**20:.0f} MB; refusing to read log files "
                                   f"over {limit / 2**20:.0f} MB")
+            scan = _Scan(size, path, whole=size <= chunk_bytes)
             rest, read = [], 0       # rest: the start of a line that goes on in the next block
             while block := handle.read(chunk_bytes):
                 read += len(block)
