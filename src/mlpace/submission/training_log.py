@@ -60,7 +60,7 @@ RUN_KEYS = ("run_start", "run_stop", "init_start", "init_stop", "seed", "global_
             *KEY_ALIASES)
 # Bytes read at a time: bounds memory on a huge log (a line longer than this is still read
 # whole, up to the file size limit).
-CHUNK_BYTES = 4 * 2**20
+CHUNK_BYTES = 2**20
 _SCAN_JSON = json.JSONDecoder().scan_once       # the C scanner json.loads ends up in
 _JSON_SPACE = re.compile(r"[ \t\n\r]*")           # what json.loads skips around a value
 _TOKEN = MLLOG_TOKEN.encode()
@@ -273,7 +273,7 @@ def run_from_records(path: str, records: list[dict], bad_lines: int = 0,
     if epochs:
         try:
             run.epochs = float(epochs[-1])
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             run.epochs = None
     if bad_lines:
         run.notes.append(f"{bad_lines} MLLOG line(s) could not be decoded (cut or corrupt)")
@@ -340,15 +340,36 @@ def official_parse_cost(text: str) -> int:
     return sum(len(line) ** 2 for line in universal_lines(text) if ":::MLL" in line)
 
 
+def _parse_cost_and_tokens(data: bytes) -> tuple[int, int]:
+    """(`official_parse_cost`, MLLOG tokens) of latin-1 `data`, from the lines holding a token
+    alone (cut at \\n, \\r\\n and \\r, as the text), with nothing decoded or copied."""
+    cost = tokens = pos = 0
+    find, rfind, count = data.find, data.rfind, data.count
+    while (at := find(b":::MLL", pos)) >= 0:
+        start = rfind(b"\n", pos, at) + 1
+        start = max(start, rfind(b"\r", start, at) + 1)
+        end = find(b"\n", at)
+        end = len(data) if end < 0 else end
+        carriage = find(b"\r", at, end)
+        end = end if carriage < 0 else carriage
+        cost += (end - start) ** 2
+        tokens += count(_TOKEN, start, end)
+        pos = end
+    return cost, tokens
+
+
 class _ParseCost:
-    """Refuses a file whose `official_parse_cost` is over the limit, without counting line by
-    line a file that comes in one chunk (nearly all): its cost is first bounded from above by
-    a few byte searches, and counted only when the bound is over the limit. The chunk is cut
-    into windows of `width` bytes: a window without a newline lies inside a long line, which is
-    measured exactly; every other line is shorter than three windows, so together they cost
-    less than 3 * width * their bytes, and `width` is chosen to keep that under the limit. A
-    file in several chunks is counted line by line (a bound of a chunk already gone could not
-    be made exact later)."""
+    """Refuses a file whose `official_parse_cost` is over the limit, and counts its MLLOG
+    tokens on the way. A large chunk or one of several is measured line by line (a byte
+    search per MLLOG line); a file that comes in one small chunk - nearly every log - is first
+    bounded from above with a few byte searches and measured only if the bound is over the
+    limit. For the bound the chunk is cut into windows of `width` bytes: a window without a
+    newline lies inside a long line, which is measured exactly; every other line is shorter
+    than three windows, so together they cost less than 3 * width * their bytes, and `width`
+    keeps that under the limit. (A bound of a chunk already gone could not be made exact
+    later, hence only for a file in one chunk.)"""
+
+    MAX_WINDOWS = 1000          # beyond this, measuring line by line is the cheaper
 
     def __init__(self, size: int, path, whole: bool):
         self.width = max(1, MAX_OFFICIAL_PARSE_COST // (3 * max(size, 1)))
@@ -362,17 +383,22 @@ class _ParseCost:
                 pos += width
                 continue
             start, end = data.rfind(b"\n", 0, pos) + 1, _line_end(data, pos)
-            long_cost += official_parse_cost(data[start:end].decode("latin-1"))
+            long_cost += _parse_cost_and_tokens(data[start:end])[0]
             long_bytes += end - start
             pos = end + 1
         return long_cost + 3 * width * (len(data) - long_bytes)
 
-    def add(self, data: bytes) -> None:
-        if not self.whole or self._bound(data) > MAX_OFFICIAL_PARSE_COST:
-            self.cost += official_parse_cost(data.decode("latin-1"))
+    def add(self, data: bytes) -> int:
+        """Take in a chunk; returns its MLLOG token count (`data.count(MLLOG_TOKEN)`)."""
+        if self.whole and len(data) // self.width <= self.MAX_WINDOWS and \
+                self._bound(data) <= MAX_OFFICIAL_PARSE_COST:
+            return data.count(_TOKEN)
+        cost, tokens = _parse_cost_and_tokens(data)
+        self.cost += cost
         if self.cost > MAX_OFFICIAL_PARSE_COST:
             raise MlpaceError(f"{self.path} holds MLLOG lines far longer than any real log's (the "
                               "official checkers would take minutes to parse it); refused")
+        return tokens
 
 
 class _Scan:
@@ -387,8 +413,7 @@ class _Scan:
 
     def chunk(self, data: bytes) -> None:
         """Take in `data`, whole lines (it ends at a newline or at the end of the file)."""
-        self.parse_cost.add(data)
-        tokens = data.count(_TOKEN)
+        tokens = self.parse_cost.add(data)
         if not tokens:
             if _OLD_TOKEN in data:          # a v0.6 log: decode it all, as the plain reader
                 records, bad = _decode_lines(data.decode("latin-1"))
@@ -445,25 +470,29 @@ def parse_result_file(path: str | os.PathLike, limit: int = MAX_RESULT_BYTES,
                 raise MlpaceError(f"{path} is {size / 2**20:.0f} MB; refusing to read log files "
                                   f"over {limit / 2**20:.0f} MB")
             scan = _Scan(size, path, whole=size <= chunk_bytes)
-            rest, read = [], 0       # rest: the start of a line that goes on in the next block
-            while block := handle.read(chunk_bytes):
-                read += len(block)
+            rest, read, ready = [], 0, b""   # rest: a line going on in the next block; ready:
+            while block := handle.read(chunk_bytes):     # whole lines, held back in case the
+                read += len(block)                       # file ends
                 if read > limit:
                     raise MlpaceError(f"{path} grew past {limit / 2**20:.0f} MB while being read")
                 cut = block.rfind(b"\n") + 1
                 if not cut:
                     rest.append(block)      # joined once the line ends, never block by block
                     continue
+                if ready:
+                    scan.chunk(ready)
                 whole = block if cut == len(block) else block[:cut]
-                scan.chunk(b"".join([*rest, whole]) if rest else whole)
+                ready = b"".join([*rest, whole]) if rest else whole
                 rest = [block[cut:]] if cut < len(block) else []
-            if rest:
-                scan.chunk(b"".join(rest))
     except FileNotFoundError:
         raise MlpaceError(f"{path} does not exist") from None
     except IsADirectoryError:
         raise MlpaceError(f"{path} is a folder, not a result file") from None
     except OSError as err:
         raise MlpaceError(f"cannot read {path}: {err.strerror or err}") from None
+    # The last lines and an unfinished last line as one chunk: a file of one block is one
+    # chunk (what _ParseCost's bound needs).
+    if ready or rest:
+        scan.chunk(b"".join([ready, *rest]) if rest else ready)
     scan.finish()
     return run_from_records(str(Path(path)), scan.records, scan.bad, scan.lines)
