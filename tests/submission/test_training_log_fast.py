@@ -213,17 +213,31 @@ def test_logs_too_costly_for_the_official_parser_are_refused(tmp_path):
     assert parse_result_file(write(tmp_path, base + [long_line] * 30)).minutes is not None   # 3e9
 
 
+def test_parse_cost_counts_an_unfinished_last_line_with_the_rest(tmp_path):
+    # Short lines under the bound, then a long last line without a newline: together over.
+    from unittest import mock
+
+    from mlpace.errors import MlpaceError
+    from mlpace.submission import training_log
+    path = write(tmp_path, [":::MLL " + "x" * 5] * 20 + [":::MLL " + "x" * 93], end="")
+    assert training_log.official_parse_cost(text_of(path)) == 20 * 12**2 + 100**2
+    with mock.patch.object(training_log, "MAX_OFFICIAL_PARSE_COST", 100**2 + 20 * 12**2 - 1):
+        with pytest.raises(MlpaceError, match="far longer"):
+            parse_result_file(path)
+
+
 @settings(max_examples=100, deadline=None)
 @given(lengths=st.lists(st.integers(0, 400), max_size=60), mllog=st.lists(st.booleans(), max_size=60),
-       limit=st.integers(1, 10**6), chunk=st.sampled_from([7, 100, 4096, 10**6]))
-def test_parse_cost_refusal_is_exact(tmp_path_factory, lengths, mllog, limit, chunk):
+       limit=st.integers(1, 10**6), chunk=st.sampled_from([7, 100, 4096, 10**6]),
+       end=st.sampled_from(["\n", "", "\r"]))
+def test_parse_cost_refusal_is_exact(tmp_path_factory, lengths, mllog, limit, chunk, end):
     # The windowed bound never refuses a log the exact count accepts, nor the reverse.
     from unittest import mock
 
     from mlpace.errors import MlpaceError
     from mlpace.submission import training_log
     lines = [(":::MLL " if flag else "") + "x" * n for n, flag in zip(lengths, mllog)]
-    path = write(tmp_path_factory.mktemp("cost"), lines)
+    path = write(tmp_path_factory.mktemp("cost"), lines, end)
     exact = training_log.official_parse_cost(text_of(path))
     with mock.patch.object(training_log, "MAX_OFFICIAL_PARSE_COST", limit):
         try:
