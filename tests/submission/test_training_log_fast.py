@@ -52,7 +52,7 @@ def test_small_chunks_split_lines_anywhere():
     path = FIXTURES / "training_v1.0/NVIDIA/results/dgxa100_ngc21.05_pytorch/maskrcnn/result_0.txt"
     expected = asdict(plain(path))
     for chunk in (1, 97, 4096, 65_536):
-        assert asdict(parse_result_file(path, chunk_bytes=chunk)) == expected, chunk
+        assert asdict(parse_result_file(path, chunk_bytes=chunk, whole_bytes=0)) == expected, chunk
 
 
 def test_run_keys_hold_everything_a_run_is_made_of():
@@ -190,7 +190,7 @@ def test_generated_logs_read_alike(tmp_path, lines, last_cut, chunk, end):
     # The last line cut anywhere (a killed job), every line the fast reader needs possibly cut.
     lines = lines + [record("epoch_stop", 7)[:last_cut]]
     path = write(tmp_path, lines, end)
-    assert asdict(parse_result_file(path, chunk_bytes=chunk)) == asdict(plain(path))
+    assert asdict(parse_result_file(path, chunk_bytes=chunk, whole_bytes=chunk)) == asdict(plain(path))
 
 
 def test_worker_processes_parse_alike(monkeypatch):
@@ -241,7 +241,7 @@ def test_parse_cost_refusal_is_exact(tmp_path_factory, lengths, mllog, limit, ch
     exact = training_log.official_parse_cost(text_of(path))
     with mock.patch.object(training_log, "MAX_OFFICIAL_PARSE_COST", limit):
         try:
-            parse_result_file(path, chunk_bytes=chunk)
+            parse_result_file(path, chunk_bytes=chunk, whole_bytes=chunk)
             refused = False
         except MlpaceError:
             refused = True

@@ -58,8 +58,10 @@ RUN_KEYS = ("run_start", "run_stop", "init_start", "init_stop", "seed", "global_
             "eval_target", "eval_accuracy", "submission_benchmark", "submission_org",
             "submission_division", "submission_status", "submission_platform",
             *KEY_ALIASES)
-# Bytes read at a time: bounds memory on a huge log (a line longer than this is still read
-# whole, up to the file size limit).
+# A log up to this size is read in one piece (nearly all: real ones are at most a few MB);
+# a larger one in chunks of CHUNK_BYTES, which bounds memory (a line longer than a chunk is
+# still read whole, up to the file size limit).
+WHOLE_BYTES = 4 * 2**20
 CHUNK_BYTES = 2**20
 _SCAN_JSON = json.JSONDecoder().scan_once       # the C scanner json.loads ends up in
 _JSON_SPACE = re.compile(r"[ \t\n\r]*")           # what json.loads skips around a value
@@ -340,36 +342,34 @@ def official_parse_cost(text: str) -> int:
     return sum(len(line) ** 2 for line in universal_lines(text) if ":::MLL" in line)
 
 
-def _parse_cost_and_tokens(data: bytes) -> tuple[int, int]:
-    """(`official_parse_cost`, MLLOG tokens) of latin-1 `data`, from the lines holding a token
-    alone (cut at \\n, \\r\\n and \\r, as the text), with nothing decoded or copied."""
-    cost = tokens = pos = 0
-    find, rfind, count = data.find, data.rfind, data.count
+def _parse_cost(data: bytes) -> int:
+    """`official_parse_cost` of latin-1 `data`, from the lines holding the token alone (cut at
+    \\n, \\r\\n and \\r, as the text), with nothing decoded or copied."""
+    cost, pos, find, rfind = 0, 0, data.find, data.rfind
+    carriage = b"\r" in data
     while (at := find(b":::MLL", pos)) >= 0:
         start = rfind(b"\n", pos, at) + 1
-        start = max(start, rfind(b"\r", start, at) + 1)
         end = find(b"\n", at)
-        end = len(data) if end < 0 else end
-        carriage = find(b"\r", at, end)
-        end = end if carriage < 0 else carriage
+        if end < 0:
+            end = len(data)
+        if carriage:
+            start = max(start, rfind(b"\r", start, at) + 1)
+            cut = find(b"\r", at, end)
+            end = end if cut < 0 else cut
         cost += (end - start) ** 2
-        tokens += count(_TOKEN, start, end)
         pos = end
-    return cost, tokens
+    return cost
 
 
 class _ParseCost:
-    """Refuses a file whose `official_parse_cost` is over the limit, and counts its MLLOG
-    tokens on the way. A large chunk or one of several is measured line by line (a byte
-    search per MLLOG line); a file that comes in one small chunk - nearly every log - is first
-    bounded from above with a few byte searches and measured only if the bound is over the
-    limit. For the bound the chunk is cut into windows of `width` bytes: a window without a
-    newline lies inside a long line, which is measured exactly; every other line is shorter
-    than three windows, so together they cost less than 3 * width * their bytes, and `width`
-    keeps that under the limit. (A bound of a chunk already gone could not be made exact
-    later, hence only for a file in one chunk.)"""
-
-    MAX_WINDOWS = 1000          # beyond this, measuring line by line is the cheaper
+    """Refuses a file whose `official_parse_cost` is over the limit. A file read in one piece
+    (nearly every log) is first bounded from above with a few byte searches: cut into
+    windows of `width` bytes, a window without a newline lies inside a long line, which is
+    measured exactly, and every other line is shorter than three windows, so together they
+    cost less than 3 * width * their bytes - `width` keeps that under the limit (a 4 MB log
+    takes 12,000 searches, 3 ms). Only when the bound is over the limit, or the file comes in
+    chunks (the bound of a chunk already gone could not be made exact later), are the MLLOG
+    lines measured one by one."""
 
     def __init__(self, size: int, path, whole: bool):
         self.width = max(1, MAX_OFFICIAL_PARSE_COST // (3 * max(size, 1)))
@@ -383,22 +383,18 @@ class _ParseCost:
                 pos += width
                 continue
             start, end = data.rfind(b"\n", 0, pos) + 1, _line_end(data, pos)
-            long_cost += _parse_cost_and_tokens(data[start:end])[0]
+            long_cost += _parse_cost(data[start:end])
             long_bytes += end - start
             pos = end + 1
         return long_cost + 3 * width * (len(data) - long_bytes)
 
-    def add(self, data: bytes) -> int:
-        """Take in a chunk; returns its MLLOG token count (`data.count(MLLOG_TOKEN)`)."""
-        if self.whole and len(data) // self.width <= self.MAX_WINDOWS and \
-                self._bound(data) <= MAX_OFFICIAL_PARSE_COST:
-            return data.count(_TOKEN)
-        cost, tokens = _parse_cost_and_tokens(data)
-        self.cost += cost
+    def add(self, data: bytes) -> None:
+        if self.whole and self._bound(data) <= MAX_OFFICIAL_PARSE_COST:
+            return
+        self.cost += _parse_cost(data)
         if self.cost > MAX_OFFICIAL_PARSE_COST:
             raise MlpaceError(f"{self.path} holds MLLOG lines far longer than any real log's (the "
                               "official checkers would take minutes to parse it); refused")
-        return tokens
 
 
 class _Scan:
@@ -413,7 +409,8 @@ class _Scan:
 
     def chunk(self, data: bytes) -> None:
         """Take in `data`, whole lines (it ends at a newline or at the end of the file)."""
-        tokens = self.parse_cost.add(data)
+        self.parse_cost.add(data)
+        tokens = data.count(_TOKEN)
         if not tokens:
             if _OLD_TOKEN in data:          # a v0.6 log: decode it all, as the plain reader
                 records, bad = _decode_lines(data.decode("latin-1"))
@@ -459,7 +456,7 @@ def _line_end(data: bytes, pos: int) -> int:
 
 
 def parse_result_file(path: str | os.PathLike, limit: int = MAX_RESULT_BYTES,
-                      chunk_bytes: int = CHUNK_BYTES) -> TrainingRun:
+                      chunk_bytes: int = CHUNK_BYTES, whole_bytes: int = WHOLE_BYTES) -> TrainingRun:
     """Parse one result file with the fast reader (module doc); raises MlpaceError only when
     it cannot be read at all, or its MLLOG lines would cost the official parser more than
     MAX_OFFICIAL_PARSE_COST (not a log anyone can check)."""
@@ -469,7 +466,16 @@ def parse_result_file(path: str | os.PathLike, limit: int = MAX_RESULT_BYTES,
             if size > limit:
                 raise MlpaceError(f"{path} is {size / 2**20:.0f} MB; refusing to read log files "
                                   f"over {limit / 2**20:.0f} MB")
-            scan = _Scan(size, path, whole=size <= chunk_bytes)
+            scan = _Scan(size, path, whole=size <= whole_bytes)
+            if scan.parse_cost.whole:       # one read, one chunk, no copy
+                data = handle.read(size + 1)    # (asking for more would allocate more)
+                if len(data) > size:            # it grew: read on, to the limit
+                    data += handle.read(limit + 1 - len(data))
+                if len(data) > limit:
+                    raise MlpaceError(f"{path} grew past {limit / 2**20:.0f} MB while being read")
+                scan.chunk(data)
+                scan.finish()
+                return run_from_records(str(Path(path)), scan.records, scan.bad, scan.lines)
             rest, read, ready = [], 0, b""   # rest: a line going on in the next block; ready:
             while block := handle.read(chunk_bytes):     # whole lines, held back in case the
                 read += len(block)                       # file ends
@@ -490,9 +496,7 @@ def parse_result_file(path: str | os.PathLike, limit: int = MAX_RESULT_BYTES,
         raise MlpaceError(f"{path} is a folder, not a result file") from None
     except OSError as err:
         raise MlpaceError(f"cannot read {path}: {err.strerror or err}") from None
-    # The last lines and an unfinished last line as one chunk: a file of one block is one
-    # chunk (what _ParseCost's bound needs).
-    if ready or rest:
+    if ready or rest:                   # the last lines and an unfinished last line
         scan.chunk(b"".join([ready, *rest]) if rest else ready)
     scan.finish()
     return run_from_records(str(Path(path)), scan.records, scan.bad, scan.lines)
