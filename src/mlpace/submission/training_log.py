@@ -455,6 +455,36 @@ def _line_end(data: bytes, pos: int) -> int:
     return len(data) if end < 0 else end
 
 
+def _in_one_piece(handle, size: int, limit: int, path) -> bytes:
+    data = handle.read(size + 1)            # (asking for more would allocate more)
+    if len(data) > size:                    # it grew since it was measured: read on
+        data += handle.read(limit + 1 - len(data))
+    if len(data) > limit:
+        raise MlpaceError(f"{path} grew past {limit / 2**20:.0f} MB while being read")
+    return data
+
+
+def _in_chunks(handle, chunk_bytes: int, limit: int, path):
+    """Whole lines, about `chunk_bytes` at a time; the last chunk holds the last lines and an
+    unfinished last line together."""
+    rest, read, ready = [], 0, b""   # rest: a line going on in the next block; ready: whole
+    while block := handle.read(chunk_bytes):     # lines, held back in case the file ends
+        read += len(block)
+        if read > limit:
+            raise MlpaceError(f"{path} grew past {limit / 2**20:.0f} MB while being read")
+        cut = block.rfind(b"\n") + 1
+        if not cut:
+            rest.append(block)          # joined once the line ends, never block by block
+            continue
+        if ready:
+            yield ready
+        whole = block if cut == len(block) else block[:cut]
+        ready = b"".join([*rest, whole]) if rest else whole
+        rest = [block[cut:]] if cut < len(block) else []
+    if ready or rest:
+        yield b"".join([ready, *rest]) if rest else ready
+
+
 def parse_result_file(path: str | os.PathLike, limit: int = MAX_RESULT_BYTES,
                       chunk_bytes: int = CHUNK_BYTES, whole_bytes: int = WHOLE_BYTES) -> TrainingRun:
     """Parse one result file with the fast reader (module doc); raises MlpaceError only when
@@ -467,36 +497,15 @@ def parse_result_file(path: str | os.PathLike, limit: int = MAX_RESULT_BYTES,
                 raise MlpaceError(f"{path} is {size / 2**20:.0f} MB; refusing to read log files "
                                   f"over {limit / 2**20:.0f} MB")
             scan = _Scan(size, path, whole=size <= whole_bytes)
-            if scan.parse_cost.whole:       # one read, one chunk, no copy
-                data = handle.read(size + 1)    # (asking for more would allocate more)
-                if len(data) > size:            # it grew: read on, to the limit
-                    data += handle.read(limit + 1 - len(data))
-                if len(data) > limit:
-                    raise MlpaceError(f"{path} grew past {limit / 2**20:.0f} MB while being read")
+            chunks = [_in_one_piece(handle, size, limit, path)] if scan.parse_cost.whole \
+                else _in_chunks(handle, chunk_bytes, limit, path)
+            for data in chunks:
                 scan.chunk(data)
-                scan.finish()
-                return run_from_records(str(Path(path)), scan.records, scan.bad, scan.lines)
-            rest, read, ready = [], 0, b""   # rest: a line going on in the next block; ready:
-            while block := handle.read(chunk_bytes):     # whole lines, held back in case the
-                read += len(block)                       # file ends
-                if read > limit:
-                    raise MlpaceError(f"{path} grew past {limit / 2**20:.0f} MB while being read")
-                cut = block.rfind(b"\n") + 1
-                if not cut:
-                    rest.append(block)      # joined once the line ends, never block by block
-                    continue
-                if ready:
-                    scan.chunk(ready)
-                whole = block if cut == len(block) else block[:cut]
-                ready = b"".join([*rest, whole]) if rest else whole
-                rest = [block[cut:]] if cut < len(block) else []
     except FileNotFoundError:
         raise MlpaceError(f"{path} does not exist") from None
     except IsADirectoryError:
         raise MlpaceError(f"{path} is a folder, not a result file") from None
     except OSError as err:
         raise MlpaceError(f"cannot read {path}: {err.strerror or err}") from None
-    if ready or rest:                   # the last lines and an unfinished last line
-        scan.chunk(b"".join([ready, *rest]) if rest else ready)
     scan.finish()
     return run_from_records(str(Path(path)), scan.records, scan.bad, scan.lines)
