@@ -108,3 +108,19 @@ def test_submission_and_quick_do_not_mix(tmp_path, capsys):
                  "--out", str(tmp_path)])
     err = capsys.readouterr().err
     assert code == 2 and err.strip().startswith("error: --submission runs at full length")
+
+
+def test_the_estimate_follows_the_v1_1_minimums():
+    from mlpace.inference.suite import estimate_submission_s
+    task = toy_task(total=64)                                       # runs as resnet50
+    offline = estimate_submission_s(task, "Offline", RunOptions(out=Path("x"), user_settings={"target_qps": 100.0}), 100.0)
+    assert offline["performance"] == pytest.approx(660.0)          # 1.1 x 600 s at the asked rate
+    assert offline["TEST01"] == offline["TEST05"] == offline["TEST04-B"] == offline["performance"]
+    assert offline["TEST04-A"] == pytest.approx(1024 / 100.0)      # one query of the performance samples
+    assert offline["accuracy"] == pytest.approx(64 / 100.0)
+    server = estimate_submission_s(task, "Server", RunOptions(out=Path("x"), user_settings={"target_qps": 100.0}), 150.0)
+    assert server["performance"] == pytest.approx(270336 / 100.0)  # the query count, not 600 s, decides
+    stream = estimate_submission_s(task, "SingleStream", RunOptions(out=Path("x"), user_settings={"target_latency": 10.0}), 100.0)
+    assert stream["performance"] == stream["TEST04-A"] == pytest.approx(600.0)
+    bert = estimate_submission_s(toy_task(model="bert"), "Offline", RunOptions(out=Path("x"), user_settings={"target_qps": 100.0}), 100.0)
+    assert "TEST04-A" not in bert and "TEST04-B" not in bert

@@ -29,7 +29,7 @@ def register(subparsers) -> None:
     p.add_argument("--submission", action="store_true",
                    help="everything one v1.1 result needs: measured settings, the full-length "
                         "performance run, the accuracy run, the TEST01/TEST04/TEST05 audits and "
-                        "their verification (at least 30 min per benchmark and scenario)")
+                        "their verification (35-50 min per benchmark and scenario)")
     p.add_argument("--scale", choices=["mini", "reference"], default="mini")
     p.add_argument("--data-dir", type=Path, help="data root (default: mlpace's data cache)")
     p.add_argument("--checkpoint", type=Path, help="model weights (state_dict); required at reference scale")

@@ -12,14 +12,25 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 
-from mlpace.rules.benchmarks import BENCHMARKS, official_target
-
-SCALES = ("mini", "reference")
+from mlpace.errors import MlpaceError
+from mlpace.rules.benchmarks import BENCHMARKS
+from mlpace.rules.divisions import SCALES
+from mlpace.rules.rounds import round_for_ruleset
 
 
 def is_published(round_version: str) -> bool:
     """A round of MLCommons (v1.0, ...) rather than the user's own ("local") results."""
     return round_version != "local"
+
+
+def official_target(benchmark: str, round_version: str):
+    """The target a published round set for a benchmark (`mlpace.rules`); None where mlpace
+    does not know that round's targets."""
+    try:
+        spec = round_for_ruleset(round_version).closed_target(benchmark)
+    except MlpaceError:          # a round mlpace does not know
+        return None
+    return spec.reference.target if spec else None
 
 
 def training_target(benchmark: str, round_version: str, logged):

@@ -155,13 +155,3 @@ def get_spec(name: str) -> BenchmarkSpec:
     except KeyError:
         raise MlpaceError(f"unknown benchmark {name!r}; known: {', '.join(BENCHMARKS)}") from None
 
-
-# The reference targets above are those of the v1.0 and v1.1 rounds. Later rounds changed
-# benchmarks under the same name (v3.1's "ssd" is RetinaNet), so no target is assumed there.
-TARGET_ROUNDS = ("1.0", "1.1")
-
-
-def official_target(benchmark: str, round_version: str) -> Quality | None:
-    """The quality target a published round set for a benchmark; None when not known here."""
-    spec = BENCHMARKS.get(benchmark)
-    return spec.reference.target if spec and round_version in TARGET_ROUNDS else None

@@ -171,8 +171,12 @@ def round_from_time(run_start_ms: float) -> Round:
     for version, ruleset, published in ROUNDS:
         if when < published:
             return Round(version, ruleset, f"from the run dates ({when}, before v{version} was published)")
+    last, _, published = ROUNDS[-1]
+    # No round to take the rules from: the runs are scored as mlpace's own runs are made.
     return Round(MLPACE_ROUND_VERSION, MLPACE_RULESET,
-                 f"runs made after the last known round ({when}): mlpace's rules")
+                 f"the runs date from {when}, after v{last} (published {published}), the last round "
+                 f"mlpace knows; so they are scored by the v{MLPACE_ROUND_VERSION} rules that "
+                 "mlpace's own runs follow")
 
 
 # Run dates outside these bounds are not dates (a corrupt or hostile time_ms): ignored.
@@ -197,4 +201,5 @@ def pick_round(root: str | Path, ruleset: str | None, run_starts_ms: Iterable[fl
     starts = [s for s in run_starts_ms if s is not None and _EARLIEST_MS < s < _LATEST_MS]
     if starts:
         return round_from_time(min(starts))
-    return round_for_ruleset(MLPACE_RULESET, how="no run dates in the logs: mlpace's rules")
+    return round_for_ruleset(MLPACE_RULESET, how="the logs carry no run dates to tell their round: "
+                              "scored by the rules mlpace's own runs follow")
