@@ -4,7 +4,7 @@ Real result files are whatever the submitter's job printed: shell tracing, progr
 warnings between the `:::MLLOG {json}` lines, several ranks printing the same line, lines cut
 in half when a job was killed, runs that never converged. The parser keeps every MLLOG line it
 can decode, counts the ones it cannot, and never raises on content (only on an unreadable
-file). It reads the line the way the official `mlperf_logging` parser does: the text is
+file, or one whose MLLOG lines would cost the official parser minutes: MAX_OFFICIAL_PARSE_COST). It reads the line the way the official `mlperf_logging` parser does: the text is
 decoded as latin-1 and cut into lines as a Python text file is (at \n, \r\n and \r), anything
 before the token is dropped, and the first `run_start` / `run_stop` are the ones that count.
 
@@ -15,8 +15,8 @@ Two log formats exist:
 Two readers give the same TrainingRun:
 - `parse_result_text` decodes every MLLOG line: the plain definition, kept for text in hand;
 - `parse_result_file` is the one for files, built for whole published rounds (thousands of
-  logs, hundreds of MB): it streams the file as bytes in bounded chunks, counts the MLLOG
-  lines, finds the few lines a TrainingRun is made of (`RUN_KEYS`) by a byte search for their
+  logs, hundreds of MB): it reads the file once as bytes (in one piece up to WHOLE_BYTES,
+  else in chunks of CHUNK_BYTES), counts the MLLOG lines, finds the few lines a TrainingRun is made of (`RUN_KEYS`) by a byte search for their
   `"key"`, and decodes only those (plus the file's last MLLOG line, which a killed job cuts).
   The thousands of per-step lines are counted, never decoded: a corrupt one in the middle of
   a log is not noticed (it changes nothing a TrainingRun holds), and a line carrying two
