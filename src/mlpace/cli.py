@@ -14,6 +14,7 @@ import sys
 
 from mlpace import __version__
 from mlpace.errors import MlpaceError
+from mlpace.io import printable
 
 # One explicit list: the modules that contribute sub-commands, in help order.
 COMMAND_MODULES = [
@@ -46,9 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.handler(args) or 0)
     except MlpaceError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {printable(err)}", file=sys.stderr)   # one line, whatever a name held
         for line in err.details:   # a list of problems: one a line, below its short summary
-            print(f"  {line}", file=sys.stderr)
+            print(f"  {printable(line)}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

@@ -11,7 +11,9 @@ import yaml
 
 import mlperf_logging
 from mlpace.benchmarks import coco, make_workload
-from mlpace.benchmarks.maskrcnn.model import FrozenBatchNorm2d, maskrcnn_mini, maskrcnn_resnet50_fpn, roi_align
+from mlpace.benchmarks.maskrcnn import model as maskrcnn_model
+from mlpace.benchmarks.maskrcnn.model import (FrozenBatchNorm2d, maskrcnn_mini, maskrcnn_resnet50_fpn, roi_align,
+                                              roi_align_batch)
 from mlpace.benchmarks.maskrcnn.workload import paste_masks
 from mlpace.harness.datasets import cached_dataset
 from mlpace.harness.timed_run import run_once
@@ -38,6 +40,28 @@ def test_roi_align_samples_the_box_bilinearly():
     # on a stride-2 map the same image box reads feature x 1..3 (values are in feature units)
     out = roi_align(feature, 2.0, torch.tensor([[2.0, 0.0, 6.0, 8.0]]), size=2)
     assert torch.allclose(out[0, 0, 0], torch.tensor([1.5, 2.5]), atol=1e-5)
+
+
+def test_training_roi_align_matches_grid_sample_values_and_gradients(monkeypatch):
+    """Training on small maps takes the separable (matrix product) form: same crops and same
+    gradients as grid_sample, boxes partly outside the map and in several images included."""
+    torch.manual_seed(0)
+    features = torch.randn(3, 4, 16, 16, requires_grad=True)
+    boxes = torch.tensor([[-6.0, 3.0, 20.0, 30.0], [10.0, 10.0, 70.0, 66.0], [0.0, 0.0, 64.0, 64.0],
+                          [33.3, 5.5, 40.1, 9.9], [1.0, 50.0, 30.0, 63.0]])
+    image = torch.tensor([0, 2, 2, 0, 1])
+    weights = torch.randn(5, 4, 7, 7)
+
+    def crops_and_grad():
+        out = roi_align_batch(features, 4.0, boxes, image, 7)
+        (grad,) = torch.autograd.grad((out * weights).sum(), features)
+        return out.detach(), grad
+
+    separable = crops_and_grad()
+    monkeypatch.setattr(maskrcnn_model, "_separable_pays", lambda features: False)
+    grid = crops_and_grad()
+    assert torch.allclose(separable[0], grid[0], atol=1e-5)
+    assert torch.allclose(separable[1], grid[1], atol=1e-5)
 
 
 def test_frozen_batchnorm_is_a_fixed_affine_map_in_training_too():

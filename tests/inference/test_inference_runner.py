@@ -138,3 +138,22 @@ def test_quick_query_counts_follow_the_model_speed():
     assert default_user_settings("Offline", fast)["target_qps"] == 1250.0
     assert default_user_settings("Offline", fast, quick=True)["target_qps"] == 3000.0
     assert default_user_settings("Server", fast)["target_qps"] == 500.0
+
+
+def test_answers_come_from_their_own_thread_except_in_single_stream(tmp_path, monkeypatch):
+    import threading
+    from mlpace.inference.sut import BatchingSUT, policy_for
+    assert not policy_for("SingleStream", 8).answer_thread
+    assert all(policy_for(s, 8).answer_thread for s in ("MultiStream", "Server", "Offline"))
+    seen = set()
+    complete = BatchingSUT._complete
+
+    def recording(self, ids, outputs):
+        seen.add(threading.current_thread().name)
+        return complete(self, ids, outputs)
+    monkeypatch.setattr(BatchingSUT, "_complete", recording)
+    record = run_test(toy_task(total=64), "Offline", "accuracy", options(tmp_path))
+    assert record["accuracy"]["samples"] == 64 and seen == {"mlpace-sut-answers"}
+    seen.clear()
+    run_test(toy_task(total=64), "SingleStream", "performance", options(tmp_path))
+    assert seen == {"mlpace-sut-0"}

@@ -64,7 +64,7 @@ def test_unreadable_and_huge_files(tmp_path):
         parse_result_file(tmp_path / "missing.txt")
     with pytest.raises(MlpaceError, match="folder"):
         parse_result_file(tmp_path)
-    from mlpace.submission.training_log import read_text_limited
+    from mlpace.io import read_text_limited
     big = tmp_path / "big.txt"
     big.write_text("x" * 2048)
     with pytest.raises(MlpaceError, match="refusing"):

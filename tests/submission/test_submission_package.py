@@ -12,7 +12,7 @@ from mlpace.submission.check import check
 from mlpace.submission.package import package
 from mlpace.submission.summarize import summarize
 from mlpace.submission.sysinfo import REQUIRED_FIELDS
-from mlpace.submission.tree import safe_name
+from mlpace.io import safe_name
 
 FIXTURES = Path(__file__).resolve().parents[1] / "data" / "mlperf"
 RESNET = FIXTURES / "training_v1.0" / "NVIDIA" / "results" / "dgxa100_ngc21.05_mxnet" / "resnet"

@@ -182,7 +182,7 @@ def test_cli_summarize(tmp_path):
 
 
 def test_absurd_file_size_is_refused(tmp_path):
-    from mlpace.submission.tree import SafeTree
+    from mlpace.io import SafeTree
     (tmp_path / "big.txt").write_bytes(b"x" * 4096)
     (tmp_path / "ok.txt").write_text("fine")
     tree = SafeTree(tmp_path, max_file_bytes=1024)

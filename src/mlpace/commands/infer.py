@@ -60,9 +60,11 @@ def _request(args: argparse.Namespace):
     import os
 
     from mlpace.harness.config import parse_set_options
+    from mlpace.inference.settings import check_value
     from mlpace.inference.models import INFERENCE_BENCHMARKS, BuildOptions, available
     from mlpace.inference.runner import RunOptions
     from mlpace.inference.suite import InferRequest
+    from mlpace.io import safe_name
     from mlpace.submission.sysinfo import default_system_name
 
     require_division_allowed(args.scale, args.division)
@@ -71,13 +73,12 @@ def _request(args: argparse.Namespace):
     names = [n for n in INFERENCE_BENCHMARKS if available(n)] if args.all else [args.benchmark]
     if not names:
         raise MlpaceError("no inference benchmark is available in this mlpace")
-    if args.limit is not None and args.limit < 1:
-        raise MlpaceError("--limit must be at least 1")
+    _check_options(args)
     user = {}
     if args.target_qps is not None:
-        user["target_qps"] = args.target_qps
+        user["target_qps"] = check_value("target_qps", args.target_qps, "--target-qps: ")
     if args.target_latency is not None:
-        user["target_latency"] = args.target_latency
+        user["target_latency"] = check_value("target_latency", args.target_latency, "--target-latency: ")
     threads = args.threads or os.cpu_count() or 1
     return InferRequest(
         benchmarks=names, scenarios=args.scenario,
@@ -87,10 +88,28 @@ def _request(args: argparse.Namespace):
                            threads=threads, limit=args.limit,
                            train_overrides=parse_set_options(args.set_options)),
         run=RunOptions(out=args.out, division=args.division, org=args.org,
-                       system=args.system or default_system_name(), quick=args.quick,
+                       system=safe_name(args.system or default_system_name(), "system"), quick=args.quick,
                        workers=args.workers, max_batch=args.max_batch, timeout_s=args.timeout,
                        user_settings=user),
         find_peak=args.find_peak, submission=args.submission, target_fraction=round(float(args.accuracy_target) / 100, 6))   # 0.999, not 0.9990000000000001
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    """Numbers and names before anything runs or is written (see docs/security.md)."""
+    from mlpace.harness.config import check_count
+    from mlpace.inference.watchdog import check_timeout
+    from mlpace.io import safe_name
+    safe_name(args.org, "--org")
+    if args.system is not None:
+        safe_name(args.system, "--system")
+    for option, value, low, high in (("--limit", args.limit, 1, 10**9),
+                                     ("--threads", args.threads, 0, 4096),
+                                     ("--workers", args.workers, 1, 4096),
+                                     ("--max-batch", args.max_batch, 1, 65536)):
+        if value is not None:
+            check_count(option, value, low, high)
+    if args.timeout is not None:
+        check_timeout(args.timeout)
 
 
 def run_infer(args: argparse.Namespace) -> int:

@@ -74,7 +74,8 @@ def _cell(value) -> str:
         return "-"
     if isinstance(value, float):
         return f"{value:.2f}"
-    return str(value)
+    from mlpace.io import printable
+    return printable(value)     # stored names came from trees: no control codes to the terminal
 
 
 def run_import(args) -> int:

@@ -54,9 +54,26 @@ def register(subparsers) -> None:
     p.set_defaults(handler=_summarize)
 
 
+def escape(value) -> str:
+    """Text from a tree as it may reach a terminal: no console markup, no control characters
+    (a system description can hold an escape sequence that clears the screen)."""
+    from rich.markup import escape as no_markup
+
+    from mlpace.io import printable
+    return no_markup(printable(value))
+
+
+def _workers(count: int | None) -> int | None:
+    """--workers within what one machine can run (a huge count would start that many processes)."""
+    if count is not None and not 1 <= count <= 256:
+        from mlpace.errors import MlpaceError
+        raise MlpaceError(f"--workers must be a whole number from 1 to 256, not {count}")
+    return count
+
+
 def _sysinfo(args) -> int:
     from mlpace.errors import MlpaceError
-    from mlpace.submission.output import write_atomic
+    from mlpace.io import write_atomic
     from mlpace.submission.package import AVAILABILITY
     from mlpace.submission.sysinfo import capture_system_description, load_overrides
     status = AVAILABILITY.get(args.availability.lower())
@@ -88,9 +105,9 @@ def _check(args) -> int:
     from rich.table import Table
 
     from mlpace.submission.check import FAIL, PASS, WARN, check
-    from mlpace.submission.output import write_atomic
+    from mlpace.io import json_text, write_atomic
     report = check(args.root, ruleset=args.ruleset, compliance=not args.no_compliance,
-                   workers=args.workers)
+                   workers=_workers(args.workers))
     console = Console()
     if report.round:
         console.print(f"rules: training round v{report.round.version} (ruleset {report.round.ruleset}; "
@@ -102,14 +119,15 @@ def _check(args) -> int:
             table.add_column(column, overflow="fold")
         style = {PASS: "green", WARN: "yellow", FAIL: "bold red"}
         for f in shown:
-            table.add_row(f"[{style[f.level]}]{f.level.upper()}[/]", f.path, f.rule, f.reason)
+            table.add_row(f"[{style[f.level]}]{f.level.upper()}[/]", escape(f.path), escape(f.rule),
+                          escape(f.reason))
         console.print(table)
     from mlpace.words import plural
     verdict = "[green]PASSED[/]" if report.ok else "[bold red]FAILED[/]"
     console.print(f"{verdict}: {report.count(PASS)} passed, {plural(report.count(WARN), 'warning')}, "
                   f"{report.count(FAIL)} failed")
     if args.json:
-        write_atomic(args.json, json.dumps(report.to_json(), indent=2) + "\n")
+        write_atomic(args.json, json_text(report.to_json()))
     return 0 if report.ok else 1
 
 
@@ -119,7 +137,7 @@ def _summarize(args) -> int:
 
     from mlpace.submission.output import write_csv, write_json
     from mlpace.submission.summarize import summarize
-    summary = summarize(args.root, ruleset=args.ruleset, workers=args.workers)
+    summary = summarize(args.root, ruleset=args.ruleset, workers=_workers(args.workers))
     console = Console()
     if summary.training_rows:
         benchmarks = [b for b in summary.benchmark_columns()
@@ -133,14 +151,16 @@ def _summarize(args) -> int:
             # a CPU-only system has no accelerators: say so, never show its CPU in this column
             accelerators = f"{row['accelerators_count']} x {row['accelerator_model_name']}" \
                 if row["accelerators_count"] else "none (CPU only)"
-            table.add_row(str(row["division"]), str(row["submitter"]), str(row["system"]), accelerators,
+            table.add_row(*map(escape, (str(row["division"]), str(row["submitter"]), str(row["system"]),
+                                        accelerators)),
                           *[f"{row[b]:.2f}" if row.get(b) is not None else "" for b in benchmarks])
         console.print(table)
         for line in summary.round.rules():
             console.print(f"  rule: {line}", style="dim")
         for result in summary.training:
             for note in result.notes:
-                console.print(f"  note: {result.system}/{result.benchmark}: {note}")
+                # escaped whole: "box[" + "/" + "]x" escaped apart would join into markup
+                console.print("  note: " + escape(f"{result.system}/{result.benchmark}: {note}"))
     if summary.inference_rows:
         table = Table(title="MLPerf Inference")
         for column in ("division", "submitter", "system", "benchmark", "scenario", "metric",
@@ -149,17 +169,17 @@ def _summarize(args) -> int:
         for row in summary.inference_rows:
             accuracy = f"{row['accuracy_metric']}={row['accuracy']:g}" if row["accuracy"] is not None else ""
             value = f"{row['value']:g}" if isinstance(row["value"], (int, float)) else ""
-            table.add_row(str(row["division"]), str(row["submitter"]), str(row["system"]),
-                          row["benchmark"], row["scenario"], str(row["metric"] or ""), value,
-                          "yes" if row["valid"] else "[red]NO[/]", accuracy)
+            table.add_row(*map(escape, (str(row["division"]), str(row["submitter"]), str(row["system"]),
+                                        row["benchmark"], row["scenario"], str(row["metric"] or ""), value)),
+                          "yes" if row["valid"] else "[red]NO[/]", escape(accuracy))
         console.print(table)
     if not summary.training_rows and not summary.inference_rows:
-        console.print(f"no results found under {args.root}")
+        console.print(f"no results found under {args.root}", markup=False)
     for path, problem in summary.problems:
-        console.print(f"[yellow]problem:[/] {path}: {problem}")
+        console.print("[yellow]problem:[/] " + escape(f"{path}: {problem}"))
     if args.csv:
         for path in write_csv(summary, args.csv):
-            console.print(f"wrote {path}")
+            console.print(f"wrote {path}", markup=False)
     if args.json:
-        console.print(f"wrote {write_json(summary, args.json)}")
+        console.print(f"wrote {write_json(summary, args.json)}", markup=False)
     return 0

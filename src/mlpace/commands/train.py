@@ -92,12 +92,34 @@ def _resolve_device(name: str) -> str:
     return name
 
 
+def _check_options(args, runs: int) -> None:
+    """Names that become paths and numbers that reach a run, before anything is written."""
+    import math
+
+    from mlpace.harness.config import check_count
+    from mlpace.io import safe_name
+    if runs < 1:
+        raise MlpaceError("--runs must be at least 1")
+    check_count("--runs", runs, 1, 1000)
+    safe_name(args.org, "--org")
+    if args.system is not None:
+        safe_name(args.system, "--system")
+    if args.max_epochs is not None:
+        check_count("--max-epochs", args.max_epochs, 0, 10**6)
+    if args.seed is not None:
+        check_count("--seed", args.seed, 0, 2**63 - 1)
+    if args.time_budget is not None and not (math.isfinite(args.time_budget) and args.time_budget > 0):
+        raise MlpaceError(f"--time-budget must be a finite number of seconds above 0, not {args.time_budget!r}")
+    for option in ("nproc_per_node", "nnodes"):
+        if getattr(args, option, None) is not None:
+            check_count(f"--{option.replace('_', '-')}", getattr(args, option), 1, 4096)
+
+
 def _request(args, benchmark: str, runs: int, suite: bool = False):
     from mlpace.harness.config import load_config_file, parse_set_options
     from mlpace.harness.runs import TrainRequest
     from mlpace.submission.sysinfo import load_overrides
-    if runs < 1:
-        raise MlpaceError("--runs must be at least 1")
+    _check_options(args, runs)
     overrides = {**load_config_file(args.config), **parse_set_options(args.overrides)}
     if suite:  # in a suite, keys name their benchmark: resnet.batch_size=64
         plain = [k for k in overrides if "." not in k]

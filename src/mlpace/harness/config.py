@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import typing
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,61 @@ def _convert(name: str, value: Any, typ: Any) -> Any:
         raise MlpaceError(f"config key {name!r} expects {typ.__name__}, got {value!r}") from None
 
 
+# Values are checked by what they mean, so a typo fails in one line before a model is built
+# (batch_size=0 divides by zero, base_lr=nan trains nothing, batch_size=99999999 allocates
+# until the machine swaps). Names are matched on their last word.
+MAX_BATCH = 65536               # the largest global batch of any published MLPerf result
+MAX_COUNT = 10**9               # steps, images, epochs, layers ...
+FRACTIONS = ("dropout", "momentum", "beta1", "beta2", "label_smoothing", "overlap",
+             "oversampling", "ema")                       # in [0, 1)
+NEGATIVE_SENTINELS = {"eval_interval_samples": -1}         # -1: MLPerf's own schedule
+SIGNED = ("bias",)                                         # initial values: any finite number
+UNBOUNDED = ("clip_norm",)                                 # inf: no clipping
+
+
+def _is_rate(name: str) -> bool:
+    """Learning rates that must be above zero (a final or minimum rate may be zero)."""
+    return (name in ("lr", "base_lr") or name.endswith("_lr") or name.endswith("learning_rate")) \
+        and not name.startswith(("min_", "end_", "final_"))
+
+
+def check_count(name: str, value: int, low: int, high: int) -> int:
+    """An integer option within [low, high], or MlpaceError in one line."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise MlpaceError(f"{name} must be a whole number from {low} to {high}, not {value!r}")
+    return value
+
+
+def check_meaning(name: str, value: Any) -> Any:
+    """`value` of config key `name` if it means something a run can use; else MlpaceError."""
+    if isinstance(value, tuple):
+        for item in value:
+            check_meaning(name, item)
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return value
+    if isinstance(value, float) and not math.isfinite(value) and \
+            not (value == math.inf and name.endswith(UNBOUNDED)):
+        raise MlpaceError(f"config key {name!r} must be a finite number, not {value!r}")
+    if value == NEGATIVE_SENTINELS.get(name) or name.endswith(SIGNED):
+        return value
+    if name.endswith("batch_size") or name.endswith("_batch"):
+        if not 1 <= value <= MAX_BATCH:
+            raise MlpaceError(f"config key {name!r} is a batch size: from 1 to {MAX_BATCH}, not {value!r}")
+    elif _is_rate(name):
+        if value <= 0:
+            raise MlpaceError(f"config key {name!r} is a learning rate: it must be above 0, not {value!r}")
+    elif name.endswith(FRACTIONS):
+        if not 0 <= value < 1:
+            raise MlpaceError(f"config key {name!r} is a fraction: from 0 up to (not including) 1, "
+                              f"not {value!r}")
+    elif value < 0:
+        raise MlpaceError(f"config key {name!r} must not be negative, not {value!r}")
+    if isinstance(value, int) and value > MAX_COUNT:
+        raise MlpaceError(f"config key {name!r} = {value} is over the limit of {MAX_COUNT}")
+    return value
+
+
 def apply_overrides(config: Any, overrides: dict[str, Any]) -> Any:
     """A copy of the dataclass `config` with `overrides` converted to the declared types."""
     hints = typing.get_type_hints(type(config))
@@ -84,7 +140,7 @@ def apply_overrides(config: Any, overrides: dict[str, Any]) -> Any:
     if unknown:
         raise MlpaceError(f"unknown config key(s) {', '.join(unknown)} for {type(config).__name__}; "
                           f"known: {', '.join(names)}")
-    converted = {k: _convert(k, v, hints[k]) for k, v in overrides.items()}
+    converted = {k: check_meaning(k, _convert(k, v, hints[k])) for k, v in overrides.items()}
     return dataclasses.replace(config, **converted)
 
 

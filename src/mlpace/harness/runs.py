@@ -29,10 +29,10 @@ from mlpace.errors import MlpaceError
 from mlpace.harness.config import config_dict
 from mlpace.harness.timed_run import Progress, RunOutcome, StopRequest, Submission, run_once
 from mlpace.harness.workload import RunContext
+from mlpace.io import safe_name, write_atomic
 from mlpace.rules.benchmarks import BenchmarkSpec
 from mlpace.rules.divisions import default_division, require_division_allowed
 from mlpace.rules.rounds import MLPACE_RULESET as RULESET
-from mlpace.submission.output import write_atomic
 from mlpace.submission.scoring import Score, olympic_score
 from mlpace.submission.sysinfo import capture_system_description
 from mlpace.words import plural
@@ -153,7 +153,7 @@ def _train_result(req: TrainRequest, progress_for, announce, placement: dict) ->
         division=req.division or default_division(req.scale),
         status=req.availability)
     description.update(req.system_overrides)
-    system = description["system_name"]
+    system = safe_name(str(description["system_name"]), "system name")   # becomes a folder
     result_dir = Path(req.out) / req.org / "results" / system / req.benchmark
     system_file = Path(req.out) / req.org / "systems" / f"{system}.json"
     if lead:

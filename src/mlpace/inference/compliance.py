@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from mlpace.errors import MlpaceError
-from mlpace.submission.output import write_atomic
+from mlpace.io import write_atomic
 
 TESTS = ["TEST01", "TEST04-A", "TEST04-B", "TEST05"]
 # v1.1 submission checker (check_compliance_dir): no TEST04 for these models or for MultiStream.

@@ -35,7 +35,8 @@ from mlpace.errors import MlpaceError
 from mlpace.inference import settings as conf
 from mlpace.inference.sut import BatchingSUT, SampleLibrary, policy_for
 from mlpace.inference.task import InferenceTask
-from mlpace.submission.output import write_atomic
+from mlpace.inference.watchdog import GRACE_S, Watchdog
+from mlpace.io import json_text, write_atomic
 
 
 @dataclass
@@ -90,7 +91,7 @@ def measurements_dir(options: RunOptions, benchmark: str, scenario: str) -> Path
 
 def write_json(path: Path, data) -> None:
     """Write JSON atomically (the project's one atomic writer)."""
-    write_atomic(path, json.dumps(data, indent=2, default=str) + "\n")
+    write_atomic(path, json_text(data))       # strict: a NaN score is written as null
 
 
 def user_values(task: InferenceTask, scenario: str, options: RunOptions) -> dict:
@@ -213,6 +214,7 @@ def run_test(task: InferenceTask, scenario: str, mode: str, options: RunOptions)
             failure.append(err)
 
     started = time.monotonic()
+    guard = Watchdog(deadline + GRACE_S, f"LoadGen test {benchmark} {scenario} {mode}")
     thread = threading.Thread(target=loadgen, name="mlpace-loadgen", daemon=True)
     thread.start()
     try:
@@ -221,6 +223,8 @@ def run_test(task: InferenceTask, scenario: str, mode: str, options: RunOptions)
         # Ctrl-C: end the test the same way, so LoadGen closes its logs, then stop.
         sut.abort("interrupted")
         thread.join(60.0)
+        if not thread.is_alive():
+            guard.cancel()
         sut.stop()
         raise
     if thread.is_alive():
@@ -231,6 +235,7 @@ def run_test(task: InferenceTask, scenario: str, mode: str, options: RunOptions)
     sut.stop()
     if thread.is_alive():
         raise MlpaceError(f"LoadGen did not finish after the watchdog fired; partial logs in {folder}")
+    guard.cancel()      # LoadGen came back: the hard bound is no longer needed
     sut.destroy(sut_handle)
     lg.DestroyQSL(qsl_handle)
     if failure:

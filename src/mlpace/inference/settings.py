@@ -11,6 +11,8 @@ are errors.
 
 from __future__ import annotations
 
+import math
+import os
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -31,6 +33,102 @@ USER_KEYS = {"target_qps", "target_latency", "performance_sample_count_override"
 # Quick runs: seconds, not minutes; the result is marked not valid for submission.
 QUICK_OVERRIDES = {"min_duration": 1000, "min_query_count": 64}
 QUICK_MULTISTREAM_QUERIES = 16
+
+
+# What each LoadGen setting may be, in conf-file units: (smallest, largest, what it is).
+# Reasons for the bounds: LoadGen aborts in C++ (or segfaults) on zero or negative rates and
+# latencies, and sizes its schedule from them, so a huge rate is a huge allocation.
+_HOUR_MS = 3_600_000
+_DAY_MS = 24 * _HOUR_MS
+LIMITS = {
+    "target_qps": (0.0, 1e7, "queries per second"),                 # > 0
+    "target_latency": (0.0, _HOUR_MS, "milliseconds"),               # > 0
+    "target_latency_percentile": (0.0, 100.0, "percent"),            # > 0
+    "min_duration": (0, _DAY_MS, "milliseconds"),
+    "max_duration": (0, 7 * _DAY_MS, "milliseconds (0: no limit)"),
+    "min_query_count": (1, 10**9, "queries"),
+    "max_query_count": (0, 10**9, "queries (0: no limit)"),
+    "performance_sample_count_override": (0, 10**8, "samples (0: the model's own)"),
+    "samples_per_query": (1, 10**6, "samples"),
+    "max_async_queries": (0, 10**6, "queries (0: no limit)"),
+    "accuracy_log_probability": (0.0, 1.0, "a probability"),
+}
+_STRICTLY_POSITIVE = {"target_qps", "target_latency", "target_latency_percentile"}
+# LoadGen keeps about 500-600 bytes per scheduled sample (measured: an Offline query of 3.3 M
+# samples peaks at 1.6 GB); with margin, the schedule may take at most half the memory.
+LOADGEN_BYTES_PER_SAMPLE = 1024
+
+
+def _memory_bytes() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 8 * 2**30
+
+
+def max_scheduled_samples() -> int:
+    """The most samples one LoadGen test may schedule on this machine."""
+    return max(10**6, _memory_bytes() // 2 // LOADGEN_BYTES_PER_SAMPLE)
+
+
+def check_value(key: str, value, where: str = "") -> float:
+    """`value` of LoadGen setting `key` as a number if it is one LoadGen can take; otherwise
+    MlpaceError in one line saying what the setting must be."""
+    name = f"{where}{key}"
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise MlpaceError(f"LoadGen setting {name} = {value!r} is not a number") from None
+    if key not in LIMITS:
+        return number
+    low, high, unit = LIMITS[key]
+    if not math.isfinite(number):
+        raise MlpaceError(f"LoadGen setting {name} = {value!r} must be a finite number of {unit}")
+    if isinstance(low, int) and not number.is_integer():
+        raise MlpaceError(f"LoadGen setting {name} = {value!r} must be a whole number of {unit}")
+    too_low = number <= low if key in _STRICTLY_POSITIVE else number < low
+    if too_low or number > high:
+        bound = f"above {low:g}" if key in _STRICTLY_POSITIVE else f"at least {low:g}"
+        raise MlpaceError(f"LoadGen setting {name} = {value!r} must be {bound} and at most "
+                          f"{high:g} {unit}")
+    return number
+
+
+def scheduled_samples(resolved: "ResolvedSettings") -> float:
+    """How many samples LoadGen will schedule for a performance run of these settings (its
+    own arithmetic: a rate or latency times min_duration, at least min_query_count)."""
+    min_s = resolved.number("min_duration") / 1000.0
+    queries = resolved.number("min_query_count", 1)
+    scenario = resolved.scenario
+    if scenario == "Offline":
+        samples = max(queries, resolved.number("target_qps", 1.0) * min_s * 1.1)
+    elif scenario == "Server":
+        samples = max(queries, resolved.number("target_qps", 1.0) * min_s)
+    else:
+        latency_s = resolved.number("target_latency", 10) / 1000.0
+        samples = max(queries, min_s / latency_s)
+        if scenario == "MultiStream":
+            samples *= resolved.number("samples_per_query", 8)
+    cap = resolved.number("max_query_count", 0)
+    if cap > 0 and scenario != "Offline":
+        samples = min(samples, cap * (resolved.number("samples_per_query", 8)
+                                      if scenario == "MultiStream" else 1))
+    return samples
+
+
+def validate(resolved: "ResolvedSettings") -> None:
+    """Every setting within LIMITS, and a schedule that fits in memory: one clear line, not a
+    C++ abort, a segfault or a machine swapping for minutes."""
+    where = f"{resolved.model}.{resolved.scenario}."
+    for key, value in resolved.values.items():
+        check_value(key, value, where)
+    samples = scheduled_samples(resolved)
+    limit = max_scheduled_samples()
+    if samples > limit:
+        raise MlpaceError(
+            f"these LoadGen settings schedule {samples:.3g} samples ({where}target_qps or "
+            f"target_latency with min_duration {resolved.number('min_duration'):g} ms); this "
+            f"machine's memory allows at most {limit:.3g}: lower the rate or the duration")
 
 
 def rules_path() -> Path:
@@ -96,6 +194,8 @@ def user_conf_text(model: str, scenario: str, values: dict[str, object]) -> str:
     unknown = sorted(set(values) - USER_KEYS)
     if unknown:
         raise MlpaceError(f"user.conf may not set {', '.join(unknown)}")
+    for key, value in values.items():
+        check_value(key, value, f"{model}.{scenario}.")
     lines = ["# Generated by mlpace: the settings a submitter chooses for this run."]
     lines += [f"{model}.{scenario}.{key} = {value}" for key, value in sorted(values.items())]
     return "\n".join(lines) + "\n"
@@ -103,7 +203,7 @@ def user_conf_text(model: str, scenario: str, values: dict[str, object]) -> str:
 
 def write_user_conf(path: Path, model: str, scenario: str, values: dict[str, object]) -> Path:
     """Write user.conf atomically (temp file + rename)."""
-    from mlpace.submission.output import write_atomic
+    from mlpace.io import write_atomic
     return write_atomic(path, user_conf_text(model, scenario, values))
 
 
@@ -113,6 +213,7 @@ def to_test_settings(resolved: ResolvedSettings, mode: str):
 
     if mode not in MODES:
         raise MlpaceError(f"unknown mode {mode!r}; choose performance or accuracy")
+    validate(resolved)
     settings = lg.TestSettings()
     settings.scenario = getattr(lg.TestScenario, resolved.scenario)
     settings.mode = lg.TestMode.PerformanceOnly if mode == "performance" else lg.TestMode.AccuracyOnly

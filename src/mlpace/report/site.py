@@ -17,7 +17,7 @@ mini-scale runs have tables of their own, apart from the published rounds; no sp
 drawn between results at different scales or against different targets; open-division
 results are marked "(open)" wherever they appear beside closed ones.
 
-Each file is written to a temporary name and renamed (`output.write_atomic`), so an
+Each file is written to a temporary name and renamed (`mlpace.io.write_atomic`), so an
 interrupted build never leaves a half-written page, and nothing else in the output folder
 is touched.
 """
@@ -33,12 +33,12 @@ from importlib import resources
 from pathlib import Path
 
 from mlpace.errors import MlpaceError
+from mlpace.io import write_atomic
 from mlpace.report import svg
 from mlpace.results import comparable, queries
 from mlpace.results.store import Store
 from mlpace.rules.benchmarks import BENCHMARKS
 from mlpace.rules.divisions import AVAILABILITY_TITLES
-from mlpace.submission.output import write_atomic
 
 ASSETS = ("style.css", "sort.js")
 SYSTEM_HEADERS = ["Submitter", "System", "Processor", "#", "Accelerator", "#", "Software"]

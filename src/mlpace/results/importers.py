@@ -48,7 +48,8 @@ from mlpace.rules.validity import metric_problem
 from mlpace.submission.summarize import TrainingResult, parse_many, score_result
 from mlpace.submission.summarize import system_columns as official_system_columns
 from mlpace.submission.training_log import TrainingRun
-from mlpace.submission.tree import SafeTree, find_org_folders
+from mlpace.io import SafeTree, read_bytes_limited, read_json_limited
+from mlpace.submission.tree import find_org_folders
 
 DIVISIONS = set(INFERENCE_DIVISION_FOLDERS)
 ROUND_FOLDER = re.compile(r"^(training|inference)(?:_results)?[_-]v?(\d+(?:\.\d+)*)$", re.I)
@@ -208,9 +209,9 @@ def _hash_files(folder: Path, files: list[Path]) -> str:
     for path in files:
         digest.update(str(path.relative_to(folder)).encode() + b"\0")
         try:
-            digest.update(path.read_bytes())
-        except OSError as err:
-            raise ImportFailure(path, f"cannot read: {err.strerror or err}") from None
+            digest.update(read_bytes_limited(path))
+        except MlpaceError as err:
+            raise ImportFailure(path, f"cannot read: {err}") from None
         digest.update(b"\0")
     return digest.hexdigest()
 
@@ -280,7 +281,7 @@ def _extra_json(result: ResultFolder, name: str) -> dict:
     path = result.extras.get(name)
     if path is None:
         return {}
-    data = loadgen_log.read_json_limited(path)
+    data = read_json_limited(path)
     if not isinstance(data, dict):
         raise ImportFailure(path, "must be a JSON object")
     return data
@@ -306,9 +307,9 @@ def _read_descriptions(sub: Submission) -> dict[str, dict]:
     descriptions = {}
     for system in sorted({r.system for r in sub.results}):
         path = sub.root / "systems" / f"{system}.json"
-        if not path.is_file():
+        if not sub.tree.is_file(path):
             raise ImportFailure(path, "missing: every results/<system> needs its system description")
-        description = loadgen_log.read_json_limited(path)
+        description = read_json_limited(path)
         if not isinstance(description, dict):
             raise ImportFailure(path, "a system description must be a JSON object")
         descriptions[system] = description

@@ -27,15 +27,15 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mlpace.io import SafeTree, read_json_limited
 from mlpace.submission.inference_rules import MIN_DURATION_MS, accuracy_target
-from mlpace.submission.loadgen_log import (canonical_scenario, parse_accuracy_file,
-                                           parse_summary_file, read_json_limited)
+from mlpace.submission.loadgen_log import canonical_scenario, parse_accuracy_file, parse_summary_file
 from mlpace.rules.divisions import INFERENCE_DIVISION_FOLDERS
 from mlpace.rules.rcp import rcp_verdict
 from mlpace.rules.rounds import WEIGHTS_INIT_DRIFT, Round
 from mlpace.submission.summarize import Summary, TrainingResult, summarize
 from mlpace.submission.sysinfo import REQUIRED_FIELDS
-from mlpace.submission.tree import SafeTree, find_org_folders
+from mlpace.submission.tree import find_org_folders
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
 # Compliance checking costs ~70 ms a file; below this many files one process is faster.
@@ -201,8 +201,10 @@ def _check_training_result(report: CheckReport, tree: SafeTree, result: Training
         extra = f"; {score.failed} failed run(s) dropped" if score.failed else ""
         report.add(where, "olympic scoring", PASS, f"score {result.minutes:.4f} min{extra}")
     division = _division(result)
-    if division == "closed" and round_.has_rcp_checks:
-        _official_seed_and_rcp(report, where, folder, result, round_)
+    if division == "closed" and round_.has_rcp_checks and \
+            not any(_not_read(run) for run in result.runs):
+        with tree.safe_copy(folder) as checked:     # the RCP checker opens all it lists
+            _official_seed_and_rcp(report, where, checked, result, round_)
 
 
 def _official_seed_and_rcp(report, where, folder: Path, result: TrainingResult, round_: Round):
@@ -281,7 +283,7 @@ def _check_scenario(report: CheckReport, tree: SafeTree, folder: Path, division:
     benchmark = folder.parent.name
     perf_folder = folder / "performance" / "run_1"
     perf = perf_folder / "mlperf_log_summary.txt"
-    if not perf_folder.is_dir() or perf not in tree.files(perf_folder):
+    if not tree.is_file(perf):
         report.add(where, "LoadGen performance run", FAIL, "no performance/run_1/mlperf_log_summary.txt")
     else:
         summary = parse_summary_file(perf)
@@ -313,7 +315,7 @@ def _check_scenario(report: CheckReport, tree: SafeTree, folder: Path, division:
 def _check_accuracy(report, tree, folder: Path, benchmark: str, division: str) -> None:
     acc_folder = folder / "accuracy"
     acc = acc_folder / "accuracy.txt"
-    if not acc_folder.is_dir() or acc not in tree.files(acc_folder):
+    if not tree.is_file(acc):
         report.add(tree.relative(folder), "accuracy run", FAIL, "no accuracy/accuracy.txt")
         return
     rel = tree.relative(acc)
@@ -368,7 +370,8 @@ def check(root: str | os.PathLike, ruleset: str | None = None, compliance: bool 
     round_ = summary.round
     if summary.training and round_:
         if compliance:
-            files = [run.path for result in summary.training for run in result.runs]
+            files = [run.path for result in summary.training for run in result.runs
+                     if not _not_read(run)]      # the official checkers get readable logs only
             outcomes = dict(zip(files, _run_compliance(files, round_.ruleset, workers)))
             for result in summary.training:
                 _report_compliance(report, tree, result, round_, outcomes)
@@ -385,6 +388,12 @@ def check(root: str | os.PathLike, ruleset: str | None = None, compliance: bool 
     return report
 
 
+def _not_read(run) -> bool:
+    """A log mlpace refused to read (over the size limit, or lines that would cost the official
+    parser minutes): never handed to the official checkers."""
+    return any(note.startswith("unreadable: ") for note in run.notes)
+
+
 def _report_compliance(report, tree, result: TrainingResult, round_: Round, outcomes) -> None:
     """One finding per file. As the official package checker does, up to `drop` failing files
     per benchmark (1, unet3d 4) are accepted under olympic scoring: warnings, not failures."""
@@ -392,6 +401,8 @@ def _report_compliance(report, tree, result: TrainingResult, round_: Round, outc
     rule = f"compliance (official, ruleset {ruleset})"
     failing = {}
     for run in result.runs:
+        if run.path not in outcomes:     # unreadable: reported as such
+            continue
         valid, errors, warnings = outcomes[run.path]
         rel = tree.relative(run.path)
         real_errors = [e for e in errors if not _is_known_drift(ruleset, e)]

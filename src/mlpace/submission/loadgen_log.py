@@ -14,19 +14,15 @@ Folder names are not trusted for the scenario: real submissions use both `Offlin
 
 from __future__ import annotations
 
-import json
+import math
 import os
 import re
 
-from mlpace.errors import MlpaceError
-from mlpace.submission.training_log import parse_mllog_lines, read_text_limited
+from mlpace.io import read_json_limited, read_text_limited  # noqa: F401 - read_json_limited: old import path
+from mlpace.submission.training_log import parse_mllog_lines
 
 SCENARIOS = ["SingleStream", "MultiStream", "Server", "Offline"]
 _SCENARIO_BY_LOWER = {s.lower(): s for s in SCENARIOS}
-# LoadGen summaries and accuracy reports are small; anything this large is not one.
-MAX_SUMMARY_BYTES = 10 * 2**20
-MAX_DETAIL_BYTES = 500 * 2**20
-
 # The yes/no lines under "Result is", by the name this module gives them.
 _CONSTRAINTS = {
     "min duration satisfied": "min_duration_satisfied",
@@ -44,10 +40,23 @@ def canonical_scenario(name: str) -> str | None:
 
 
 def _number(text: str):
+    """A number where the text is one Python can hold (not 5,000 digits, not infinite)."""
     text = text.strip()
     if _NUMBER.match(text):
-        return float(text) if any(c in text for c in ".eE") else int(text)
+        try:
+            value = float(text) if any(c in text for c in ".eE") else int(text)
+        except ValueError:
+            return text
+        return value if not isinstance(value, float) or math.isfinite(value) else text
     return text
+
+
+def _finite(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
 
 
 def parse_summary_text(text: str, path: str = "<text>") -> dict:
@@ -111,8 +120,8 @@ def parse_summary_text(text: str, path: str = "<text>") -> dict:
                 summary["stats"][name] = _number(value)
         elif section == "stats":
             match = _PERCENTILE.match(name)
-            if match:
-                summary["latency_percentiles_ns"][float(match.group(1))] = _number(value)
+            if match and _finite(match.group(1)) is not None:      # not "99.99.90 percentile"
+                summary["latency_percentiles_ns"][_finite(match.group(1))] = _number(value)
             else:
                 summary["stats"][name] = _number(value)
         else:
@@ -122,7 +131,7 @@ def parse_summary_text(text: str, path: str = "<text>") -> dict:
 
 def parse_summary_file(path: str | os.PathLike) -> dict:
     """Parse one `mlperf_log_summary.txt`; MlpaceError only when it cannot be read."""
-    return parse_summary_text(read_text_limited(path, MAX_SUMMARY_BYTES), str(path))
+    return parse_summary_text(read_text_limited(path), str(path))
 
 
 def is_performance_summary(summary: dict) -> bool:
@@ -132,7 +141,7 @@ def is_performance_summary(summary: dict) -> bool:
 
 def parse_detail_file(path: str | os.PathLike) -> dict:
     """`mlperf_log_detail.txt` as {key: first value}, plus the errors and warnings it logged."""
-    records = parse_mllog_lines(read_text_limited(path, MAX_DETAIL_BYTES))
+    records = parse_mllog_lines(read_text_limited(path))
     values: dict = {}
     errors, warnings = [], []
     for record in records:
@@ -164,26 +173,16 @@ def parse_accuracy_text(text: str, path: str = "<text>") -> dict:
     metrics = {}
     for name, pattern in _ACCURACY_PATTERNS:
         found = pattern.findall(text)
-        if found:
-            try:
-                metrics[name] = float(found[-1])
-            except ValueError:
-                pass
+        if found and _finite(found[-1]) is not None:     # accuracy=1e999 is no accuracy
+            metrics[name] = _finite(found[-1])
     hashes = _HASH.findall(text)
     # `mlpace infer` states its own target and verdict: "target=0.75000 (...), result=PASS".
     verdict = re.search(r"target=([-\d.eE+]+).*result=(PASS|FAIL)", text)
     return {"path": str(path), "metrics": metrics, "hash": hashes[-1] if hashes else None,
-            "target": float(verdict.group(1)) if verdict else None,
-            "passed": (verdict.group(2) == "PASS") if verdict else None}
+            "target": _finite(verdict.group(1)) if verdict else None,
+            "passed": (verdict.group(2) == "PASS") if verdict and _finite(verdict.group(1)) is not None
+            else None}
 
 
 def parse_accuracy_file(path: str | os.PathLike) -> dict:
-    return parse_accuracy_text(read_text_limited(path, MAX_SUMMARY_BYTES), str(path))
-
-
-def read_json_limited(path: str | os.PathLike, limit: int = MAX_SUMMARY_BYTES):
-    """A small JSON file from an untrusted tree (system descriptions, measurements)."""
-    try:
-        return json.loads(read_text_limited(path, limit, encoding="utf-8"))
-    except ValueError as err:
-        raise MlpaceError(f"{path} is not valid JSON: {err}") from None
+    return parse_accuracy_text(read_text_limited(path), str(path))

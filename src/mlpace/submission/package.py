@@ -30,12 +30,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlpace.errors import MlpaceError
-from mlpace.submission.loadgen_log import canonical_scenario, read_json_limited
+from mlpace.io import SafeTree, read_json_limited, refuse_colliding, safe_name
+from mlpace.submission.loadgen_log import canonical_scenario
 from mlpace.rules.divisions import AVAILABILITY_SPELLINGS, DIVISIONS, require_division_allowed
 from mlpace.rules.rounds import MLPACE_RULESET, round_for_ruleset
 from mlpace.submission.sysinfo import REQUIRED_FIELDS, capture_system_description
 from mlpace.submission.training_log import parse_result_file
-from mlpace.submission.tree import SafeTree, safe_name
 
 AVAILABILITY = AVAILABILITY_SPELLINGS   # accepted spellings -> the `status` value of v1.x
 _RESULT_FILE = re.compile(r"^result_(\d+)\.txt$")
@@ -73,7 +73,7 @@ def find_runs(source: Path, ruleset: str = MLPACE_RULESET) -> Plan:
     plan = Plan()
     round_ = round_for_ruleset(ruleset)
     for folder in _walk(tree, tree.root, _SEARCH_DEPTH):
-        if canonical_scenario(folder.name) and (folder / "performance").is_dir():
+        if canonical_scenario(folder.name) and tree.is_folder(folder / "performance"):
             # <division>/<org>/results/<system>/<benchmark>/<scenario>
             org = folder.parents[3]
             division = org.parent.name if len(folder.parents) > 4 else ""
@@ -90,7 +90,7 @@ def find_runs(source: Path, ruleset: str = MLPACE_RULESET) -> Plan:
         benchmark, system = folder.name, folder.parent.name
         system_json = folder.parents[2] / "systems" / f"{system}.json" if len(folder.parents) > 2 else None
         plan.training.append(TrainingSet(system, benchmark, results,
-                                         system_json if system_json and system_json.is_file() else None))
+                                         system_json if system_json and tree.is_file(system_json) else None))
         need = round_.required_runs(benchmark)
         if need is None:
             plan.problems.append(f"{tree.relative(folder)}: {benchmark!r} is not an MLPerf Training benchmark")
@@ -142,7 +142,7 @@ def _system_description(tset: TrainingSet, org: str, division: str, status: str,
 def _recorded_scale(folder: Path) -> str | None:
     """The scale `mlpace train` recorded for a result folder (its score.json), if any."""
     try:
-        record = read_json_limited(folder / "score.json") if (folder / "score.json").is_file() else {}
+        record = read_json_limited(folder / "score.json")     # never through a link
     except MlpaceError:
         return None
     return record.get("scale") if isinstance(record, dict) else None
@@ -274,13 +274,13 @@ def _write_inference(target: Path, source_org: Path, org: str, status: str, over
     """Copy an `mlpace infer` tree (already in the official layout), completing what it lacks."""
     tree = SafeTree(source_org)
     for folder in ("results", "measurements"):
-        if (source_org / folder).is_dir():
+        if tree.is_folder(source_org / folder):
             _copy_safe(tree, source_org / folder, target / folder)
     systems = target / "systems"
     systems.mkdir(parents=True, exist_ok=True)
     for system_folder in tree.folders(source_org / "results"):
         source_desc = source_org / "systems" / f"{system_folder.name}.json"
-        desc = read_json_limited(source_desc) if source_desc.is_file() else \
+        desc = read_json_limited(source_desc) if tree.is_file(source_desc) else \
             capture_system_description(system_name=system_folder.name)
         desc.update(overrides)
         desc.update({"submitter": org, "division": target.parent.name, "status": status})
@@ -301,6 +301,7 @@ def _copy_safe(tree: SafeTree, src: Path, dst: Path) -> None:
     dst.mkdir(parents=True, exist_ok=True)
     for path in tree.files(src):
         shutil.copyfile(path, dst / path.name)
+    refuse_colliding(tree.relative(src), [f.name for f in tree.folders(src)], canonical_scenario)
     for folder in tree.folders(src):
         name = canonical_scenario(folder.name) or folder.name
         _copy_safe(tree, folder, dst / name)

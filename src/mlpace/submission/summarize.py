@@ -28,14 +28,14 @@ from pathlib import Path
 
 from mlpace.words import plural
 from mlpace.errors import MlpaceError
-from mlpace.submission.loadgen_log import (canonical_scenario, parse_accuracy_file,
-                                           parse_summary_file, read_json_limited)
+from mlpace.io import SafeTree, read_json_limited
+from mlpace.submission.loadgen_log import canonical_scenario, parse_accuracy_file, parse_summary_file
 from mlpace.rules.divisions import INFERENCE_DIVISION_FOLDERS
 from mlpace.rules.rounds import Round, pick_round
 from mlpace.rules.validity import metric_problem, time_problem
 from mlpace.submission.scoring import Score, olympic_score
 from mlpace.submission.training_log import TrainingRun, parse_result_file
-from mlpace.submission.tree import SafeTree, find_org_folders
+from mlpace.submission.tree import find_org_folders
 
 # Columns of the official training table before the per-benchmark ones (private_id left out).
 SYSTEM_COLUMNS = [
@@ -205,7 +205,7 @@ def system_columns(desc: dict, system: str) -> dict:
 
 def _scaling_factor(tree: SafeTree, folder: Path) -> tuple[float, str]:
     path = folder / "scaling.json"
-    if not path.exists():
+    if not tree.is_file(path):
         return 1.0, ""
     try:
         factor = float(read_json_limited(path)["scaling_factor"])
@@ -281,7 +281,7 @@ def _inference_rows(tree: SafeTree, org: Path, system: str, benchmark_folder: Pa
                "accuracy_metric": None, "accuracy": None, "notes": ""}
         notes = []
         perf = scenario_folder / "performance" / "run_1" / "mlperf_log_summary.txt"
-        if perf.parent.is_dir() and perf in tree.files(perf.parent):
+        if tree.is_file(perf):
             summary = parse_summary_file(perf)
             row.update(metric=summary["metric"], value=summary["value"], valid=summary["valid"])
             problem = metric_problem(summary["value"]) if summary["metric"] else None
@@ -293,7 +293,7 @@ def _inference_rows(tree: SafeTree, org: Path, system: str, benchmark_folder: Pa
         else:
             notes.append("no performance/run_1/mlperf_log_summary.txt")
         accuracy = scenario_folder / "accuracy" / "accuracy.txt"
-        if accuracy.parent.is_dir() and accuracy in tree.files(accuracy.parent):
+        if tree.is_file(accuracy):
             metrics = parse_accuracy_file(accuracy)["metrics"]
             if metrics:
                 name = next(iter(metrics))

@@ -21,6 +21,7 @@ from pathlib import Path
 import psutil
 
 from mlpace.errors import MlpaceError
+from mlpace.io import loads_bounded
 
 REQUIRED_FIELDS = [
     "submitter", "division", "status", "system_name", "number_of_nodes",
@@ -149,7 +150,7 @@ def load_overrides(path: str | os.PathLike | None) -> dict:
     if not path:
         return {}
     try:
-        data = json.loads(Path(path).read_text())
+        data = loads_bounded(Path(path).read_text(), f"system description overrides {path}")
     except FileNotFoundError:
         raise MlpaceError(f"system description overrides file {path} does not exist") from None
     except (OSError, json.JSONDecodeError) as err:

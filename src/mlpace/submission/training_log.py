@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlpace.errors import MlpaceError
+from mlpace.io import MAX_FILE_BYTES, open_limited, read_text_limited  # noqa: F401 - read_text_limited: old import path
 
 MLLOG_TOKEN = ":::MLLOG "
 OLD_TOKEN = ":::MLL "          # v0.6 format
@@ -46,8 +47,6 @@ OLD_TOKEN = ":::MLL "          # v0.6 format
 # makes three). A log whose MLLOG lines add up to more than this (sum of squared lengths) is
 # refused before any checker sees it: the largest real log (NVIDIA maskrcnn, v1.0) is 1.4e8.
 MAX_OFFICIAL_PARSE_COST = 4 * 10**9
-# Refuse to read result files larger than this: real ones are at most a few MB.
-MAX_RESULT_BYTES = 200 * 2**20
 
 # Keys that changed name across rounds, mapped to the current name (v0.6 logged the
 # platform as `submission_entry` in some submissions).
@@ -187,24 +186,6 @@ def _as_int(value) -> int | None:
         return int(value)
     except (TypeError, ValueError, OverflowError):   # OverflowError: int(inf)
         return None
-
-
-def read_text_limited(path: str | os.PathLike, limit: int = MAX_RESULT_BYTES,
-                      encoding: str = "latin-1") -> str:
-    """A file's text, refusing absurd sizes (latin-1 by default, like the official parser)."""
-    try:
-        size = os.path.getsize(path)
-        if size > limit:
-            raise MlpaceError(f"{path} is {size / 2**20:.0f} MB; refusing to read log files over "
-                              f"{limit / 2**20:.0f} MB")
-        with open(path, encoding=encoding, errors="replace") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        raise MlpaceError(f"{path} does not exist") from None
-    except IsADirectoryError:
-        raise MlpaceError(f"{path} is a folder, not a result file") from None
-    except OSError as err:
-        raise MlpaceError(f"cannot read {path}: {err.strerror or err}") from None
 
 
 def init_window(records: list[dict]) -> tuple[float | None, float | None]:
@@ -485,17 +466,15 @@ def _in_chunks(handle, chunk_bytes: int, limit: int, path):
         yield b"".join([ready, *rest]) if rest else ready
 
 
-def parse_result_file(path: str | os.PathLike, limit: int = MAX_RESULT_BYTES,
+def parse_result_file(path: str | os.PathLike, limit: int = MAX_FILE_BYTES,
                       chunk_bytes: int = CHUNK_BYTES, whole_bytes: int = WHOLE_BYTES) -> TrainingRun:
     """Parse one result file with the fast reader (module doc); raises MlpaceError only when
-    it cannot be read at all, or its MLLOG lines would cost the official parser more than
+    it cannot be read at all (`mlpace.io.open_limited` refuses links, folders, devices and
+    sizes over `limit`), or its MLLOG lines would cost the official parser more than
     MAX_OFFICIAL_PARSE_COST (not a log anyone can check)."""
     try:
-        with open(path, "rb") as handle:
+        with open_limited(path, limit) as handle:
             size = os.fstat(handle.fileno()).st_size
-            if size > limit:
-                raise MlpaceError(f"{path} is {size / 2**20:.0f} MB; refusing to read log files "
-                                  f"over {limit / 2**20:.0f} MB")
             scan = _Scan(size, path, whole=size <= whole_bytes)
             chunks = [_in_one_piece(handle, size, limit, path)] if scan.parse_cost.whole \
                 else _in_chunks(handle, chunk_bytes, limit, path)

@@ -126,7 +126,7 @@ class ModelCache:
         return float(scores[str(samples)])
 
     def _save_meta(self) -> None:
-        from mlpace.submission.output import write_atomic
+        from mlpace.io import write_atomic
         write_atomic(self.meta_path, json.dumps(self.meta, indent=2) + "\n")
 
 
