@@ -66,7 +66,7 @@ def main(argv=None) -> int:
     from mlpace.inference.peak import find_peak_server
     from mlpace.inference.runner import (RunOptions, calibrate, performance_sample_count, run_test,
                                          server_max_batch)
-    from mlpace.inference.suite import V1_1_SCENARIOS
+    from mlpace.rules.inference import scenarios_of
 
     torch.set_num_threads(args.threads)
     results = {"threads": args.threads, "device": args.device, "cpu_count": os.cpu_count(),
@@ -132,7 +132,7 @@ def main(argv=None) -> int:
               f"(goal >= {OFFLINE_GOAL}: "
               f"{'ok' if row['offline_over_bare'] >= OFFLINE_GOAL else 'MISSED'}); pairs {[round(r, 3) for r in ratios]}",
               flush=True)
-        if not args.no_server and "Server" in V1_1_SCENARIOS[name]:
+        if not args.no_server and "Server" in scenarios_of(name):
             ceiling = row["offline_median"]
             # LoadGen's early stopping wants some 500 queries under the p99 bound to call it VALID.
             calibration = calibrate(task)

@@ -78,7 +78,7 @@ def test_a_schedule_larger_than_memory_is_refused(scenario, values):
 
 
 def test_the_official_settings_of_every_model_pass():
-    rules = conf.parse_conf(conf.rules_path().read_text(), "mlperf.conf")
+    rules = conf.parse_conf(conf.rules_text(), "mlperf.conf")
     for model in ("resnet50", "ssd-mobilenet", "ssd-resnet34", "bert", "dlrm", "rnnt", "3d-unet"):
         for scenario in conf.SCENARIOS:
             conf.validate(conf.resolve(model, scenario, {f"*.{scenario}.target_qps": "1000"}, rules))

@@ -179,7 +179,7 @@ def test_test01_passes_when_performance_mode_answers_as_accuracy_mode(tmp_path):
     assert "TEST PASS" in (out / "verify_accuracy.txt").read_text()
     assert (out / "verify_performance.txt").read_text().endswith("TEST PASS\n")
     assert sorted(p.name for p in (out / "accuracy").iterdir()) == ["accuracy.txt", "mlperf_log_accuracy.json"]
-    assert (out / "accuracy/accuracy.txt").read_text().startswith("accuracy=100.000%, samples=16")
+    assert (out / "accuracy/accuracy.txt").read_text().startswith("accuracy=100.000%, good=16, total=16\n")
     assert not (out / "performance/run_1/mlperf_log_accuracy.json").exists()    # moved to accuracy/
 
 

@@ -53,5 +53,14 @@ def test_package_refuses_closed_for_mini_results(tmp_path):
         package([_train_output(tmp_path, "mini")], "Org", tmp_path / "out", division="closed")
     assert not (tmp_path / "out").exists()
     # The same logs at reference scale may be packaged as closed (they are logged closed).
-    out = package([_train_output(tmp_path, "reference")], "Org", tmp_path / "out2", division="closed")
+    # (package refuses empty system-description fields: these are what a user gives by hand)
+    hand = {f: "N/A" for f in ("host_processor_interconnect", "host_storage_type", "host_networking",
+                               "host_networking_topology", "host_memory_configuration",
+                               "accelerator_host_interconnect", "accelerator_frequency",
+                               "accelerator_on-chip_memories", "accelerator_memory_configuration",
+                               "accelerator_memory_capacity", "accelerator_interconnect",
+                               "accelerator_interconnect_topology", "cooling", "hw_notes",
+                               "host_processor_caches", "host_processor_frequency")}
+    out = package([_train_output(tmp_path, "reference")], "Org", tmp_path / "out2", division="closed",
+                  overrides=hand)
     assert len(list((out / "Org" / "results" / "box" / "resnet").glob("result_*.txt"))) == 5

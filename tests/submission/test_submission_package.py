@@ -1,8 +1,6 @@
 """`mlpace package`: official layouts, refusals (run counts, overwrite, unsafe names), sysinfo."""
 
 import json
-import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -16,7 +14,15 @@ from mlpace.io import safe_name
 
 FIXTURES = Path(__file__).resolve().parents[1] / "data" / "mlperf"
 RESNET = FIXTURES / "training_v1.0" / "NVIDIA" / "results" / "dgxa100_ngc21.05_mxnet" / "resnet"
-ALIBABA = FIXTURES / "inference_v1.1" / "closed" / "Alibaba"
+
+
+# The fields mlpace cannot detect on a machine: a user gives them (`package --system-desc`).
+HAND_FIELDS = {name: "N/A" for name in (
+    "host_processor_interconnect", "host_storage_type", "host_networking", "host_networking_topology",
+    "host_memory_configuration", "accelerator_host_interconnect", "accelerator_frequency",
+    "accelerator_on-chip_memories", "accelerator_memory_configuration", "accelerator_memory_capacity",
+    "accelerator_interconnect", "accelerator_interconnect_topology", "cooling", "hw_notes",
+    "host_processor_caches", "host_processor_frequency")}
 
 
 def _mlpace_training_output(root: Path, runs: int = 5) -> Path:
@@ -31,7 +37,7 @@ def _mlpace_training_output(root: Path, runs: int = 5) -> Path:
 def test_training_package_layout_and_check(tmp_path):
     source = _mlpace_training_output(tmp_path / "runs")
     out = package([source], "MyOrg", tmp_path / "sub", availability="cloud",
-                  overrides={"host_storage_type": "NVMe"})
+                  overrides={**HAND_FIELDS, "host_storage_type": "NVMe"})
     org = out / "MyOrg"
     files = sorted(p.name for p in (org / "results" / "cpu-box" / "resnet").iterdir())
     assert files == [f"result_{i}.txt" for i in range(5)]
@@ -40,7 +46,7 @@ def test_training_package_layout_and_check(tmp_path):
     assert (desc["submitter"], desc["division"], desc["status"]) == ("MyOrg", "open", "cloud")
     assert desc["host_storage_type"] == "NVMe"
     readme = (org / "benchmarks" / "resnet" / "implementations" / "mlpace" / "README.md").read_text()
-    assert "mlpace train resnet --runs 5" in readme and "11934" in readme
+    assert "no `mlpace train` record" in readme and "11934" in readme   # no made-up command
     summary = summarize(out)
     assert summary.round.ruleset == "1.0.0"          # these runs were made in May 2021
     report = check(out, ruleset="1.1.0", workers=1)
@@ -52,10 +58,10 @@ def test_refuses_wrong_run_count_and_overwrite(tmp_path):
     assert "4 runs of resnet; a result needs exactly 5" in refused.value.details[0]
     assert not (tmp_path / "sub" / "MyOrg").exists()
     source = _mlpace_training_output(tmp_path / "runs5")
-    package([source], "MyOrg", tmp_path / "sub")
+    package([source], "MyOrg", tmp_path / "sub", overrides=HAND_FIELDS)
     before = (tmp_path / "sub" / "MyOrg" / "systems" / "cpu-box.json").read_text()
     with pytest.raises(MlpaceError, match="already exists"):
-        package([source], "MyOrg", tmp_path / "sub")
+        package([source], "MyOrg", tmp_path / "sub", overrides=HAND_FIELDS)
     assert (tmp_path / "sub" / "MyOrg" / "systems" / "cpu-box.json").read_text() == before
 def test_refuses_division_mismatch(tmp_path):
     source = _mlpace_training_output(tmp_path / "runs")
@@ -74,24 +80,6 @@ def test_refuses_bad_names_and_options(tmp_path):
     for bad in ("..", "a/b", "x\x00y", ""):
         with pytest.raises(MlpaceError):
             safe_name(bad, "system")
-def test_inference_package(tmp_path):
-    """`mlpace infer` output (official layout, any scenario spelling) is copied and completed."""
-    source_org = tmp_path / "runs" / "open" / "mlpace"
-    shutil.copytree(ALIBABA / "results" / "T4x1_TRT", source_org / "results" / "T4x1_TRT")
-    for path in [source_org, *source_org.rglob("*")]:
-        os.chmod(path, 0o755 if path.is_dir() else 0o644)
-    os.rename(source_org / "results" / "T4x1_TRT" / "ssd-mobilenet" / "Offline",
-              source_org / "results" / "T4x1_TRT" / "ssd-mobilenet" / "offline")
-    out = package([tmp_path / "runs"], "MyOrg", tmp_path / "sub")
-    org = out / "open" / "MyOrg"
-    assert (org / "results" / "T4x1_TRT" / "ssd-mobilenet" / "Offline" / "performance" / "run_1" /
-            "mlperf_log_summary.txt").is_file()
-    assert json.loads((org / "systems" / "T4x1_TRT.json").read_text())["division"] == "open"
-    assert "--scenario Offline" in (org / "code" / "ssd-mobilenet" / "README.md").read_text()
-    rows = summarize(out).inference_rows
-    assert {r["scenario"] for r in rows} == {"Offline", "SingleStream"}
-
-
 def test_sysinfo_cli(tmp_path):
     import subprocess
     import sys
@@ -110,3 +98,17 @@ def test_sysinfo_cli(tmp_path):
     done = subprocess.run([sys.executable, "-c", code, "sysinfo", "--overrides", str(overrides)],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "unknown system-description field" in done.stderr
+
+
+def test_refuses_empty_system_fields_and_uses_the_recorded_command(tmp_path):
+    """Issue 12 §5: no empty strings for fields mlpace cannot know; the README's command is
+    the one `mlpace train` recorded (score.json), never a placeholder."""
+    source = _mlpace_training_output(tmp_path / "runs")
+    with pytest.raises(MlpaceError, match="cooling.* missing or empty"):
+        package([source], "MyOrg", tmp_path / "sub", overrides={**HAND_FIELDS, "cooling": ""})
+    assert not (tmp_path / "sub" / "MyOrg").exists()
+    command = "mlpace train resnet --scale mini --runs 5 --seed 7 --device cpu"
+    (source / "mlpace" / "results" / "cpu-box" / "resnet" / "score.json").write_text(json.dumps({"command": command}))
+    out = package([source], "MyOrg", tmp_path / "sub", overrides=HAND_FIELDS)
+    readme = (out / "MyOrg" / "benchmarks" / "resnet" / "implementations" / "mlpace" / "README.md").read_text()
+    assert f"```\n{command}\n```" in readme

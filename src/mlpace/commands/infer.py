@@ -7,8 +7,7 @@ from pathlib import Path
 
 from mlpace.errors import MlpaceError
 from mlpace.rules.divisions import DIVISIONS, require_division_allowed
-
-SCENARIO_CHOICES = ["SingleStream", "MultiStream", "Server", "Offline"]
+from mlpace.rules.inference import SCENARIOS as SCENARIO_CHOICES   # the rules are data: cheap to import
 
 
 def register(subparsers) -> None:

@@ -34,6 +34,7 @@ def register(subparsers) -> None:
                    help="onprem (available on-premise), cloud, preview or research (default: onprem)")
     p.add_argument("--system-desc", metavar="JSON", help="system-description fields to set by hand")
     p.add_argument("--ruleset", default=None, help=f"training ruleset for run counts (default: mlpace's, {MLPACE_RULESET})")
+    p.add_argument("--system-type", help="inference: datacenter, edge or datacenter,edge (v1.1 system_type)")
     p.set_defaults(handler=_package)
 
     p = subparsers.add_parser("check", help="check a submission tree against every rule")
@@ -95,7 +96,7 @@ def _package(args) -> int:
     from mlpace.submission.sysinfo import load_overrides
     out = package(args.sources, args.org, args.out, division=args.division,
                   availability=args.availability, overrides=load_overrides(args.system_desc),
-                  ruleset=args.ruleset or MLPACE_RULESET)
+                  ruleset=args.ruleset or MLPACE_RULESET, system_type=args.system_type)
     print(f"packaged into {out}; next: mlpace check {out}")
     return 0
 

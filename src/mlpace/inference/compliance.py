@@ -40,10 +40,9 @@ import numpy as np
 
 from mlpace.errors import MlpaceError
 from mlpace.io import write_atomic
+from mlpace.rules import inference as rules
 
-TESTS = ["TEST01", "TEST04-A", "TEST04-B", "TEST05"]
-# v1.1 submission checker (check_compliance_dir): no TEST04 for these models or for MultiStream.
-NO_TEST04_MODELS = {"rnnt", "bert", "dlrm"}
+TESTS = list(rules.COMPLIANCE_TESTS)
 
 _HEADER = ("# The format of this config file is 'key = value'.\n"
            "# The key has the format 'model.scenario.key'. Value is mostly int64_t.\n"
@@ -61,7 +60,7 @@ TEST01_SAMPLING_TARGET = {"resnet50": 1024, "ssd-mobilenet": 1024, "ssd-resnet34
 TEST05_SEEDS = {"qsl_rng_seed": 313588358309856706,
                 "sample_index_rng_seed": 471397156132239067,
                 "schedule_rng_seed": 413914573387865862}
-SCENARIOS = ("SingleStream", "MultiStream", "Server", "Offline")
+SCENARIOS = rules.SCENARIOS
 
 # Pass thresholds of mlcommons' verify scripts: the audit's metric against the result's.
 TEST01_PERFORMANCE_TOLERANCE = 0.10
@@ -76,9 +75,9 @@ TEST01_ACCURACY_DELTA = {0.99: 0.01, 0.999: 0.001}
 
 def tests_for(model: str, scenario: str) -> list[str]:
     """The audits the v1.1 checker requires of `model` (its LoadGen name) in `scenario`."""
-    if model in NO_TEST04_MODELS or scenario == "MultiStream":
-        return ["TEST01", "TEST05"]
-    return list(TESTS)
+    # v1.1 submission checker (check_compliance_dir): no TEST04 for rnnt, bert, dlrm or MultiStream.
+    known = rules.models_of(model)
+    return rules.compliance_tests(known[0].mlperf_class if known else model, scenario)
 
 
 def audit_config(test: str, model: str) -> str:
@@ -235,13 +234,12 @@ def _subset_score(task, outputs: dict[int, np.ndarray]) -> float | None:
         return None
 
 
-def _accuracy_text(task, score: float | None, samples: int, log_path: Path) -> str:
-    from mlpace.inference.runner import HEADLINES
-    form, unit = HEADLINES[task.metric]
-    headline = form.format(score * unit) if score is not None else \
-        "accuracy: not computable on this subset of samples"
-    return (f"{headline}, samples={samples}\n"
-            f"hash={hashlib.sha256(log_path.read_bytes()).hexdigest()}\n")
+def _accuracy_text(task, outputs: dict[int, np.ndarray], score: float | None, log_path: Path) -> str:
+    """accuracy.txt of some logged samples, as the official accuracy script prints it."""
+    from mlpace.inference.runner import accuracy_headline
+    headline = accuracy_headline(task, outputs, score) if score is not None else \
+        f"accuracy: not computable on this subset of samples, samples={len(outputs)}"
+    return f"{headline}\nhash={hashlib.sha256(log_path.read_bytes()).hexdigest()}\n"
 
 
 def verify_test01(task, fraction: float, results_dir: Path, out_dir: Path) -> dict:
@@ -266,7 +264,7 @@ def verify_test01(task, fraction: float, results_dir: Path, out_dir: Path) -> di
     compliance = _decode(audit_entries, task.output_dtype, task.total)
     compliance_score = _subset_score(task, compliance)
     write_atomic(accuracy / "accuracy.txt",
-                 _accuracy_text(task, compliance_score, len(compliance), audit_log))
+                 _accuracy_text(task, compliance, compliance_score, audit_log))
     verdict = {"identical": identical, "counts": counts, "compliance_score": compliance_score}
     if identical:
         lines.append("TEST PASS")
@@ -277,9 +275,9 @@ def verify_test01(task, fraction: float, results_dir: Path, out_dir: Path) -> di
         baseline = {i: reference[i] for i in compliance if i in reference}
         baseline_score = _subset_score(task, baseline)
         write_atomic(accuracy / "baseline_accuracy.txt",
-                     _accuracy_text(task, baseline_score, len(baseline), reference_log))
+                     _accuracy_text(task, baseline, baseline_score, reference_log))
         write_atomic(accuracy / "compliance_accuracy.txt",
-                     _accuracy_text(task, compliance_score, len(compliance), audit_log))
+                     _accuracy_text(task, compliance, compliance_score, audit_log))
         allowed = TEST01_ACCURACY_DELTA.get(fraction, 0.01)
         delta = (abs(baseline_score - compliance_score) / abs(baseline_score)
                  if baseline_score and compliance_score is not None else None)

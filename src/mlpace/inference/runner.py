@@ -10,8 +10,9 @@ A compliance audit (`RunOptions.audit`, see `mlpace.inference.compliance`) runs 
 folder with its audit.config beside LoadGen's logs, at the result's settings.
 
 LoadGen's own files land in the run folder; mlpace adds `mlpace_summary.json` (the parsed
-summary plus what mlpace knows: quick or not, errors, accuracy) and, in accuracy mode,
-`accuracy.txt` in the format of the reference accuracy scripts plus the target and pass/fail.
+summary plus what mlpace knows: quick or not, errors, accuracy target and verdict) and, in
+accuracy mode, `accuracy.txt` exactly as the official accuracy scripts print it, with the
+accuracy log's hash. `mlpace package` keeps mlpace_summary.json out of the submission tree.
 
 The watchdog: LoadGen blocks until every query it issued is answered, so a hung or very slow
 SUT would hang it. The test runs in a thread; past its deadline the SUT is aborted (all
@@ -23,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import threading
 import time
 from dataclasses import dataclass
@@ -37,6 +37,7 @@ from mlpace.inference.sut import BatchingSUT, SampleLibrary, policy_for
 from mlpace.inference.task import InferenceTask
 from mlpace.inference.watchdog import GRACE_S, Watchdog
 from mlpace.io import json_text, write_atomic
+from mlpace.rules import inference as inference_rules
 
 
 @dataclass
@@ -59,12 +60,6 @@ class RunOptions:
     @property
     def shortened(self) -> bool:
         return self.quick or bool(self.test_minimums)
-
-
-# The performance sample count the v1.1 submission checker asks for (at least), by LoadGen
-# model name. (3d-unet's mlperf.conf says 0: the whole data set, which must hold 16 or more.)
-MIN_PERFORMANCE_SAMPLES = {"resnet50": 1024, "ssd-mobilenet": 256, "ssd-resnet34": 64,
-                           "bert": 10833, "dlrm": 204800, "rnnt": 2513, "3d-unet": 16}
 
 
 def results_dir(options: RunOptions, benchmark: str, scenario: str) -> Path:
@@ -113,9 +108,11 @@ def performance_sample_count(task: InferenceTask) -> int:
 
     A mini data set can be smaller: the performance run then presents it several times over
     (see `run_test`), as a real one would present its 1024 of 50,000 images."""
-    official = MIN_PERFORMANCE_SAMPLES.get(task.loadgen_model, task.total)
-    rules = conf.resolve(task.loadgen_model, "Offline", {}).values
-    if int(float(rules.get("performance_sample_count_override", 0))) == 0:
+    # The v1.1 checker's minimum (3d-unet's mlperf.conf says 0: the whole data set, 16 or more).
+    known = inference_rules.models_of(task.loadgen_model)
+    official = known[0].performance_sample_count if known else task.total
+    conf_values = conf.resolve(task.loadgen_model, "Offline", {}).values
+    if int(float(conf_values.get("performance_sample_count_override", 0))) == 0:
         return max(task.total, official)
     return official
 
@@ -128,30 +125,40 @@ def _decode_accuracy_log(path: Path, dtype: str) -> dict[int, np.ndarray]:
     return {int(e["qsl_idx"]): np.frombuffer(bytes.fromhex(e["data"]), dtype=dtype) for e in entries}
 
 
-# The headline each reference accuracy script prints, and its unit (percent for most): the
-# submission checker and parsers of published results read these exact forms.
-HEADLINES = {
-    "accuracy": ("accuracy={:.3f}%", 100.0),
-    "mAP": ("mAP={:.3f}%", 100.0),
-    "AUC": ("AUC={:.3f}", 100.0),
-    "f1": ('{{"f1": {:.3f}}}', 100.0),
-    "WER": ("Word Error Rate: {:.4f}%", 100.0),
-    "DICE": ("Accuracy: mean = {:.5f}", 1.0),
-}
+def accuracy_headline(task: InferenceTask, outputs: dict[int, np.ndarray], score: float) -> str:
+    """The line the official accuracy script of the benchmark prints, in its exact form: the
+    submission checker reads these (its ACC_PATTERN regexes), and so do parsers of published
+    results. Scores are fractions in mlpace; the scripts print percent (DICE: a fraction)."""
+    if task.metric == "accuracy":       # accuracy-imagenet.py: over the samples in the log
+        return f"accuracy={score * 100:.3f}%, good={round(score * len(outputs))}, total={len(outputs)}"
+    if task.metric == "mAP":            # accuracy-coco.py
+        return f"mAP={score * 100:.3f}%"
+    if task.metric == "AUC":            # accuracy-dlrm.py
+        return f"AUC={score * 100:.3f}"
+    if task.metric == "f1":             # accuracy-squad.py prints json.dumps of both figures
+        extra = task.extra_scores(outputs) if task.extra_scores else {}
+        exact = extra.get("exact_match", float("nan"))
+        return json.dumps({"exact_match": exact * 100, "f1": score * 100})
+    if task.metric == "WER":            # rnnt's accuracy_eval.py
+        return f"Word Error Rate: {score * 100}%, accuracy={(1 - score) * 100}%"
+    if task.metric == "DICE":           # 3d-unet's accuracy script
+        return f"Accuracy: mean = {score:.5f}"
+    raise MlpaceError(f"no official accuracy format for metric {task.metric!r}")
 
 
 def score_accuracy(task: InferenceTask, folder: Path, fraction: float) -> dict:
-    """Decode `mlperf_log_accuracy.json`, score it, write `accuracy.txt`; return the figures."""
+    """Decode `mlperf_log_accuracy.json`, score it, write `accuracy.txt`; return the figures.
+
+    accuracy.txt holds what the official accuracy script prints and the log's hash (as the
+    official truncate_accuracy_log.py appends it); mlpace's own target and verdict (relative to
+    the FP32 model) go to `mlpace_summary.json` only: a result file never states its verdict."""
     log_path = folder / "mlperf_log_accuracy.json"
     outputs = _decode_accuracy_log(log_path, task.output_dtype)
     missing = task.total - len(outputs)
     score = float(task.score(outputs)) if outputs else float("nan")
     target = task.target_value(fraction)
     passed = bool(outputs) and missing == 0 and task.passes(score, fraction)
-    form, unit = HEADLINES[task.metric]
-    lines = [form.format(score * unit) + f", samples={len(outputs)}, total={task.total}",
-             f"fp32_reference={task.reference_score * unit:.5f}, target={target * unit:.5f} "
-             f"({fraction * 100:g}% of fp32), result={'PASS' if passed else 'FAIL'}",
+    lines = [accuracy_headline(task, outputs, score),
              f"hash={hashlib.sha256(log_path.read_bytes()).hexdigest()}"]
     write_atomic(folder / "accuracy.txt", "\n".join(lines) + "\n")
     return {"metric": task.metric, "score": score, "samples": len(outputs), "target": target,
@@ -174,7 +181,7 @@ def run_test(task: InferenceTask, scenario: str, mode: str, options: RunOptions)
     if not options.audit:   # an audit runs at the result's settings: its measurements stand
         measure = measurements_dir(options, benchmark, scenario)
         measure.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(conf.rules_path(), measure / "mlperf.conf")
+        write_atomic(measure / "mlperf.conf", conf.rules_text())
         conf.write_user_conf(measure / "user.conf", task.loadgen_model, scenario, values)
     resolved = conf.resolve(task.loadgen_model, scenario, conf.parse_conf(user_text, "user.conf"))
     test_settings = conf.to_test_settings(resolved, mode)

@@ -14,12 +14,12 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 from mlpace.errors import MlpaceError
+from mlpace.rules import inference as rules
 
-SCENARIOS = ["SingleStream", "MultiStream", "Server", "Offline"]
+SCENARIOS = list(rules.SCENARIOS)
 MODES = ["performance", "accuracy"]
 
 # Keys a v1.1 mlperf.conf holds that today's LoadGen no longer has a setting for.
@@ -131,9 +131,9 @@ def validate(resolved: "ResolvedSettings") -> None:
             f"machine's memory allows at most {limit:.3g}: lower the rate or the duration")
 
 
-def rules_path() -> Path:
-    """The v1.1 mlperf.conf shipped with mlpace (package data)."""
-    return Path(str(resources.files("mlpace.inference") / "mlperf_v1_1.conf"))
+def rules_text() -> str:
+    """The v1.1 mlperf.conf, generated from the rules (`mlpace.rules.inference`)."""
+    return rules.mlperf_conf_text()
 
 
 def parse_conf(text: str, source: str = "config") -> dict[str, str]:
@@ -181,7 +181,7 @@ def resolve(model: str, scenario: str, user_conf: dict[str, str],
     """mlperf.conf rules, then user.conf on top, for one model and scenario."""
     if scenario not in SCENARIOS:
         raise MlpaceError(f"unknown scenario {scenario!r}; choose one of {', '.join(SCENARIOS)}")
-    rules = rules if rules is not None else parse_conf(rules_path().read_text(), "mlperf.conf")
+    rules = rules if rules is not None else parse_conf(rules_text(), "mlperf.conf")
     resolved = ResolvedSettings(model, scenario)
     for conf in (rules, user_conf):
         for key in sorted(_keys_for(conf, model, scenario)):

@@ -14,6 +14,7 @@ their verification, with an estimate of the wall time printed before the long ru
 
 from __future__ import annotations
 
+import shlex
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -25,19 +26,8 @@ from mlpace.inference import settings as conf
 from mlpace.inference.runner import (Calibration, RunOptions, calibrate, compliance_dir,
                                      default_user_settings, performance_sample_count, results_dir,
                                      run_test, server_max_batch, user_values, write_json)
-from mlpace.inference.settings import SCENARIOS
 from mlpace.inference.task import InferenceTask
-
-# The scenarios each benchmark had in MLPerf Inference v1.1 (datacenter and edge together).
-V1_1_SCENARIOS = {
-    "resnet50": SCENARIOS,
-    "ssd-mobilenet": ["SingleStream", "MultiStream", "Offline"],
-    "ssd-resnet34": SCENARIOS,
-    "bert": ["SingleStream", "Server", "Offline"],
-    "dlrm": ["Server", "Offline"],
-    "3d-unet": ["SingleStream", "Offline"],
-    "rnnt": ["SingleStream", "Server", "Offline"],
-}
+from mlpace.rules import inference as rules
 
 
 @dataclass
@@ -53,7 +43,7 @@ class InferRequest:
 
 
 def scenarios_for(name: str, asked: list[str] | None) -> list[str]:
-    allowed = V1_1_SCENARIOS[name]
+    allowed = rules.scenarios_of(name)
     if not asked:
         return list(allowed)
     wrong = [s for s in asked if s not in allowed]
@@ -61,6 +51,36 @@ def scenarios_for(name: str, asked: list[str] | None) -> list[str]:
         raise MlpaceError(f"{name} has no {', '.join(wrong)} scenario in MLPerf Inference v1.1 "
                           f"(it has {', '.join(allowed)})")
     return asked
+
+
+def reproduce_command(request: InferRequest, name: str, scenario: str) -> str:
+    """The `mlpace infer` command line that repeats one benchmark and scenario of `request`
+    (for the submission's measurements README)."""
+    build, run = request.build, request.run
+    parts = ["mlpace", "infer", name, "--scenario", scenario, "--scale", build.scale,
+             "--accuracy-target", f"{request.target_fraction * 100:g}",
+             "--backend", build.backend, "--device", build.device, "--precision", build.precision,
+             "--threads", str(build.threads), "--division", run.division, "--org", run.org,
+             "--system", run.system]
+    modes = request.modes
+    parts += ["--mode", "both" if len(modes) == 2 else modes[0]]
+    for flag, value in (("--data-dir", build.data_dir), ("--checkpoint", build.checkpoint),
+                        ("--limit", build.limit), ("--workers", run.workers),
+                        ("--max-batch", run.max_batch), ("--timeout", run.timeout_s)):
+        if value is not None:
+            parts += [flag, str(value)]
+    user = run.user_settings or {}
+    for key, flag in (("target_qps", "--target-qps"), ("target_latency", "--target-latency")):
+        if key in user:
+            parts += [flag, str(user[key])]
+    parts += [f"--set={key}={value}" for key, value in build.train_overrides.items()]
+    if run.quick:
+        parts.append("--quick")
+    if request.find_peak:
+        parts.append("--find-peak")
+    if request.submission:
+        parts.append("--submission")
+    return " ".join(shlex.quote(p) for p in parts)
 
 
 def write_system_description(options: RunOptions) -> Path:
@@ -77,10 +97,10 @@ def infer(request: InferRequest, log: Callable[[str], None] = print) -> list[dic
     from mlpace.inference.peak import OFFLINE_MARGIN, find_peak_offline, find_peak_server, measure_offline
 
     for name in request.benchmarks:   # fail before any work when a benchmark is unknown or unavailable
-        binding = models.get_binding(name)
-        if request.target_fraction not in binding.TARGETS:
+        models.get_binding(name)
+        if request.target_fraction not in rules.fractions(name):
             raise MlpaceError(f"{name} has accuracy targets "
-                              f"{', '.join(f'{t * 100:g}' for t in binding.TARGETS)} % only")
+                              f"{', '.join(f'{t * 100:g}' for t in rules.fractions(name))} % only")
     plan = [(name, scenarios_for(name, request.scenarios)) for name in request.benchmarks]
     if request.submission and request.run.quick:
         raise MlpaceError("--submission runs at full length; leave out --quick (or try things "
@@ -108,9 +128,7 @@ def infer(request: InferRequest, log: Callable[[str], None] = print) -> list[dic
             if request.submission:
                 options = replace(run, target_fraction=request.target_fraction)
                 for record in run_submission(task, scenario, options, calibration, log):
-                    record["model_training"] = training
-                    record["fp32_reference_score"] = task.reference_score
-                    records.append(record)
+                    records.append(_annotated(record, request, name, scenario, task))
                 continue
             user = {**default_user_settings(scenario, calibration, request.run.quick),
                     **(request.run.user_settings or {})}
@@ -135,13 +153,28 @@ def infer(request: InferRequest, log: Callable[[str], None] = print) -> list[dic
                     record = _peak_record(task, scenario, options, peak)
                 else:
                     record = run_test(task, scenario, mode, options)
-                record["model_training"] = training
-                record["fp32_reference_score"] = task.reference_score
-                records.append(record)
+                records.append(_annotated(record, request, name, scenario, task))
                 if record.get("error"):
                     log(f"  {record['result']}: {record['error']} (logs in {record['folder']})")
     write_json(request.run.out / "mlpace_infer_summary.json", records)
     return records
+
+
+def _annotated(record: dict, request: InferRequest, name: str, scenario: str,
+               task: InferenceTask) -> dict:
+    """A run's record with what `mlpace package` needs to describe it (scale, model build, the
+    exact command), saved again as the run folder's mlpace_summary.json."""
+    build = request.build
+    record["model_training"] = task.notes
+    record["fp32_reference_score"] = task.reference_score
+    record["scale"] = build.scale
+    record["build"] = {"scale": build.scale, "backend": build.backend, "device": build.device,
+                       "precision": build.precision,
+                       "checkpoint": str(build.checkpoint) if build.checkpoint else None}
+    record["command"] = reproduce_command(request, name, scenario)
+    if record.get("folder") and Path(record["folder"]).is_dir():
+        write_json(Path(record["folder"]) / "mlpace_summary.json", record)
+    return record
 
 
 def _peak_record(task: InferenceTask, scenario: str, options: RunOptions, peak) -> dict:

@@ -7,17 +7,17 @@ Each benchmark's inference binding (`mlpace.inference.models.<name>`) builds one
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable
 
 import numpy as np
 
 from mlpace.inference.sut import Predict
+from mlpace.rules import inference as rules
 
 
 @dataclass
 class InferenceTask:
     name: str                       # mlpace's benchmark name, e.g. "resnet50"
-    loadgen_model: str              # the model name in mlperf.conf, e.g. "resnet50"
     total: int                      # samples in the data set
     load: Callable[[int], object]   # sample i, preprocessed, as the QSL keeps it in memory
     predict: Predict                # a list of samples -> one numpy array per sample
@@ -26,9 +26,21 @@ class InferenceTask:
     metric: str                     # e.g. "top-1 accuracy"
     reference_score: float          # the FP32 model's own score on the same data
     direction: str = "max"          # "min" for WER: the 99 % rule applies to 1 - WER
-    targets: Sequence[float] = (0.99,)   # fractions of the FP32 score MLPerf asks for
     max_batch: int = 32
     notes: dict = field(default_factory=dict)
+    # Figures the official accuracy script prints besides the score (bert: exact_match).
+    extra_scores: Callable[[dict[int, np.ndarray]], dict[str, float]] | None = None
+    # The model name in mlperf.conf; from the rules for MLPerf's benchmarks (tests' toy tasks set it).
+    loadgen_model: str = ""
+
+    def __post_init__(self):
+        if not self.loadgen_model:
+            self.loadgen_model = rules.models_of(self.name)[0].loadgen_model
+
+    @property
+    def targets(self) -> tuple[float, ...]:
+        """Fractions of the FP32 score MLPerf asks for (0.99, and 0.999 where it has both)."""
+        return rules.fractions(self.name) or (0.99,)
 
     def target_value(self, fraction: float) -> float:
         """The score needed for `fraction` (0.99 or 0.999) of the FP32 model's quality."""
@@ -42,9 +54,9 @@ class InferenceTask:
 
     def result_name(self, fraction: float) -> str:
         """The folder name MLPerf uses: `bert-99`, `dlrm-99.9`; plain for one-target models."""
-        if len(self.targets) == 1:
+        if not rules.models_of(self.name):          # a test's toy task
             return self.name
-        return f"{self.name}-{fraction * 100:g}"
+        return rules.model_for(self.name, fraction).name
 
 
 def score_directly(task: InferenceTask, batch: int | None = None) -> float:

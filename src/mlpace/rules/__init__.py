@@ -12,6 +12,7 @@ Nothing else in mlpace states one of these facts; everything reads it from here.
 this package is cheap (no torch, no mlperf_logging until a function needs it).
 """
 
+from mlpace.rules import inference  # noqa: F401 - the inference v1.1 rules, as rules.inference
 from mlpace.rules.benchmarks import BENCHMARKS, BenchmarkSpec, ScaleSpec, get_spec
 from mlpace.rules.divisions import (AVAILABILITY_SPELLINGS, DIVISIONS, INFERENCE_DIVISION_FOLDERS,
                                     SCALES, TRAINING_AVAILABILITY, default_division,
@@ -20,6 +21,7 @@ from mlpace.rules.rounds import (MLPACE_RULESET, ROUNDS, Round, init_time_limit_
                                  round_for_ruleset, round_from_path, round_from_time)
 
 __all__ = [
+    "inference",
     "BENCHMARKS", "BenchmarkSpec", "ScaleSpec", "get_spec",
     "AVAILABILITY_SPELLINGS", "DIVISIONS", "INFERENCE_DIVISION_FOLDERS", "SCALES",
     "TRAINING_AVAILABILITY",
@@ -27,4 +29,3 @@ __all__ = [
     "MLPACE_RULESET", "ROUNDS", "Round", "init_time_limit_ms", "pick_round",
     "round_for_ruleset", "round_from_path", "round_from_time",
 ]
-# Inference rules live in `mlpace.rules.inference` (import it by that name).

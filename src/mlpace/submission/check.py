@@ -5,10 +5,10 @@ parallel across files): the compliance checker with the round's ruleset (it pick
 division's rules from the log), the seed checker and the RCP checker (closed division, as the
 official package checker runs them; a closed result whose RCP check cannot run does not
 pass), and the system-description checker. mlpace adds what the official package checker
-does per folder (file names, run counts, olympic failures) and, for inference, its own
-LoadGen checks (validity, duration, query count, scenario, accuracy against the v1.1
-targets). Scores come from `summarize`, so check and summarize agree on what every run
-counts for (the score-changing rules, e.g. the init-time limit, are applied there).
+does per folder (file names, run counts, olympic failures). Scores come from `summarize`, so
+check and summarize agree on what every run counts for (the score-changing rules, e.g. the
+init-time limit, are applied there). Inference results get every rule of the official v1.1
+inference submission checker (`mlpace.submission.inference_check`).
 
 Drift: the current `mlperf-logging` turns ruleset 1.1.0's weights_initialization checks into
 errors that were warnings when v1.1 was published; `check` reports them as warnings and says
@@ -28,11 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlpace.io import SafeTree, read_json_limited
-from mlpace.submission.inference_rules import MIN_DURATION_MS, accuracy_target
-from mlpace.submission.loadgen_log import canonical_scenario, parse_accuracy_file, parse_summary_file
-from mlpace.rules.divisions import INFERENCE_DIVISION_FOLDERS
 from mlpace.rules.rcp import rcp_verdict
 from mlpace.rules.rounds import WEIGHTS_INIT_DRIFT, Round
+from mlpace.submission.inference_check import check_inference_org
 from mlpace.submission.summarize import Summary, TrainingResult, summarize
 from mlpace.submission.sysinfo import REQUIRED_FIELDS
 from mlpace.submission.tree import find_org_folders
@@ -275,85 +273,6 @@ def _official_system_desc(report, where, path: Path, ruleset: str) -> None:
                "" if valid else reason or "rejected")
 
 
-# --- inference -----------------------------------------------------------------------------
-
-def _check_scenario(report: CheckReport, tree: SafeTree, folder: Path, division: str) -> None:
-    where = tree.relative(folder)
-    scenario = canonical_scenario(folder.name)
-    benchmark = folder.parent.name
-    perf_folder = folder / "performance" / "run_1"
-    perf = perf_folder / "mlperf_log_summary.txt"
-    if not tree.is_file(perf):
-        report.add(where, "LoadGen performance run", FAIL, "no performance/run_1/mlperf_log_summary.txt")
-    else:
-        summary = parse_summary_file(perf)
-        rel = tree.relative(perf)
-        if summary["scenario"] is None or summary["result"] is None:
-            report.add(rel, "LoadGen summary", FAIL, "not a LoadGen performance summary (no scenario or result line)")
-        else:
-            if summary["scenario"] != scenario:
-                report.add(rel, "scenario", FAIL, f"the folder says {scenario} but LoadGen ran {summary['scenario']}")
-            report.add(rel, "LoadGen validity", PASS if summary["valid"] else FAIL,
-                       f"{summary['metric']}: {summary['value']}" if summary["valid"]
-                       else f"LoadGen says {summary['result']}")
-            for key, words in (("min_duration_satisfied", "minimum duration"),
-                               ("min_queries_satisfied", "minimum query count"),
-                               ("performance_constraints_satisfied", "latency constraint"),
-                               ("early_stopping_satisfied", "early stopping")):
-                if summary[key] is False:
-                    report.add(rel, words, FAIL, f"LoadGen reports the {words} was not met")
-            duration = summary["settings"].get("min_duration (ms)")
-            if isinstance(duration, int) and duration < MIN_DURATION_MS:
-                level = FAIL if division == "closed" else WARN
-                report.add(rel, "duration setting", level,
-                           f"min_duration is {duration / 1000:g} s; v1.1 requires {MIN_DURATION_MS / 1000:g} s")
-            if summary["errors"]:
-                report.add(rel, "LoadGen errors", FAIL, "LoadGen logged errors during the test")
-    _check_accuracy(report, tree, folder, benchmark, division)
-
-
-def _check_accuracy(report, tree, folder: Path, benchmark: str, division: str) -> None:
-    acc_folder = folder / "accuracy"
-    acc = acc_folder / "accuracy.txt"
-    if not tree.is_file(acc):
-        report.add(tree.relative(folder), "accuracy run", FAIL, "no accuracy/accuracy.txt")
-        return
-    rel = tree.relative(acc)
-    parsed = parse_accuracy_file(acc)
-    metrics = parsed["metrics"]
-    target = accuracy_target(benchmark)
-    if not metrics:
-        report.add(rel, "accuracy", FAIL, "no accuracy figure found in accuracy.txt")
-    elif parsed["passed"] is not None:
-        # mlpace's own runs state their target (a fraction of the mini model's fp32 score).
-        name, value = next(iter(metrics.items()))
-        report.add(rel, "accuracy target", PASS if parsed["passed"] else FAIL,
-                   f"{name} = {value:g} {'>=' if parsed['passed'] else '<'} {parsed['target']:g} "
-                   "(target stated by mlpace infer)")
-    elif division != "closed" or target is None:
-        name, value = next(iter(metrics.items()))
-        why = "open division: no target" if division != "closed" else f"no v1.1 target known for {benchmark!r}"
-        report.add(rel, "accuracy", PASS if division != "closed" else WARN, f"{name} = {value:g} ({why})")
-    else:
-        name, minimum = target
-        value = metrics.get(name)
-        if value is None:
-            report.add(rel, "accuracy", FAIL, f"accuracy.txt has no {name} figure")
-        else:
-            ok = value >= minimum
-            report.add(rel, "accuracy target", PASS if ok else FAIL,
-                       f"{name} = {value:g} {'>=' if ok else '<'} {minimum:.4f} required")
-
-
-def _check_inference_org(report: CheckReport, tree: SafeTree, org: Path) -> None:
-    division = org.parent.name if org.parent.name in INFERENCE_DIVISION_FOLDERS else ""
-    for system_folder in tree.folders(org / "results"):
-        for benchmark_folder in tree.folders(system_folder):
-            for scenario_folder in tree.folders(benchmark_folder):
-                if canonical_scenario(scenario_folder.name):
-                    _check_scenario(report, tree, scenario_folder, division)
-
-
 # --- the whole tree ------------------------------------------------------------------------
 
 def check(root: str | os.PathLike, ruleset: str | None = None, compliance: bool = True,
@@ -378,10 +297,10 @@ def check(root: str | os.PathLike, ruleset: str | None = None, compliance: bool 
         for result in summary.training:
             _check_training_result(report, tree, result, round_)
     for org in find_org_folders(tree):
-        is_training = str(org) in training_orgs
-        _check_system_descriptions(report, tree, org, is_training, round_.ruleset if round_ else None)
-        if not is_training:
-            _check_inference_org(report, tree, org)
+        if str(org) in training_orgs:
+            _check_system_descriptions(report, tree, org, True, round_.ruleset if round_ else None)
+        else:
+            check_inference_org(report, tree, org)     # the v1.1 inference rules (inference_check)
     for path, problem in tree.problems:
         if (str(path), problem) not in summary.problems:
             report.add(tree.relative(path), "tree", FAIL, problem)

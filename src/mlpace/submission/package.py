@@ -6,17 +6,14 @@ Training (from `mlpace train` output, `<org>/results/<system>/<benchmark>/result
     <out>/<org>/systems/<system>.json                            (division, availability set)
     <out>/<org>/benchmarks/<benchmark>/implementations/mlpace/README.md   (how to reproduce)
 
-Inference (from `mlpace infer` output, `<division>/<org>/results/<system>/<benchmark>/<scenario>/`):
-
-    <out>/<division>/<org>/results/...      (LoadGen files as they are; `Scenario` spelled as LoadGen does)
-    <out>/<division>/<org>/measurements/... (user.conf, mlperf.conf, README.md)
-    <out>/<division>/<org>/systems/<system>.json
-    <out>/<division>/<org>/code/<benchmark>/README.md
+Inference (from `mlpace infer` output, `<division>/<org>/results/<system>/<model>/<scenario>/`),
+the layout the official v1.1 submission checker reads (see `mlpace.submission.inference_package`).
 
 Nothing is written unless the whole set is acceptable: a benchmark with the wrong number of
-runs for its round, a run from another division, or an unsafe name stops packaging with every
-reason listed. The tree is built in a temporary folder beside `--out` and renamed into place,
-so an existing submission is never overwritten or left half-written.
+runs for its round, a run from another division, a system description with missing or empty
+fields, or an unsafe name stops packaging with every reason listed. The tree is built in a
+temporary folder beside `--out` and renamed into place, so an existing submission is never
+overwritten or left half-written.
 """
 
 from __future__ import annotations
@@ -30,10 +27,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlpace.errors import MlpaceError
-from mlpace.io import SafeTree, read_json_limited, refuse_colliding, safe_name
-from mlpace.submission.loadgen_log import canonical_scenario
+from mlpace.io import SafeTree, read_json_limited, safe_name
+from mlpace.rules import inference as inference_rules
 from mlpace.rules.divisions import AVAILABILITY_SPELLINGS, DIVISIONS, require_division_allowed
 from mlpace.rules.rounds import MLPACE_RULESET, round_for_ruleset
+from mlpace.submission.inference_package import source_problems, write_inference
+from mlpace.submission.loadgen_log import canonical_scenario
 from mlpace.submission.sysinfo import REQUIRED_FIELDS, capture_system_description
 from mlpace.submission.training_log import parse_result_file
 
@@ -134,9 +133,12 @@ def _system_description(tset: TrainingSet, org: str, division: str, status: str,
         desc = capture_system_description(system_name=tset.system)
     desc.update(overrides)
     desc.update({"submitter": org, "division": division, "status": status})
-    for name in REQUIRED_FIELDS:
-        desc.setdefault(name, "")
     return desc
+
+
+def _empty_fields(desc: dict, required) -> list[str]:
+    """Required system-description fields that are missing or empty (never filled in for the user)."""
+    return [name for name in required if desc.get(name) in (None, "", [], {})]
 
 
 def _recorded_scale(folder: Path) -> str | None:
@@ -168,20 +170,29 @@ def _check_logs(tset: TrainingSet, division: str) -> list[str]:
     return problems
 
 
+def _reproduce_command(tset: TrainingSet) -> str | None:
+    """The exact command `mlpace train` recorded for this result (score.json beside the logs)."""
+    path = tset.files[0].parent / "score.json"
+    record = read_json_limited(path) if path.is_file() else None
+    command = record.get("command") if isinstance(record, dict) else None
+    return command if isinstance(command, str) and command else None
+
+
 def _readme(benchmark: str, tset: TrainingSet, desc: dict, ruleset: str) -> str:
     seeds = []
     for path in tset.files:
         seed = parse_result_file(path).seed
         seeds.append(str(seed) if seed is not None else "?")
+    command = _reproduce_command(tset)
+    reproduce = (["```", command, "```"] if command else
+                 ["These runs carry no `mlpace train` record (score.json), so the command that "
+                  "made them is not known."])
     return "\n".join([
         f"# {benchmark}: mlpace implementation", "",
         f"Produced by mlpace (its version is in `other_software_stack` of "
         f"systems/{tset.system}.json) under the rules of MLPerf Training ruleset {ruleset}.", "",
         "## Reproduce", "",
-        "```",
-        "pip install mlpace",
-        f"mlpace train {benchmark} --runs {len(tset.files)}",
-        "```", "",
+        *reproduce, "",
         f"Seeds of the packaged runs, in order: {', '.join(seeds)}.",
         f"System: {desc.get('system_name')} ({desc.get('host_processor_model_name')}, "
         f"{desc.get('accelerators_per_node')} x {desc.get('accelerator_model_name')}), "
@@ -191,15 +202,21 @@ def _readme(benchmark: str, tset: TrainingSet, desc: dict, ruleset: str) -> str:
 
 def package(sources: list[str | os.PathLike], org: str, out: str | os.PathLike,
             division: str = "open", availability: str = "onprem",
-            overrides: dict | None = None, ruleset: str = MLPACE_RULESET) -> Path:
-    """Build the submission tree for `org` under `out`; returns `out`. See the module doc."""
+            overrides: dict | None = None, ruleset: str = MLPACE_RULESET,
+            system_type: str | None = None) -> Path:
+    """Build the submission tree for `org` under `out`; returns `out`. See the module doc.
+    `system_type` (datacenter, edge or both) is the v1.1 inference field; training has none."""
     org = safe_name(org, "organisation")
     if division not in DIVISIONS:
         raise MlpaceError(f"division must be one of {', '.join(DIVISIONS)}, not {division!r}")
     status = AVAILABILITY.get(availability.lower())
-    if status is None:
+    inference_status = inference_rules.availability(availability)
+    if status is None or inference_status is None:
         raise MlpaceError(f"availability must be one of {', '.join(sorted(set(AVAILABILITY)))}, "
                           f"not {availability!r}")
+    if system_type is not None and system_type not in inference_rules.SYSTEM_TYPES:
+        raise MlpaceError(f"system type must be one of {', '.join(inference_rules.SYSTEM_TYPES)}, "
+                          f"not {system_type!r}")
     plan = Plan()
     for source in sources:
         found = find_runs(Path(source), ruleset)
@@ -217,6 +234,11 @@ def package(sources: list[str | os.PathLike], org: str, out: str | os.PathLike,
             except MlpaceError as err:
                 plan.problems.append(str(err))
         plan.problems += _check_logs(tset, division)
+    for source_division, source_org in plan.inference:
+        if source_division != division:
+            plan.problems.append(f"{source_org}: run for the {source_division} division (mlpace infer "
+                                 f"--division), packaging for {division}")
+        plan.problems += source_problems(source_org, division)
     seen = [(t.system, t.benchmark) for t in plan.training]
     for key in {k for k in seen if seen.count(k) > 1}:
         plan.problems.append(f"{key[0]}/{key[1]} found in more than one source folder")
@@ -225,7 +247,7 @@ def package(sources: list[str | os.PathLike], org: str, out: str | os.PathLike,
 
     out = Path(out)
     targets = [out / org] if plan.training else []
-    targets += [out / division / org for division, _ in plan.inference]
+    targets += [out / division / org for _ in plan.inference]
     for target in targets:
         if target.exists():
             raise MlpaceError(f"{target} already exists; choose another --out or move it away "
@@ -233,9 +255,12 @@ def package(sources: list[str | os.PathLike], org: str, out: str | os.PathLike,
     out.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".mlpace-package-", dir=out))
     try:
-        _write_training(staging, plan.training, org, division, status, overrides or {}, ruleset)
-        for inf_division, source_org in plan.inference:
-            _write_inference(staging / inf_division / org, source_org, org, status, overrides or {})
+        problems = _write_training(staging, plan.training, org, division, status, overrides or {}, ruleset)
+        for _, source_org in plan.inference:
+            problems += write_inference(staging / division / org, source_org, org, division,
+                                        inference_status, system_type, overrides or {})
+        if problems:
+            raise MlpaceError("not packaged: " + " | ".join(dict.fromkeys(problems)))
         for item in staging.iterdir():
             if item.name in (org,) or item.name in DIVISIONS:
                 _move_into(item, out / item.name)
@@ -254,7 +279,9 @@ def _move_into(src: Path, dst: Path) -> None:
 
 
 def _write_training(root: Path, sets: list[TrainingSet], org: str, division: str, status: str,
-                    overrides: dict, ruleset: str) -> None:
+                    overrides: dict, ruleset: str) -> list[str]:
+    """Write the training sets under `root`; returns why the tree may not be kept."""
+    problems = []
     for tset in sets:
         base = root / org
         results = base / "results" / tset.system / tset.benchmark
@@ -262,46 +289,14 @@ def _write_training(root: Path, sets: list[TrainingSet], org: str, division: str
         for index, path in enumerate(tset.files):
             shutil.copyfile(path, results / f"result_{index}.txt")
         desc = _system_description(tset, org, division, status, overrides)
+        empty = _empty_fields(desc, REQUIRED_FIELDS)
+        if empty:
+            problems.append(f"systems/{tset.system}.json: {', '.join(empty)} missing or empty; give them "
+                            "in --system-desc FILE (start from `mlpace sysinfo --out FILE`)")
         systems = base / "systems"
         systems.mkdir(parents=True, exist_ok=True)
         (systems / f"{tset.system}.json").write_text(json.dumps(desc, indent=2) + "\n")
         impl = base / "benchmarks" / tset.benchmark / "implementations" / "mlpace"
         impl.mkdir(parents=True, exist_ok=True)
         (impl / "README.md").write_text(_readme(tset.benchmark, tset, desc, ruleset))
-
-
-def _write_inference(target: Path, source_org: Path, org: str, status: str, overrides: dict) -> None:
-    """Copy an `mlpace infer` tree (already in the official layout), completing what it lacks."""
-    tree = SafeTree(source_org)
-    for folder in ("results", "measurements"):
-        if tree.is_folder(source_org / folder):
-            _copy_safe(tree, source_org / folder, target / folder)
-    systems = target / "systems"
-    systems.mkdir(parents=True, exist_ok=True)
-    for system_folder in tree.folders(source_org / "results"):
-        source_desc = source_org / "systems" / f"{system_folder.name}.json"
-        desc = read_json_limited(source_desc) if tree.is_file(source_desc) else \
-            capture_system_description(system_name=system_folder.name)
-        desc.update(overrides)
-        desc.update({"submitter": org, "division": target.parent.name, "status": status})
-        (systems / f"{system_folder.name}.json").write_text(json.dumps(desc, indent=2) + "\n")
-        for benchmark_folder in tree.folders(system_folder):
-            code = target / "code" / benchmark_folder.name
-            code.mkdir(parents=True, exist_ok=True)
-            scenarios = [canonical_scenario(s.name) for s in tree.folders(benchmark_folder)]
-            (code / "README.md").write_text(
-                f"# {benchmark_folder.name}: mlpace implementation\n\n```\npip install mlpace\n" +
-                "".join(f"mlpace infer {benchmark_folder.name} --scenario {s}\n" for s in scenarios if s) +
-                "```\n")
-    if tree.problems:
-        raise MlpaceError("not packaged: " + " | ".join(f"{p}: {r}" for p, r in tree.problems))
-
-
-def _copy_safe(tree: SafeTree, src: Path, dst: Path) -> None:
-    dst.mkdir(parents=True, exist_ok=True)
-    for path in tree.files(src):
-        shutil.copyfile(path, dst / path.name)
-    refuse_colliding(tree.relative(src), [f.name for f in tree.folders(src)], canonical_scenario)
-    for folder in tree.folders(src):
-        name = canonical_scenario(folder.name) or folder.name
-        _copy_safe(tree, folder, dst / name)
+    return problems

@@ -157,7 +157,8 @@ def load_overrides(path: str | os.PathLike | None) -> dict:
         raise MlpaceError(f"cannot read system description overrides {path}: {err}") from None
     if not isinstance(data, dict):
         raise MlpaceError(f"{path} must hold a JSON object of system-description fields")
-    unknown = sorted(set(data) - set(REQUIRED_FIELDS))
+    from mlpace.rules.inference import SYSTEM_POWER_FIELDS, SYSTEM_REQUIRED_FIELDS
+    unknown = sorted(set(data) - set(REQUIRED_FIELDS) - set(SYSTEM_REQUIRED_FIELDS) - set(SYSTEM_POWER_FIELDS))
     if unknown:
         raise MlpaceError(f"{path}: unknown system-description field(s) {', '.join(unknown)}")
     return data

@@ -2,10 +2,10 @@
 
 One module per benchmark under `mlpace.inference.models`; each defines
 
-    LOADGEN_MODEL = "resnet50"         # its name in mlperf.conf
     TRAINING_BENCHMARK = "resnet"      # the training benchmark whose model and data it reuses
-    TARGETS = (0.99,)                  # fractions of the FP32 score (0.99, 0.999 where MLPerf has both)
     def build(options: BuildOptions) -> InferenceTask
+
+The benchmarks' MLPerf facts (model names, targets, scenarios) are in `mlpace.rules.inference`.
 
 Modules import torch only inside `build`, so listing is cheap.
 """
@@ -18,9 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlpace.errors import MlpaceError
-
-# The seven benchmarks of MLPerf Inference v1.1, in the round's order.
-INFERENCE_BENCHMARKS = ["resnet50", "ssd-mobilenet", "ssd-resnet34", "bert", "dlrm", "3d-unet", "rnnt"]
+from mlpace.rules.inference import BENCHMARKS as INFERENCE_BENCHMARKS  # noqa: F401 - re-exported
 
 
 @dataclass

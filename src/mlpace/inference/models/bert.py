@@ -36,9 +36,7 @@ from mlpace.errors import MlpaceError
 from mlpace.inference.models import BuildOptions
 from mlpace.inference.task import InferenceTask
 
-LOADGEN_MODEL = "bert"
 TRAINING_BENCHMARK = "bert"
-TARGETS = (0.99, 0.999)
 FINETUNE_VERSION = 4       # bump when the fine-tuning code changes what it produces
 MAX_ANSWER_LENGTH = 30     # tokens (accuracy-squad.py's max_answer_length)
 N_BEST = 20                # start and end candidates per window (n_best_size)
@@ -233,12 +231,19 @@ def predictions(examples: list[dict], features: Features, outputs: dict[int, np.
     return answers
 
 
-def f1_of(examples: list[dict], features: Features, outputs: dict[int, np.ndarray]) -> float:
-    """SQuAD F1 (a fraction) over the questions that have windows in `outputs`."""
+def squad_scores(examples: list[dict], features: Features, outputs: dict[int, np.ndarray]) -> dict:
+    """SQuAD {"exact_match", "f1"} (fractions) over the questions that have windows in `outputs`."""
     from mlpace.inference import squad
     answers = predictions(examples, features, outputs)
     scored = [ex for ex in examples if ex["id"] in answers]
-    return squad.evaluate(scored, answers)["f1"] / 100.0 if scored else 0.0
+    if not scored:
+        return {"exact_match": 0.0, "f1": 0.0}
+    return {name: value / 100.0 for name, value in squad.evaluate(scored, answers).items()}
+
+
+def f1_of(examples: list[dict], features: Features, outputs: dict[int, np.ndarray]) -> float:
+    """SQuAD F1 (a fraction) over the questions that have windows in `outputs`."""
+    return squad_scores(examples, features, outputs)["f1"]
 
 
 def gold_outputs(features: Features) -> dict[int, np.ndarray]:
@@ -493,9 +498,10 @@ def build(options: BuildOptions) -> InferenceTask:
     def score(outputs: dict[int, np.ndarray]) -> float:
         return f1_of(examples, features, outputs)
 
-    task = serve_bundle(options, cache, _bundle(model), name="bert", loadgen_model=LOADGEN_MODEL,
+    task = serve_bundle(options, cache, _bundle(model), name="bert",
                         total=total, load=features.sample, output_dtype="float32", score=score,
-                        metric="f1", targets=TARGETS, max_batch=max_batch)
+                        metric="f1", max_batch=max_batch,
+                        extra_scores=lambda outputs: squad_scores(examples, features, outputs))
     task.notes = {**task.notes, "questions": len({int(e) for e in features.example[:total]}),
                   "windows": total}
     return task

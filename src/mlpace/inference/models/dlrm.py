@@ -17,9 +17,7 @@ from mlpace.errors import MlpaceError
 from mlpace.inference.models import BuildOptions
 from mlpace.inference.task import InferenceTask
 
-LOADGEN_MODEL = "dlrm"
 TRAINING_BENCHMARK = "dlrm"
-TARGETS = (0.99, 0.999)
 
 
 def _bundle(model):
@@ -68,6 +66,6 @@ def build(options: BuildOptions) -> InferenceTask:
     def load(index):
         return dense[index], categorical[index]
 
-    return serve_bundle(options, cache, _bundle(model), name="dlrm", loadgen_model=LOADGEN_MODEL,
+    return serve_bundle(options, cache, _bundle(model), name="dlrm",
                         total=total, load=load, output_dtype="float32", score=_auc(labels), metric="AUC",
-                        targets=TARGETS, max_batch=1024)
+                        max_batch=1024)

@@ -14,9 +14,7 @@ from mlpace.errors import MlpaceError
 from mlpace.inference.models import BuildOptions
 from mlpace.inference.task import InferenceTask
 
-LOADGEN_MODEL = "resnet50"
 TRAINING_BENCHMARK = "resnet"
-TARGETS = (0.99,)
 MINI_MODEL_VERSION = 1
 
 
@@ -61,6 +59,6 @@ def build(options: BuildOptions) -> InferenceTask:
         load = lambda i: dataset[i][0].numpy()  # noqa: E731 - decoded on demand by the QSL
 
     total = len(labels) if options.limit is None else min(options.limit, len(labels))
-    return serve_bundle(options, cache, _bundle(model), name="resnet50", loadgen_model=LOADGEN_MODEL,
+    return serve_bundle(options, cache, _bundle(model), name="resnet50",
                         total=total, load=load, output_dtype="int32", score=_top1(labels),
-                        metric="accuracy", targets=TARGETS, max_batch=64)
+                        metric="accuracy", max_batch=64)

@@ -18,9 +18,7 @@ from mlpace.errors import MlpaceError
 from mlpace.inference.models import BuildOptions
 from mlpace.inference.task import InferenceTask
 
-LOADGEN_MODEL = "rnnt"
 TRAINING_BENCHMARK = "rnnt"
-TARGETS = (0.99,)
 
 
 def encode_answer(ids: list[int]) -> np.ndarray:
@@ -91,9 +89,9 @@ def build(options: BuildOptions) -> InferenceTask:
     features = [f.numpy() for f in workload.eval_features]
     total = len(features) if options.limit is None else min(options.limit, len(features))
     task = InferenceTask(
-        name="rnnt", loadgen_model=LOADGEN_MODEL, total=total, load=features.__getitem__,
+        name="rnnt", total=total, load=features.__getitem__,
         predict=_decoder(model, config, options.device, options.precision), output_dtype="int32",
         score=_wer(workload.eval_texts, workload.tokenizer), metric="WER", reference_score=0.0,
-        direction="min", targets=TARGETS, max_batch=config.eval_batch_size,
+        direction="min", max_batch=config.eval_batch_size,
         notes=cache.meta.get("training", {}))
     return with_reference_score(task, cache, _decoder(model, config, options.device, "fp32"))

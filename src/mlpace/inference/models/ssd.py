@@ -23,7 +23,6 @@ from mlpace.inference.models import BuildOptions
 from mlpace.inference.task import InferenceTask
 
 TRAINING_BENCHMARK = "ssd"
-TARGETS = (0.99,)
 # Training overrides per variant: the backbone is what tells them apart.
 VARIANTS = {"ssd-resnet34": {"backbone": "resnet"}, "ssd-mobilenet": {"backbone": "mobilenet"}}
 
@@ -93,6 +92,6 @@ def build_variant(name: str, options: BuildOptions) -> InferenceTask:
     def load(index):
         return index, images[index]   # the index goes into the response rows, as MLPerf's do
 
-    return serve_bundle(options, cache, _bundle(model), name=name, loadgen_model=name, total=total,
+    return serve_bundle(options, cache, _bundle(model), name=name, total=total,
                         load=load, output_dtype="float32", score=_coco_map(split), metric="mAP",
-                        targets=TARGETS, max_batch=64)
+                        max_batch=64)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from mlpace.inference.models.ssd import TARGETS, TRAINING_BENCHMARK, build_variant  # noqa: F401
-
-LOADGEN_MODEL = "ssd-resnet34"
+from mlpace.inference.models.ssd import TRAINING_BENCHMARK, build_variant  # noqa: F401
 
 
 def build(options):
-    return build_variant(LOADGEN_MODEL, options)
+    return build_variant("ssd-resnet34", options)

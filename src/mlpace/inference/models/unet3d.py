@@ -17,9 +17,7 @@ from mlpace.errors import MlpaceError
 from mlpace.inference.models import BuildOptions
 from mlpace.inference.task import InferenceTask
 
-LOADGEN_MODEL = "3d-unet"
 TRAINING_BENCHMARK = "unet3d"
-TARGETS = (0.99, 0.999)
 
 
 def _segmenter(model, config, device: str, pad_value: float, precision: str):
@@ -101,8 +99,8 @@ def build(options: BuildOptions) -> InferenceTask:
     pad_value = (kits.CLIP_HU[0] - kits.MEAN_HU) / kits.STD_HU
     total = len(cases) if options.limit is None else min(options.limit, len(cases))
     task = InferenceTask(
-        name="3d-unet", loadgen_model=LOADGEN_MODEL, total=total, load=volumes.__getitem__,
+        name="3d-unet", total=total, load=volumes.__getitem__,
         predict=_segmenter(model, config, options.device, pad_value, options.precision),
         output_dtype="uint8", score=_dice(volumes, labels, config, pad_value), metric="DICE",
-        reference_score=0.0, targets=TARGETS, max_batch=1, notes=cache.meta.get("training", {}))
+        reference_score=0.0, max_batch=1, notes=cache.meta.get("training", {}))
     return with_reference_score(task, cache, _segmenter(model, config, options.device, pad_value, "fp32"))
