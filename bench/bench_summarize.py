@@ -1,12 +1,25 @@
-"""mlpace summarize vs the official MLPerf result summarizer, on the same copied tree.
+"""Score a whole published-round-size training tree: mlpace vs a naive scorer vs the official tool.
 
-    .venv/bin/python bench/bench_summarize.py [--org-folder PATH] [--ruleset 1.0.0]
+    .venv/bin/python bench/bench_summarize.py                  # 2,750 logs, 5 repeats, official once
+    .venv/bin/python bench/bench_summarize.py --logs 540 --repeats 3 --no-official
 
-Copies the tree to a temporary folder (the official tool writes files next to the logs),
-runs each tool once as a fresh process - interpreter start and imports included, as a user
-would run them - and prints both wall times, the ratio, and whether the scores agree
-(relative difference <= 1e-9). Default tree: the four NVIDIA systems of training v1.0 in
-../shared/fixtures.
+The round: the published v1.0 fixture logs (tests/data/mlperf/training_v1.0: NVIDIA, Google,
+Graphcore, Intel; 135 real, messy logs) repeated under renamed organisations (`NVIDIA_c2`, ...,
+their system descriptions' `submitter` renamed too, so every row of every table is distinct)
+until it holds `--logs` result files: the size of MLPerf Training v2.0 (about 2,750 logs). Logs
+are hard links (one copy in the page cache), so the cache is warm after the first pass.
+
+Every tool runs as a fresh process (interpreter start and imports included, as a user runs it):
+- naive: the scorer anyone would write in 60 lines (`naive_scores` below: read each file as
+  text, `json.loads` every `:::MLLOG` line, olympic mean; one process);
+- mlpace: `mlpace summarize ROUND --json`;
+- official: `python -m mlperf_logging.result_summarizer "ROUND/{*}" training RULESET --csv`
+  (it runs the compliance checker on every log: minutes for a round, so it runs once).
+naive and mlpace alternate `--repeats` times (the machine's load hits both alike); the report
+gives the medians and the median of the per-pair ratios. Agreement: mlpace's scores against the
+naive scorer's (every result) and the official tool's (every score in its CSV), each stating
+how many scores it compared; no comparison, or an official exit code other than 0, is no
+agreement. Exit status 1 when anything disagrees.
 """
 
 from __future__ import annotations
@@ -15,7 +28,9 @@ import argparse
 import csv
 import json
 import os
+import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -23,83 +38,227 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_TREE = REPO / ".." / "shared" / "fixtures" / "training_v1.0" / "NVIDIA"
-# The CLI restricted to this area's verbs, so the bench runs whatever state other areas are in.
-NOT_SCORES = {"number_of_nodes", "host_processors_count", "accelerators_count"}
+FIXTURES = REPO / "tests" / "data" / "mlperf" / "training_v1.0"
+# mlpace's CLI restricted to the submission verbs, so the bench runs whatever state other areas are in.
 MLPACE = ("import sys, mlpace.cli as cli; cli.COMMAND_MODULES = ['mlpace.commands.submission']; "
           "sys.exit(cli.main(sys.argv[1:]))")
+NOT_SCORES = {"number_of_nodes", "host_processors_count", "accelerators_count"}
+TOLERANCE = 1e-9          # relative
 
 
-def timed(command: list[str]) -> tuple[float, subprocess.CompletedProcess]:
-    start = time.perf_counter()
+# ---------------------------------------------------------------- the naive scorer
+
+def naive_scores(root: str) -> dict[str, float | None]:
+    """{result folder relative to root: score in minutes} the plain way (no process pool, no
+    byte tricks): what mlpace must beat by 3x."""
+    runs: dict[str, list] = {}
+    for folder, _, names in os.walk(root):
+        for name in sorted(names):
+            if not (name.startswith("result_") and name.endswith(".txt")):
+                continue
+            start = stop = status = None
+            with open(os.path.join(folder, name), encoding="latin-1") as handle:
+                for line in handle:
+                    pos = line.find(":::MLLOG ")
+                    if pos < 0:
+                        continue
+                    try:
+                        record = json.loads(line[pos + 9:])
+                    except ValueError:
+                        continue
+                    key = record.get("key")
+                    if key == "run_start" and start is None:
+                        start = float(record["time_ms"])
+                    elif key == "run_stop" and stop is None:
+                        stop = float(record["time_ms"])
+                        status = (record.get("metadata") or {}).get("status")
+            converged = status == "success" and start is not None
+            runs.setdefault(os.path.relpath(folder, root), []).append(
+                (stop - start) / 60 / 1000 if converged else None)
+    scores = {}
+    for folder, minutes in runs.items():
+        drop = 4 if os.path.basename(folder) == "unet3d" else 1
+        done = sorted(m for m in minutes if m is not None)
+        failed = len(minutes) - len(done)
+        kept = done[drop:len(done) - (drop - failed)] if failed <= drop else []
+        scores[folder] = sum(kept) / len(kept) if kept else None
+    return scores
+
+
+# ---------------------------------------------------------------- the round
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def make_round(dest: Path, logs: int) -> int:
+    """A training_v1.0-style round of at least `logs` result files; returns how many."""
+    orgs = sorted(p for p in FIXTURES.iterdir() if p.is_dir())
+    per_copy = sum(1 for _ in FIXTURES.glob("*/results/*/*/result_*.txt"))
+    copies = max(1, -(-logs // per_copy))
+    for copy in range(copies):
+        for org in orgs:
+            name = org.name if copy == 0 else f"{org.name}_c{copy}"
+            shutil.copytree(org, dest / name, copy_function=_link_or_copy)
+            for desc in (dest / name / "systems").glob("*.json"):
+                data = json.loads(desc.read_text())
+                data["submitter"] = name
+                desc.unlink()                      # a hard link: never write through it
+                desc.write_text(json.dumps(data, indent=2))
+    return copies * per_copy
+
+
+# ---------------------------------------------------------------- running and comparing
+
+def timed(command: list[str]) -> tuple[float, float, subprocess.CompletedProcess]:
+    """(wall seconds, CPU seconds of the process and its workers, the finished process)."""
+    before, start = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True)
-    return time.perf_counter() - start, done
+    wall, after = time.perf_counter() - start, resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, done
+
+
+def _rel(x: float, y: float) -> bool:
+    return abs(x - y) <= TOLERANCE * abs(y)
+
+
+def compare_naive(naive: dict, ours_json: dict, root: Path) -> tuple[int, list[str]]:
+    """(scores compared, differences) between the naive scorer and mlpace, per result folder."""
+    ours = {}
+    for result in ours_json["training_details"]:
+        if result["runs"]:
+            folder = os.path.relpath(Path(result["runs"][0]["path"]).parent, root)
+            ours[folder] = result["minutes"]
+    compared, differences = 0, []
+    for folder, score in sorted(naive.items()):
+        mine = ours.get(folder, "missing")
+        compared += 1
+        same = mine is None if score is None else isinstance(mine, float) and _rel(mine, score)
+        if not same:
+            differences.append(f"{folder}: naive {score}, mlpace {mine}")
+    return compared, differences
+
+
+def compare_official(official_csv: Path, ours_json: dict) -> tuple[int, int, list[str]]:
+    """(scores compared, systems compared, differences): every score in the official CSV
+    against mlpace's row of the same submitter and system, and every score mlpace gives
+    where the official table has none."""
+    if not official_csv.exists():
+        return 0, 0, ["the official tool wrote no CSV"]
+    ours = {(row["submitter"], row["system"]): row for row in ours_json["training"]}
+    compared, systems, differences = 0, set(), []
+    with open(official_csv) as handle:
+        for row in csv.DictReader(handle):
+            key = (row.get("submitter"), row.get("system"))
+            if key not in ours:
+                differences.append(f"{key}: in the official table, not in mlpace's")
+                continue
+            for column, value in row.items():
+                if column in NOT_SCORES or column not in ours[key]:
+                    continue
+                if value in ("", None):
+                    if isinstance(ours[key][column], float):
+                        differences.append(f"{key} {column}: no official score, mlpace "
+                                           f"{ours[key][column]}")
+                    continue
+                try:
+                    official = float(value)
+                except ValueError:
+                    continue
+                mine = ours[key][column]
+                compared += 1
+                systems.add(key)
+                if not (isinstance(mine, (int, float)) and _rel(float(mine), official)):
+                    differences.append(f"{key} {column}: official {official}, mlpace {mine}")
+    return compared, len(systems), differences
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--org-folder", type=Path, default=DEFAULT_TREE,
-                        help="an <org> folder with results/ and systems/ (default: NVIDIA, training v1.0)")
+    parser.add_argument("--logs", type=int, default=2750, help="result files in the round (default 2,750)")
+    parser.add_argument("--repeats", type=int, default=5, help="naive/mlpace pairs (default 5)")
     parser.add_argument("--ruleset", default="1.0.0")
+    parser.add_argument("--no-official", action="store_true",
+                        help="skip the official summarizer (minutes on a round)")
+    parser.add_argument("--naive", metavar="ROOT", help=argparse.SUPPRESS)  # the naive scorer's process
     args = parser.parse_args()
-    if not args.org_folder.is_dir():
-        print(f"error: {args.org_folder} not found", file=sys.stderr)
+    if args.naive:
+        json.dump(naive_scores(args.naive), sys.stdout)
+        return 0
+    if not FIXTURES.is_dir():
+        print(f"error: fixtures not found at {FIXTURES}", file=sys.stderr)
         return 2
-    with tempfile.TemporaryDirectory() as tmp:
-        # Two identical copies: the official tool writes scaling.json files into the tree it
-        # reads (its RCP checker runs with set_scaling=True), which would change mlpace's input.
-        tree, tree_copy = _copy(args.org_folder, Path(tmp) / "official"), _copy(args.org_folder, Path(tmp) / "mlpace")
-        official_csv, ours_json = Path(tmp) / "official.csv", Path(tmp) / "mlpace.json"
-        t_official, official = timed([sys.executable, "-m", "mlperf_logging.result_summarizer",
-                                      str(tree), "training", args.ruleset, "--csv", str(official_csv)])
-        t_ours, ours = timed([sys.executable, "-c", MLPACE, "summarize", str(tree_copy),
-                              "--ruleset", args.ruleset, "--json", str(ours_json)])
-        if ours.returncode != 0 or not ours_json.exists():
-            print(f"error: mlpace summarize failed:\n{ours.stderr}", file=sys.stderr)
-            return 1
-        agree, compared = _compare(official_csv, ours_json)
-    files = sum(1 for _ in args.org_folder.rglob("result_*.txt"))
-    print(f"tree: {args.org_folder} ({files} result files), ruleset {args.ruleset}, cpus: {os.cpu_count()}")
-    print(f"official result_summarizer: {t_official:6.2f} s (exit {official.returncode})")
-    print(f"mlpace summarize:           {t_ours:6.2f} s")
-    print(f"speed-up: {t_official / t_ours:.1f}x")
-    print(f"scores compared: {compared}, all identical within 1e-9: {agree}")
+    with tempfile.TemporaryDirectory(prefix="mlpace-bench-") as tmp:
+        # Two trees: the official tool writes files into the one it reads.
+        ours_root, official_root = Path(tmp) / "mlpace" / "training_v1.0", Path(tmp) / "official" / "training_v1.0"
+        files = make_round(ours_root, args.logs)
+        if not args.no_official:
+            make_round(official_root, args.logs)
+        size = sum(p.stat().st_size for p in ours_root.glob("*/results/*/*/result_*.txt"))
+        ours_file = Path(tmp) / "mlpace.json"
+        naive_cmd = [sys.executable, __file__, "--naive", str(ours_root)]
+        ours_cmd = [sys.executable, "-c", MLPACE, "summarize", str(ours_root),
+                    "--ruleset", args.ruleset, "--json", str(ours_file)]
+        subprocess.run(naive_cmd, capture_output=True)         # warm the page cache
+        print(f"round: {files} result logs, {size / 2**20:.0f} MB, ruleset {args.ruleset}, "
+              f"{os.cpu_count()} CPUs, load average {_loadavg()}")
+        t_naive, t_ours, cpu_naive, cpu_ours = [], [], [], []
+        for _ in range(args.repeats):
+            seconds, cpu, naive = timed(naive_cmd)
+            t_naive.append(seconds)
+            cpu_naive.append(cpu)
+            seconds, cpu, ours = timed(ours_cmd)
+            t_ours.append(seconds)
+            cpu_ours.append(cpu)
+            if naive.returncode or ours.returncode or not ours_file.exists():
+                print(f"error: a scorer failed:\n{naive.stderr}{ours.stderr}", file=sys.stderr)
+                return 1
+            print(f"  naive {t_naive[-1]:6.2f} s (CPU {cpu_naive[-1]:5.2f} s)   mlpace {t_ours[-1]:6.2f} s "
+                  f"(CPU {cpu_ours[-1]:5.2f} s)   ratio {t_naive[-1] / t_ours[-1]:.2f}x   (load {_loadavg()})")
+        ours_json = json.loads(ours_file.read_text())
+        naive_compared, naive_diffs = compare_naive(json.loads(naive.stdout), ours_json, ours_root)
+        median = statistics.median
+        print(f"naive scorer:     median {median(t_naive):6.2f} s wall, {median(cpu_naive):5.2f} s CPU")
+        print(f"mlpace summarize: median {median(t_ours):6.2f} s wall, {median(cpu_ours):5.2f} s CPU")
+        print(f"mlpace vs naive: {median(n / o for n, o in zip(t_naive, t_ours)):.2f}x wall, "
+              f"{median(n / o for n, o in zip(cpu_naive, cpu_ours)):.2f}x CPU "
+              f"(medians of the {args.repeats} pairs' ratios)")
+        agree = _report("naive scorer", naive_compared, naive_diffs)
+        if not args.no_official:
+            official_file = Path(tmp) / "official.csv"
+            seconds, _, official = timed([sys.executable, "-m", "mlperf_logging.result_summarizer",
+                                       f"{official_root}/{{*}}", "training", args.ruleset,
+                                       "--csv", str(official_file)])
+            compared, systems, diffs = compare_official(official_file, ours_json)
+            print(f"official result_summarizer: {seconds:6.2f} s (exit {official.returncode}), "
+                  f"mlpace {statistics.median(t_ours):.2f} s: "
+                  f"{seconds / statistics.median(t_ours):.1f}x faster (load {_loadavg()})")
+            if official.returncode != 0:
+                diffs.insert(0, f"the official tool exited {official.returncode}: "
+                                f"{official.stderr.strip().splitlines()[-1:]}")
+            agree = _report(f"official tool ({systems} systems)", compared, diffs) and agree
     return 0 if agree else 1
 
 
-def _copy(src: Path, parent: Path) -> Path:
-    dst = parent / src.name
-    shutil.copytree(src, dst)
-    for path in [dst, *dst.rglob("*")]:
-        os.chmod(path, 0o755 if path.is_dir() else 0o644)
-    return dst
+def _report(what: str, compared: int, differences: list[str]) -> bool:
+    agree = compared > 0 and not differences
+    print(f"agreement with the {what}: {compared} scores compared, {len(differences)} differ: "
+          f"{'AGREE' if agree else 'DO NOT AGREE'}")
+    for line in differences[:20]:
+        print(f"  {line}")
+    if len(differences) > 20:
+        print(f"  ... and {len(differences) - 20} more")
+    return agree
 
 
-def _compare(official_csv: Path, ours_json: Path) -> tuple[bool, int]:
-    """Every score the official tool printed equals mlpace's (the official CSV names systems
-    by system_name, like mlpace's table)."""
-    if not official_csv.exists():
-        return False, 0
-    ours = {row["system"]: row for row in json.loads(ours_json.read_text())["training"]}
-    compared, agree = 0, True
-    with open(official_csv) as handle:
-        for row in csv.DictReader(handle):
-            for column, value in row.items():
-                if column in ours.get(row["system"], {}) and value and column not in NOT_SCORES:
-                    try:
-                        official = float(value)
-                    except ValueError:
-                        continue
-                    mine = ours[row["system"]][column]
-                    compared += 1
-                    try:
-                        mine = float(mine)
-                    except (TypeError, ValueError):
-                        mine = float("nan")
-                    if not abs(mine - official) <= 1e-9 * abs(official):
-                        print(f"differs: {row['system']} {column}: official {official}, mlpace {mine}")
-                        agree = False
-    return agree, compared
+def _loadavg() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
 
 
 if __name__ == "__main__":

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mlpace.rules.divisions import DIVISIONS  # noqa: F401  (the same two divisions as training)
+
 ROUND = "v1.1"
-DIVISIONS = ("closed", "open")
 SCENARIOS = ("SingleStream", "MultiStream", "Server", "Offline")
 
 # The `status` of a v1.1 system description, and the spellings mlpace accepts for each

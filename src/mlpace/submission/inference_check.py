@@ -19,9 +19,8 @@ from pathlib import Path
 
 from mlpace.errors import MlpaceError
 from mlpace.rules import inference as rules
-from mlpace.io import read_json_limited, read_text_limited
+from mlpace.io import SafeTree, read_json_limited, read_text_limited
 from mlpace.submission.loadgen_log import parse_detail_file
-from mlpace.io import SafeTree
 
 PASS, WARN, FAIL = "pass", "warn", "fail"
 # The checker maps only these lower-case folder names to scenarios.

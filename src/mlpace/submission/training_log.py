@@ -4,13 +4,26 @@ Real result files are whatever the submitter's job printed: shell tracing, progr
 warnings between the `:::MLLOG {json}` lines, several ranks printing the same line, lines cut
 in half when a job was killed, runs that never converged. The parser keeps every MLLOG line it
 can decode, counts the ones it cannot, and never raises on content (only on an unreadable
-file). It reads the line the way the official `mlperf_logging` parser does: anything before
-the token is dropped, the text is decoded as latin-1, and the first `run_start` / `run_stop`
-are the ones that count.
+file, or one whose MLLOG lines would cost the official parser minutes: MAX_OFFICIAL_PARSE_COST). It reads the line the way the official `mlperf_logging` parser does: the text is
+decoded as latin-1 and cut into lines as a Python text file is (at \n, \r\n and \r), anything
+before the token is dropped, and the first `run_start` / `run_stop` are the ones that count.
 
 Two log formats exist:
 - `:::MLLOG {"time_ms": ..., "key": ..., "value": ..., "metadata": {...}}` (v0.7 and later);
 - `:::MLL 1558640213.596 key: {"value": ..., "metadata": {...}}` (v0.6; seconds, not ms).
+
+Two readers give the same TrainingRun:
+- `parse_result_text` decodes every MLLOG line: the plain definition, kept for text in hand;
+- `parse_result_file` is the one for files, built for whole published rounds (thousands of
+  logs, hundreds of MB): it reads the file once as bytes (in one piece up to WHOLE_BYTES,
+  else in chunks of CHUNK_BYTES), counts the MLLOG lines, finds the few lines a TrainingRun is made of (`RUN_KEYS`) by a byte search for their
+  `"key"`, and decodes only those (plus the file's last MLLOG line, which a killed job cuts).
+  The thousands of per-step lines are counted, never decoded: a corrupt one in the middle of
+  a log is not noticed (it changes nothing a TrainingRun holds), and a line carrying two
+  MLLOG tokens counts as two. Those counts are the only difference from the plain reader,
+  and only on corrupt logs (tests/submission/test_training_log_fast.py holds the two equal
+  on every published fixture log). Chunks without the MLLOG token but with the v0.6 token
+  are decoded line by line, as by the plain reader.
 
 Pure Python, no torch: `mlpace summarize` and the results store import this.
 """
@@ -20,11 +33,12 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlpace.errors import MlpaceError
-from mlpace.io import iter_lines_limited, read_text_limited  # noqa: F401 - read_text_limited: old import path
+from mlpace.io import MAX_FILE_BYTES, open_limited, read_text_limited  # noqa: F401 - read_text_limited: old import path
 
 MLLOG_TOKEN = ":::MLLOG "
 OLD_TOKEN = ":::MLL "          # v0.6 format
@@ -37,6 +51,24 @@ MAX_OFFICIAL_PARSE_COST = 4 * 10**9
 # Keys that changed name across rounds, mapped to the current name (v0.6 logged the
 # platform as `submission_entry` in some submissions).
 KEY_ALIASES = {"submission_entry": "submission_platform"}
+# Every key `run_from_records` reads: the fast reader decodes only lines logging one of these,
+# so a new TrainingRun field read from another key must add that key here.
+RUN_KEYS = ("run_start", "run_stop", "init_start", "init_stop", "seed", "global_batch_size",
+            "eval_target", "eval_accuracy", "submission_benchmark", "submission_org",
+            "submission_division", "submission_status", "submission_platform",
+            *KEY_ALIASES)
+# A log up to this size is read in one piece (nearly all: real ones are at most a few MB);
+# a larger one in chunks of CHUNK_BYTES, which bounds memory (a line longer than a chunk is
+# still read whole, up to the file size limit).
+WHOLE_BYTES = 4 * 2**20
+CHUNK_BYTES = 2**20
+_SCAN_JSON = json.JSONDecoder().scan_once       # the C scanner json.loads ends up in
+_JSON_SPACE = re.compile(r"[ \t\n\r]*")           # what json.loads skips around a value
+_TOKEN = MLLOG_TOKEN.encode()
+_OLD_TOKEN = OLD_TOKEN.encode()
+# `"key": "run_start"` as json.dumps writes it (any spaces or tabs around the colon).
+_RUN_KEY = re.compile(rb'"key"[ \t]*:[ \t]*"(?:' +
+                      b"|".join(re.escape(k.encode()) for k in RUN_KEYS) + rb')"')
 
 
 @dataclass
@@ -69,22 +101,41 @@ class TrainingRun:
         return self.minutes is not None
 
 
+def _json_from(text: str, pos: int):
+    """`json.loads(text[pos:])`: the same value and the same failures (ValueError), minus the
+    copy and the layers of calls (this runs once per decoded line)."""
+    if text[pos:pos + 1] != "{":              # the usual case needs no whitespace skipping
+        pos = _JSON_SPACE.match(text, pos).end()
+    try:
+        value, end = _SCAN_JSON(text, pos)
+    except StopIteration:
+        raise ValueError("no JSON value") from None
+    if end != len(text) and _JSON_SPACE.match(text, end).end() != len(text):
+        raise ValueError("extra data after the JSON value")
+    return value
+
+
+def _record(record) -> dict:
+    """A decoded MLLOG JSON value as a record ({} when it is not one: no key, no time)."""
+    if not isinstance(record, dict) or "key" not in record:
+        return {}
+    record["time_ms"] = finite_time(record.get("time_ms"))
+    if record["time_ms"] is None:
+        return {}
+    if not isinstance(record.get("metadata"), dict):
+        record["metadata"] = {}
+    return record
+
+
 def _decode(line: str) -> dict | None:
     """One MLLOG record from one line, or None when the line holds none (or a broken one)."""
     pos = line.find(MLLOG_TOKEN)
     if pos >= 0:
         try:
-            record = json.loads(line[pos + len(MLLOG_TOKEN):])
-        except (ValueError, RecursionError):   # RecursionError: brackets nested 100,000 deep
+            record = _json_from(line, pos + len(MLLOG_TOKEN))
+        except (ValueError, RecursionError):   # RecursionError: absurdly nested JSON
             return {}
-        if not isinstance(record, dict) or "key" not in record:
-            return {}
-        record["time_ms"] = finite_time(record.get("time_ms"))
-        if record["time_ms"] is None:
-            return {}
-        if not isinstance(record.get("metadata"), dict):
-            record["metadata"] = {}
-        return record
+        return _record(record)
     pos = line.find(OLD_TOKEN)
     if pos >= 0:
         return _decode_v06(line[pos + len(OLD_TOKEN):])
@@ -149,9 +200,13 @@ def init_window(records: list[dict]) -> tuple[float | None, float | None]:
     return start, None
 
 
-def run_from_records(path: str, records: list[dict], bad_lines: int = 0) -> TrainingRun:
-    """Fold decoded records into a TrainingRun (first value of each key wins, as officially)."""
-    run = TrainingRun(path=str(path), mllog_lines=len(records), bad_lines=bad_lines)
+def run_from_records(path: str, records: list[dict], bad_lines: int = 0,
+                     mllog_lines: int | None = None) -> TrainingRun:
+    """Fold decoded records into a TrainingRun (first value of each key wins, as officially).
+
+    Reads only the keys in RUN_KEYS. `mllog_lines` defaults to the number of records."""
+    run = TrainingRun(path=str(path), bad_lines=bad_lines,
+                      mllog_lines=len(records) if mllog_lines is None else mllog_lines)
     first: dict[str, dict] = {}
     for record in records:
         key = KEY_ALIASES.get(record["key"], record["key"])
@@ -208,10 +263,17 @@ def run_from_records(path: str, records: list[dict], bad_lines: int = 0) -> Trai
     return run
 
 
-def parse_result_lines(lines, path: str = "<text>") -> TrainingRun:
-    """A TrainingRun from an iterable of lines (a file is streamed, never read whole)."""
+def universal_lines(text: str) -> list[str]:
+    """`text` cut into lines as a Python text file reads them (at \\n, \\r\\n and \\r: the
+    official parser's `open(..., encoding="latin-1")`), not at the other breaks
+    `str.splitlines` knows (\\x85, \\x0c, ...), which are plain bytes in a log."""
+    return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+
+
+def _decode_lines(text: str) -> tuple[list[dict], int]:
+    """(records, lines that carry a token but did not decode) of every line in `text`."""
     records, bad = [], 0
-    for line in lines:
+    for line in universal_lines(text):
         record = _decode(line)
         if record is None:
             continue
@@ -219,26 +281,210 @@ def parse_result_lines(lines, path: str = "<text>") -> TrainingRun:
             records.append(record)
         else:
             bad += 1
-    return run_from_records(path, records, bad)
+    return records, bad
 
 
 def parse_result_text(text: str, path: str = "<text>") -> TrainingRun:
-    return parse_result_lines(text.splitlines(), path)
+    """The plain reader: decode every line (see the module doc)."""
+    records, bad = _decode_lines(text)
+    return run_from_records(path, records, bad)
 
 
-def within_parse_cost(lines, path: str):
-    """The lines, unless their MLLOG lines would cost the official parser more than
-    MAX_OFFICIAL_PARSE_COST (then MlpaceError: the file is not a log anyone can check)."""
-    cost = 0
-    for line in lines:
-        if ":::MLL" in line:
-            cost += len(line) ** 2
-            if cost > MAX_OFFICIAL_PARSE_COST:
-                raise MlpaceError(f"{path} holds MLLOG lines far longer than any real log's (the "
-                                  "official checkers would take minutes to parse it); refused")
-        yield line
+def _decode_whole_lines(text: str) -> tuple[list[dict], int] | None:
+    """`_decode_lines(text)` in one JSON parse when every line with a token holds one whole
+    `{...}` record, else None (then the lines are decoded one by one). One parse of the
+    lines as a JSON array saves the per-call cost of decoding a hundred thousand lines, and
+    cannot take a cut line for a whole one: a record cut short leaves a bracket open, so the
+    array fails to parse or holds fewer items than lines. (Only lines built to fit each other
+    - one missing exactly what another has too much - could pass for whole ones together.)"""
+    payloads = []
+    for line in universal_lines(text):
+        pos = line.find(MLLOG_TOKEN)
+        if pos < 0:
+            if OLD_TOKEN in line:
+                return None
+            continue
+        payload = line[pos + len(MLLOG_TOKEN):].strip(" \t")
+        if payload[:1] != "{" or payload[-1:] != "}":
+            return None
+        payloads.append(payload)
+    try:
+        values = json.loads("[" + ",".join(payloads) + "]")
+    except (ValueError, RecursionError):
+        return None
+    if len(values) != len(payloads):
+        return None
+    records = [_record(value) for value in values]
+    return None if not all(records) else (records, 0)
 
 
-def parse_result_file(path: str | os.PathLike) -> TrainingRun:
-    """Parse one result file; raises MlpaceError only when it cannot be read at all."""
-    return parse_result_lines(within_parse_cost(iter_lines_limited(path), str(path)), str(Path(path)))
+def official_parse_cost(text: str) -> int:
+    """What the MLLOG lines of `text` cost the official parser: the sum of their squared lengths."""
+    return sum(len(line) ** 2 for line in universal_lines(text) if ":::MLL" in line)
+
+
+def _parse_cost(data: bytes) -> int:
+    """`official_parse_cost` of latin-1 `data`, from the lines holding the token alone (cut at
+    \\n, \\r\\n and \\r, as the text), with nothing decoded or copied."""
+    cost, pos, find, rfind = 0, 0, data.find, data.rfind
+    carriage = b"\r" in data
+    while (at := find(b":::MLL", pos)) >= 0:
+        start = rfind(b"\n", pos, at) + 1
+        end = find(b"\n", at)
+        if end < 0:
+            end = len(data)
+        if carriage:
+            start = max(start, rfind(b"\r", start, at) + 1)
+            cut = find(b"\r", at, end)
+            end = end if cut < 0 else cut
+        cost += (end - start) ** 2
+        pos = end
+    return cost
+
+
+class _ParseCost:
+    """Refuses a file whose `official_parse_cost` is over the limit. A file read in one piece
+    (nearly every log) is first bounded from above with a few byte searches: cut into
+    windows of `width` bytes, a window without a newline lies inside a long line, which is
+    measured exactly, and every other line is shorter than three windows, so together they
+    cost less than 3 * width * their bytes - `width` keeps that under the limit (a 4 MB log
+    takes 12,000 searches, 3 ms). Only when the bound is over the limit, or the file comes in
+    chunks (the bound of a chunk already gone could not be made exact later), are the MLLOG
+    lines measured one by one."""
+
+    def __init__(self, size: int, path, whole: bool):
+        self.width = max(1, MAX_OFFICIAL_PARSE_COST // (3 * max(size, 1)))
+        self.cost, self.path, self.whole = 0, path, whole
+
+    def _bound(self, data: bytes) -> int:
+        width, find = self.width, data.find
+        long_cost = long_bytes = pos = 0
+        while pos + width <= len(data):
+            if find(b"\n", pos, pos + width) >= 0:
+                pos += width
+                continue
+            start, end = data.rfind(b"\n", 0, pos) + 1, _line_end(data, pos)
+            long_cost += _parse_cost(data[start:end])
+            long_bytes += end - start
+            pos = end + 1
+        return long_cost + 3 * width * (len(data) - long_bytes)
+
+    def add(self, data: bytes) -> None:
+        if self.whole and self._bound(data) <= MAX_OFFICIAL_PARSE_COST:
+            return
+        self.cost += _parse_cost(data)
+        if self.cost > MAX_OFFICIAL_PARSE_COST:
+            raise MlpaceError(f"{self.path} holds MLLOG lines far longer than any real log's (the "
+                              "official checkers would take minutes to parse it); refused")
+
+
+class _Scan:
+    """The fast reader's state across the chunks of one file."""
+
+    def __init__(self, size: int, path, whole: bool):
+        self.records: list[dict] = []
+        self.bad = 0
+        self.lines = 0              # MLLOG lines that decoded (or were taken as decoding)
+        self.last_line = b""        # the last MLLOG line so far, unless already decoded
+        self.parse_cost = _ParseCost(size, path, whole)
+
+    def chunk(self, data: bytes) -> None:
+        """Take in `data`, whole lines (it ends at a newline or at the end of the file)."""
+        self.parse_cost.add(data)
+        tokens = data.count(_TOKEN)
+        if not tokens:
+            if _OLD_TOKEN in data:          # a v0.6 log: decode it all, as the plain reader
+                records, bad = _decode_lines(data.decode("latin-1"))
+                self.records += records
+                self.bad += bad
+                self.lines += len(records)
+            return
+        self.lines += tokens
+        last = data.rfind(_TOKEN)
+        last_start = data.rfind(b"\n", 0, last) + 1
+        self.last_line = data[last_start:_line_end(data, last)]
+        lines, decoded_to = [], 0
+        for match in _RUN_KEY.finditer(data):
+            if match.start() < decoded_to:   # a line logging two keys is decoded once
+                continue
+            start = data.rfind(b"\n", 0, match.start()) + 1
+            decoded_to = _line_end(data, match.end())
+            lines.append(data[start:decoded_to])
+            if start == last_start:
+                self.last_line = b""
+        if lines:
+            self._decode(b"\n".join(lines))
+
+    def _decode(self, lines: bytes) -> None:
+        """Decode whole lines exactly as the plain reader decodes them (which may split them
+        further, at carriage returns and the like)."""
+        text = lines.decode("latin-1")
+        records, bad = _decode_whole_lines(text) or _decode_lines(text)
+        self.records += records
+        self.bad += bad
+        # Their tokens were counted as good lines: count what they really hold instead.
+        self.lines += len(records) - lines.count(_TOKEN)
+
+    def finish(self) -> None:
+        if self.last_line:                   # a job killed mid-write cuts the last line
+            self._decode(self.last_line)
+            self.last_line = b""
+
+
+def _line_end(data: bytes, pos: int) -> int:
+    end = data.find(b"\n", pos)
+    return len(data) if end < 0 else end
+
+
+def _in_one_piece(handle, size: int, limit: int, path) -> bytes:
+    data = handle.read(size + 1)            # (asking for more would allocate more)
+    if len(data) > size:                    # it grew since it was measured: read on
+        data += handle.read(limit + 1 - len(data))
+    if len(data) > limit:
+        raise MlpaceError(f"{path} grew past {limit / 2**20:.0f} MB while being read")
+    return data
+
+
+def _in_chunks(handle, chunk_bytes: int, limit: int, path):
+    """Whole lines, about `chunk_bytes` at a time; the last chunk holds the last lines and an
+    unfinished last line together."""
+    rest, read, ready = [], 0, b""   # rest: a line going on in the next block; ready: whole
+    while block := handle.read(chunk_bytes):     # lines, held back in case the file ends
+        read += len(block)
+        if read > limit:
+            raise MlpaceError(f"{path} grew past {limit / 2**20:.0f} MB while being read")
+        cut = block.rfind(b"\n") + 1
+        if not cut:
+            rest.append(block)          # joined once the line ends, never block by block
+            continue
+        if ready:
+            yield ready
+        whole = block if cut == len(block) else block[:cut]
+        ready = b"".join([*rest, whole]) if rest else whole
+        rest = [block[cut:]] if cut < len(block) else []
+    if ready or rest:
+        yield b"".join([ready, *rest]) if rest else ready
+
+
+def parse_result_file(path: str | os.PathLike, limit: int = MAX_FILE_BYTES,
+                      chunk_bytes: int = CHUNK_BYTES, whole_bytes: int = WHOLE_BYTES) -> TrainingRun:
+    """Parse one result file with the fast reader (module doc); raises MlpaceError only when
+    it cannot be read at all (`mlpace.io.open_limited` refuses links, folders, devices and
+    sizes over `limit`), or its MLLOG lines would cost the official parser more than
+    MAX_OFFICIAL_PARSE_COST (not a log anyone can check)."""
+    try:
+        with open_limited(path, limit) as handle:
+            size = os.fstat(handle.fileno()).st_size
+            scan = _Scan(size, path, whole=size <= whole_bytes)
+            chunks = [_in_one_piece(handle, size, limit, path)] if scan.parse_cost.whole \
+                else _in_chunks(handle, chunk_bytes, limit, path)
+            for data in chunks:
+                scan.chunk(data)
+    except FileNotFoundError:
+        raise MlpaceError(f"{path} does not exist") from None
+    except IsADirectoryError:
+        raise MlpaceError(f"{path} is a folder, not a result file") from None
+    except OSError as err:
+        raise MlpaceError(f"cannot read {path}: {err.strerror or err}") from None
+    scan.finish()
+    return run_from_records(str(Path(path)), scan.records, scan.bad, scan.lines)
