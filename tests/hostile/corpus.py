@@ -283,7 +283,7 @@ class Accesses:
         """Paths written outside `allowed`, leaving out mlpace's own scratch copies (a
         temporary `mlpace-safe-*` folder, removed before the verb ends: see `scratch_left`)."""
         reals = [os.path.realpath(a) for a in allowed]
-        return [p for p in self.writes if not SCRATCH.match(p)
+        return [p for p in self.writes if not scratch_pattern().match(p)
                 and not any(os.path.realpath(p) == r or os.path.realpath(p).startswith(r + os.sep)
                             for r in reals)]
 
@@ -292,7 +292,10 @@ def scratch_left() -> list[str]:
     return [str(p) for p in Path(tempfile.gettempdir()).glob("mlpace-safe-*")]
 
 
-SCRATCH = re.compile(re.escape(os.path.join(tempfile.gettempdir(), "mlpace-safe-")) + r"[^/]+/[^/]+/[^/]+$")
+def scratch_pattern() -> re.Pattern:
+    """Where mlpace may put its scratch copies: the temporary folder of the moment (conftest.py
+    gives each test its own)."""
+    return re.compile(re.escape(os.path.join(tempfile.gettempdir(), "mlpace-safe-")) + r"[^/]+/[^/]+/[^/]+$")
 
 
 ACCESSES = Accesses()

@@ -120,7 +120,7 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {spec.name: spec for spec in [
         name="minigo", area="reinforcement learning", metric="win rate vs. reference",
         direction="max", runs=10, olympic_drop=1,
         # one epoch = one generation (self-play, training, evaluation vs the reference player)
-        reference=ScaleSpec("MiniGo 9x9 (6 residual blocks)", "self-play", target=0.50,
+        reference=ScaleSpec("MiniGo 19x19 (6 residual blocks, 64 filters)", "self-play", target=0.50,
                             eval_every=1, max_epochs=200, time_budget_s=7 * DAY),
         mini=ScaleSpec("MiniGo-mini (5x5 Go, 2 residual blocks)",
                        "self-play vs. a shipped 10-generation player", target=0.50, eval_every=1,
