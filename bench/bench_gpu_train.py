@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import re
 import statistics
 import sys
 import tempfile
@@ -139,7 +138,6 @@ def resnet_step_rate(batch: int, steps: int, warmup: int) -> dict:
 def resnet_loader_rate(batch: int, steps: int, warmup: int, workers: int) -> dict:
     """The workload's own train_epoch over generated JPEGs in ImageNet layout (CPU decoding)."""
     import numpy as np
-    import torch
     from PIL import Image
     from mlpace.benchmarks.resnet.workload import make
     from mlpace.harness.workload import RunContext

@@ -18,7 +18,7 @@ import math
 import os
 import re
 
-from mlpace.io import read_json_limited, read_text_limited  # noqa: F401 - read_json_limited: old import path
+from mlpace.io import read_text_limited
 from mlpace.submission.training_log import parse_mllog_lines
 
 SCENARIOS = ["SingleStream", "MultiStream", "Server", "Offline"]

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlpace.errors import MlpaceError
-from mlpace.io import MAX_FILE_BYTES, open_limited, read_text_limited  # noqa: F401 - read_text_limited: old import path
+from mlpace.io import MAX_FILE_BYTES, open_limited
 
 MLLOG_TOKEN = ":::MLLOG "
 OLD_TOKEN = ":::MLL "          # v0.6 format

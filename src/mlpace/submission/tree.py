@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mlpace.io import SafeTree, safe_name  # noqa: F401 - safe_name: for branches still importing it here
+from mlpace.io import SafeTree
 
 
 def is_org_folder(tree: SafeTree, path: Path) -> bool:

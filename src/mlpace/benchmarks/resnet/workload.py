@@ -7,7 +7,6 @@ Mini: the same recipe on ResNet-mini and the generated shapes data set (data.py)
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
