@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from mlpace import benchmarks
 from mlpace.cli import main
 from mlpace.training.validate import _checker, validate_scale
@@ -48,3 +50,15 @@ def test_the_registry_lists_every_benchmark_folder():
     folders = {p.parent.name for p in Path(benchmarks.__file__).parent.glob("*/__init__.py")}
     assert set(benchmarks.IMPLEMENTED) == folders
     assert benchmarks.implemented_scales("not-a-benchmark") == ()
+
+
+def _has_cuda() -> bool:
+    import torch
+    return torch.cuda.is_available()
+
+
+@pytest.mark.skipif(_has_cuda(), reason="a GPU is there (the GPU path is checked by hand: BENCHMARKS.md)")
+def test_validate_on_a_gpu_that_is_not_there_is_one_error_line(capsys):
+    assert main(["validate", "dlrm", "--scale", "mini", "--device", "cuda"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: --device cuda: no CUDA device is available on this machine"]

@@ -51,6 +51,7 @@ def register(subparsers) -> None:
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("benchmark", help="resnet, ssd, maskrcnn, bert, dlrm, minigo, rnnt or unet3d")
     p.add_argument("--scale", choices=["mini", "reference", "both"], default="both")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (the GPU path: bf16 autocast)")
     p.set_defaults(handler=cmd_validate)
 
     p = subparsers.add_parser("suite", help="every implemented benchmark, one run each",
@@ -184,7 +185,7 @@ def cmd_list(args) -> int:
 def cmd_validate(args) -> int:
     from mlpace.training.validate import validate
     scales = ("mini", "reference") if args.scale == "both" else (args.scale,)
-    result = validate(args.benchmark, scales)
+    result = validate(args.benchmark, scales, device=_resolve_device(args.device))
     for check in result.checks:
         print(check.line(), flush=True)
     print(result.verdict())

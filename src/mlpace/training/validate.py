@@ -78,7 +78,7 @@ def _checker(log: Path, scale: str) -> list[Check]:
             for e in real or ["invalid log (no message)"]]
 
 
-def validate_scale(benchmark: str, scale: str, work: Path) -> list[Check]:
+def validate_scale(benchmark: str, scale: str, work: Path, device: str = "cpu") -> list[Check]:
     from mlpace.harness.timed_run import Submitter, run_once
     from mlpace.harness.workload import RunContext
 
@@ -89,7 +89,7 @@ def validate_scale(benchmark: str, scale: str, work: Path) -> list[Check]:
         workload.prepare_data(work)
         checks.append(Check(scale, "tiny data", True, f"ready in {time.monotonic() - start:.1f} s"))
         log = work / f"result_{scale}.txt"
-        outcome = run_once(workload, RunContext(seed=1, data_dir=work), log,
+        outcome = run_once(workload, RunContext(device=device, seed=1, data_dir=work), log,
                            Submitter(division=DIVISION[scale]), max_epochs=1)
     except MlpaceError:
         raise
@@ -101,7 +101,7 @@ def validate_scale(benchmark: str, scale: str, work: Path) -> list[Check]:
     return checks + _checker(log, scale)
 
 
-def validate(benchmark: str, scales: tuple[str, ...] = SCALE_NAMES) -> Validation:
+def validate(benchmark: str, scales: tuple[str, ...] = SCALE_NAMES, device: str = "cpu") -> Validation:
     spec = get_spec(benchmark)
     result = Validation(spec.name)
     for scale in scales:
@@ -109,5 +109,5 @@ def validate(benchmark: str, scales: tuple[str, ...] = SCALE_NAMES) -> Validatio
             result.checks.append(Check(scale, "implemented", False, f"no {scale} implementation"))
             continue
         with tempfile.TemporaryDirectory(prefix=f"mlpace-validate-{scale}-") as work:
-            result.checks += validate_scale(spec.name, scale, Path(work))
+            result.checks += validate_scale(spec.name, scale, Path(work), device)
     return result

@@ -203,8 +203,8 @@ class MaskRcnnWorkload(CocoWorkload):
                 positive |= ((iou == best_per_gt) & (best_per_gt > 0)).any(0)   # each object's best
                 negative = (best < 0.3) & ~positive
             else:
-                idx = torch.zeros(len(anchors), dtype=torch.int64)
-                positive = torch.zeros(len(anchors), dtype=torch.bool)
+                idx = torch.zeros(len(anchors), dtype=torch.int64, device=anchors.device)
+                positive = torch.zeros(len(anchors), dtype=torch.bool, device=anchors.device)
                 negative = ~positive
             pos, neg = sample(positive, negative, cfg.rpn_batch, 0.5, self.generator)
             chosen = torch.cat([pos, neg])
@@ -224,10 +224,11 @@ class MaskRcnnWorkload(CocoWorkload):
             if len(gt):
                 best, idx = box_iou(gt, cand).max(0)
             else:
-                best, idx = torch.zeros(len(cand)), torch.zeros(len(cand), dtype=torch.int64)
+                best = torch.zeros(len(cand), device=cand.device)
+                idx = torch.zeros(len(cand), dtype=torch.int64, device=cand.device)
             pos, neg = sample(best >= 0.5, best < 0.5, cfg.roi_batch, 0.25, self.generator)
             rois.append(cand[torch.cat([pos, neg])])
-            labels.append(torch.cat([lab[idx[pos]], torch.zeros(len(neg), dtype=torch.int64)]))
+            labels.append(torch.cat([lab[idx[pos]], torch.zeros(len(neg), dtype=torch.int64, device=lab.device)]))
             targets.append(encode(gt[idx[pos]], xyxy_to_cxcywh(cand[pos]), ROI_VARIANCES))
             fg_rois.append(cand[pos])
             fg_gt.append(idx[pos])
@@ -250,7 +251,9 @@ class MaskRcnnWorkload(CocoWorkload):
         return loss
 
     def _train_step(self, x, boxes, labels, masks) -> None:
-        cfg, model = self.config, self.model
+        cfg, model, dev = self.config, self.model, self.ctx.device
+        # The targets go where the model is (CUDA): anchors, proposals and IoUs are made there.
+        boxes, labels, masks = ([t.to(dev) for t in ts] for ts in (boxes, labels, masks))
         with self.ctx.autocast():
             feats = model.features(x.to(self.ctx.device))
             logits, deltas = model.rpn(feats)
