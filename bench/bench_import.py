@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -26,26 +25,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "data" / "mlperf" / "training_v1.0"
-
-
-def _link_or_copy(src: str, dst: str) -> None:
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
-
-
-def make_round(dest: Path, logs: int) -> int:
-    """A training_v1.0-style tree of at least `logs` result files; returns how many."""
-    orgs = sorted(p for p in FIXTURES.iterdir() if p.is_dir())
-    per_copy = sum(1 for _ in FIXTURES.glob("*/results/*/*/result_*.txt"))
-    copies = max(1, -(-logs // per_copy))
-    for copy in range(copies):
-        for org in orgs:
-            name = org.name if copy == 0 else f"{org.name}_c{copy}"
-            shutil.copytree(org, dest / name, copy_function=_link_or_copy)
-    return copies * per_copy
+from round_tree import FIXTURES, make_round
 
 
 REPO = Path(__file__).resolve().parents[1]

@@ -29,7 +29,6 @@ import csv
 import json
 import os
 import resource
-import shutil
 import statistics
 import subprocess
 import sys
@@ -37,8 +36,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from round_tree import FIXTURES, make_round
+
 REPO = Path(__file__).resolve().parents[1]
-FIXTURES = REPO / "tests" / "data" / "mlperf" / "training_v1.0"
 # mlpace's CLI restricted to the submission verbs, so the bench runs whatever state other areas are in.
 MLPACE = ("import sys, mlpace.cli as cli; cli.COMMAND_MODULES = ['mlpace.commands.submission']; "
           "sys.exit(cli.main(sys.argv[1:]))")
@@ -83,32 +83,6 @@ def naive_scores(root: str) -> dict[str, float | None]:
         kept = done[drop:len(done) - (drop - failed)] if failed <= drop else []
         scores[folder] = sum(kept) / len(kept) if kept else None
     return scores
-
-
-# ---------------------------------------------------------------- the round
-
-def _link_or_copy(src: str, dst: str) -> None:
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
-
-
-def make_round(dest: Path, logs: int) -> int:
-    """A training_v1.0-style round of at least `logs` result files; returns how many."""
-    orgs = sorted(p for p in FIXTURES.iterdir() if p.is_dir())
-    per_copy = sum(1 for _ in FIXTURES.glob("*/results/*/*/result_*.txt"))
-    copies = max(1, -(-logs // per_copy))
-    for copy in range(copies):
-        for org in orgs:
-            name = org.name if copy == 0 else f"{org.name}_c{copy}"
-            shutil.copytree(org, dest / name, copy_function=_link_or_copy)
-            for desc in (dest / name / "systems").glob("*.json"):
-                data = json.loads(desc.read_text())
-                data["submitter"] = name
-                desc.unlink()                      # a hard link: never write through it
-                desc.write_text(json.dumps(data, indent=2))
-    return copies * per_copy
 
 
 # ---------------------------------------------------------------- running and comparing
@@ -194,9 +168,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="mlpace-bench-") as tmp:
         # Two trees: the official tool writes files into the one it reads.
         ours_root, official_root = Path(tmp) / "mlpace" / "training_v1.0", Path(tmp) / "official" / "training_v1.0"
-        files = make_round(ours_root, args.logs)
+        files = make_round(ours_root, args.logs, rename_submitters=True)
         if not args.no_official:
-            make_round(official_root, args.logs)
+            make_round(official_root, args.logs, rename_submitters=True)
         size = sum(p.stat().st_size for p in ours_root.glob("*/results/*/*/result_*.txt"))
         ours_file = Path(tmp) / "mlpace.json"
         naive_cmd = [sys.executable, __file__, "--naive", str(ours_root)]
