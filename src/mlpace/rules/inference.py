@@ -14,8 +14,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mlpace.rules.divisions import DIVISIONS  # noqa: F401  (the same two divisions as training)
-
 ROUND = "v1.1"
 SCENARIOS = ("SingleStream", "MultiStream", "Server", "Offline")
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from mlpace.errors import MlpaceError
 from mlpace.rules import inference as rules
+from mlpace.rules.divisions import DIVISIONS
 from mlpace.io import SafeTree, read_json_limited, read_text_limited
 from mlpace.submission.loadgen_log import parse_detail_file
 
@@ -46,7 +47,7 @@ def check_inference_org(report, tree: SafeTree, org: Path) -> None:
     """Check every result under one `<division>/<org>` folder of an inference submission."""
     division = org.parent.name
     state = _Org(report, tree, org, division)
-    if division not in rules.DIVISIONS:
+    if division not in DIVISIONS:
         state.add(org, "division", FAIL, "inference results must sit under closed/<org>/ or open/<org>/ "
                                          f"(found under {division!r})")
         return
