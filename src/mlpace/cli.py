@@ -25,8 +25,17 @@ COMMAND_MODULES = [
 ]
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse's parser, with its errors in the house style: one line `error: ...`, exit 2
+    (argparse prints the whole usage first, and echoes a bad value's control characters)."""
+
+    def error(self, message: str):
+        print(f"error: {printable(message)} (see `{self.prog} --help`)", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="mlpace",
         description="MLPerf-style benchmarks: train to a quality target, serve under LoadGen, "
         "package, check, score and compare results.",
@@ -39,12 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "handler", None):
-        parser.print_help()
-        return 2
     try:
+        parser = build_parser()      # imports every command module: Ctrl-C may land here too
+        args = parser.parse_args(argv)
+        if not getattr(args, "handler", None):
+            parser.print_help()
+            return 2
         return int(args.handler(args) or 0)
     except MlpaceError as err:
         print(f"error: {printable(err)}", file=sys.stderr)   # one line, whatever a name held

@@ -105,6 +105,39 @@ def refuse_colliding(folder, names, canonical) -> None:
 
 # --------------------------------------------------------------------------- writing
 
+def out_folder(text: str) -> Path:
+    """A folder an option names for writing (`--out`). Empty is refused: `--out "$UNSET"` would
+    otherwise write into the current folder; so is an existing file (checked before any work)."""
+    path = _named_path(text, "an output folder")
+    if path.exists() and not path.is_dir():
+        raise MlpaceError(f"{text} exists and is not a folder")
+    return path
+
+
+def out_file(text: str) -> Path:
+    """A file an option names for writing (`--json`, `--csv`): not empty, not a folder."""
+    path = _named_path(text, "an output file")
+    if path.is_dir():
+        raise MlpaceError(f"{text} is a folder; name a file")
+    return path
+
+
+def _named_path(text: str, what: str) -> Path:
+    if not str(text).strip():
+        raise MlpaceError(f"an empty name is not {what}")
+    return Path(text)
+
+
+def make_folder(path: str | os.PathLike) -> Path:
+    """Create the folder `path` (and its parents) if needed, with errors as one line."""
+    path = out_folder(str(path))
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise MlpaceError(f"cannot create {path}: {err.strerror or err}") from None
+    return path
+
+
 def write_atomic(path: str | os.PathLike, text: str) -> Path:
     """Write `text` to `path` via a temporary file and a rename: readers (and a crash) see the
     old file or the new one, never half of one. The one atomic writer of mlpace."""
@@ -252,6 +285,16 @@ def loads_bounded(text: str, where: str = "JSON text", max_depth: int = MAX_JSON
         return json.loads(text, parse_constant=no_constant)
     except (ValueError, RecursionError) as err:
         raise MlpaceError(f"{where} is not valid JSON: {err}") from None
+
+
+def read_option_file(path: str | os.PathLike, what: str) -> str:
+    """A file named by an option (--config, --system-desc): the user's own link is followed,
+    but only a regular file is read (a FIFO would block, /dev/zero never ends), within the
+    size limit, and bytes that are not UTF-8 decode to U+FFFD, so the parser names the spot."""
+    try:
+        return read_text_limited(Path(path).resolve(), encoding="utf-8")
+    except MlpaceError as err:
+        raise MlpaceError(f"{what}: {err}") from None
 
 
 def read_json_limited(path: str | os.PathLike, limit: int = MAX_FILE_BYTES):

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from mlpace.errors import MlpaceError
+from mlpace.io import out_folder
 from mlpace.rules.divisions import DIVISIONS, require_division_allowed
 from mlpace.rules.inference import SCENARIOS as SCENARIO_CHOICES   # the rules are data: cheap to import
 
@@ -47,7 +48,7 @@ def register(subparsers) -> None:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", dest="set_options",
                    help="mini scale: a training config key for the mini model and its data (repeatable)")
     p.add_argument("--timeout", type=float, help="watchdog: seconds before a run is ended as ERROR")
-    p.add_argument("--out", type=Path, default=Path("mlpace-results"), help="output root")
+    p.add_argument("--out", type=out_folder, default=Path("mlpace-results"), help="output root")
     p.add_argument("--division", choices=DIVISIONS, default="open")
     p.add_argument("--org", default="mlpace")
     p.add_argument("--system", help="system name (default: derived from this machine)")

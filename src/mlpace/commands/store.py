@@ -8,6 +8,8 @@ import io
 import json
 import sys
 
+from mlpace.io import out_folder
+
 DB_HELP = ("results store: a SQLAlchemy URL (sqlite:///file.db, postgresql://...) or a file path; "
            "default $MLPACE_DB, else results.sqlite in the user data folder")
 
@@ -37,7 +39,7 @@ def register(subparsers) -> None:
     p.set_defaults(handler=run_results)
 
     p = subparsers.add_parser("report", help="write the static HTML report site (works offline)")
-    p.add_argument("--out", required=True, help="folder to write the site into")
+    p.add_argument("--out", required=True, type=out_folder, help="folder to write the site into")
     p.add_argument("--compare", metavar="SYSTEM", help="system to compare with all others on compare.html")
     p.add_argument("--db", help=DB_HELP)
     p.set_defaults(handler=run_report)
@@ -116,7 +118,7 @@ def run_results(args) -> int:
     filters = queries.Filters(**{name: getattr(args, name) for name in (
         "round", "division", "availability", "benchmark", "system", "submitter", "accelerator",
         "scenario")})
-    with open_store(args.db).read() as conn:
+    with open_store(args.db, create=False).read() as conn:
         if args.kind == "training":
             rows, columns = queries.training_results(conn, filters, args.every), TRAINING_COLUMNS
             for row in rows:
@@ -134,7 +136,7 @@ def run_report(args) -> int:
     from mlpace.report.site import build_site
     from mlpace.results.store import open_store
 
-    index = build_site(open_store(args.db), args.out, compare_system=args.compare)
+    index = build_site(open_store(args.db, create=False), args.out, compare_system=args.compare)
     print(f"report written: {index}")
     return 0
 
@@ -143,7 +145,7 @@ def run_compare(args) -> int:
     from mlpace.results import queries
     from mlpace.results.store import open_store
 
-    with open_store(args.db).read() as conn:
+    with open_store(args.db, create=False).read() as conn:
         rows = queries.compare(conn, args.system, args.against, args.benchmark)
     print(format_rows(rows, ["benchmark", "scale", "target", "system", "division", "minutes",
                              "against", "against_division", "against_minutes", "speedup"],

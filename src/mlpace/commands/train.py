@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 
 from mlpace.errors import MlpaceError
+from mlpace.io import out_folder
 from mlpace.rules.divisions import TRAINING_AVAILABILITY, DIVISIONS
 
 TRAIN_EXIT_CODES = """exit codes:
@@ -64,7 +65,7 @@ def register(subparsers) -> None:
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scale", choices=["mini", "reference"], default="mini")
-    p.add_argument("--out", type=Path, default=None,
+    p.add_argument("--out", type=out_folder, default=None,
                    help="results folder (default: mlpace-results/<date-time>)")
     p.add_argument("--org", default="mlpace", help="submitter name (submission_org)")
     p.add_argument("--system", default=None, help="system name (default: host_accelerator_pytorch)")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mlpace.errors import MlpaceError
+from mlpace.io import read_option_file
 
 
 def parse_set_options(items: list[str] | None) -> dict[str, str]:
@@ -33,10 +34,7 @@ def load_config_file(path: str | Path | None) -> dict[str, Any]:
     if not path:
         return {}
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as err:
-        raise MlpaceError(f"cannot read config file {path}: {err.strerror or err}") from None
+    text = read_option_file(path, "config file")
     try:
         if path.suffix in (".yaml", ".yml"):
             import yaml

@@ -32,8 +32,7 @@ from html import escape
 from importlib import resources
 from pathlib import Path
 
-from mlpace.errors import MlpaceError
-from mlpace.io import write_atomic
+from mlpace.io import make_folder, write_atomic
 from mlpace.report import svg
 from mlpace.results import comparable, queries
 from mlpace.results.store import Store
@@ -409,13 +408,7 @@ def _history(training: list[dict], inference: list[dict], progress: list[dict]) 
 
 def build_site(store: Store, out: str | os.PathLike, compare_system: str | None = None) -> Path:
     """Write the whole site under `out`; returns the path of index.html."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise MlpaceError(f"{out} exists and is not a folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise MlpaceError(f"cannot create {out}: {err.strerror or err}") from None
+    out = make_folder(out)
     with store.read() as conn:
         training = queries.training_results(conn)
         inference = queries.inference_results(conn)

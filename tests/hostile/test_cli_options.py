@@ -1,0 +1,169 @@
+"""Hostile options: what a user (or a script with an unset variable) can pass on the command
+line, beyond the hostile trees of test_hostile_cases.py. Each test failed before its fix."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from corpus import INTEL  # noqa: E402
+
+from mlpace import cli  # noqa: E402
+from mlpace.errors import MlpaceError  # noqa: E402
+
+NOT_UTF8 = b'\xff\xfe{"batch_size": 8}'
+
+
+def run(capsys, argv):
+    capsys.readouterr()
+    code = cli.main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def one_error_line(code, err, *words):
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), err
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+# --- the results store: --db names a file the user may not mean ---------------------------
+
+def _foreign_database(path: Path) -> bytes:
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE invoices (id INTEGER, total REAL)")
+        db.execute("INSERT INTO invoices VALUES (1, 9.5)")
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("verb", [["results"], ["compare", "a", "--against", "b"], ["report", "--out", "SITE"],
+                                  ["import", INTEL]])
+def test_another_programs_sqlite_database_is_refused_and_left_unchanged(tmp_path, capsys, verb):
+    db = tmp_path / "accounts.db"
+    before = _foreign_database(db)
+    verb = [str(tmp_path / "SITE") if part == "SITE" else part for part in verb]
+    code, _, err = run(capsys, [*verb, "--db", db])
+    one_error_line(code, err, "not an mlpace results store", "invoices")
+    assert db.read_bytes() == before, "the other program's database was changed"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["accounts.db"]   # no WAL files, no site
+
+
+@pytest.mark.parametrize("verb", [["results"], ["compare", "a", "--against", "b"], ["report", "--out", "SITE"]])
+def test_a_reading_verb_never_makes_a_store_at_a_mistyped_path(tmp_path, capsys, verb):
+    db = tmp_path / "reslts.sqlite"
+    verb = [str(tmp_path / "SITE") if part == "SITE" else part for part in verb]
+    code, _, err = run(capsys, [*verb, "--db", db])
+    one_error_line(code, err, "no results store at", str(db))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_import_still_makes_a_new_store_and_readers_then_open_it(tmp_path, capsys):
+    db = tmp_path / "new.sqlite"
+    code, _, _ = run(capsys, ["import", INTEL, "--db", db])
+    assert code == 0 and db.is_file()
+    code, out, _ = run(capsys, ["results", "--db", db])
+    assert code == 0 and "1-node-8s-8380H-tensorflow" in out
+
+
+def test_an_empty_sqlite_file_is_made_a_store(tmp_path, capsys):
+    db = tmp_path / "empty.sqlite"
+    db.touch()                                   # `touch results.sqlite` first is harmless
+    code, _, err = run(capsys, ["import", INTEL, "--db", db])
+    assert code == 0, err
+
+
+# --- argparse's own errors ------------------------------------------------------------------
+
+@pytest.mark.parametrize("argv", [["results", "--kind", "\x1b[2Jbad"], ["train", "resnet", "--runs", "abc"],
+                                  ["no-such-verb"], ["results", "--unknown\x07"]])
+def test_a_malformed_command_line_is_one_error_line_without_control_characters(capsys, argv):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "--help" in lines[0], err
+    assert "\x1b" not in err and "\x07" not in err
+
+
+def test_ctrl_c_while_the_commands_load_is_one_line(monkeypatch, capsys):
+    def interrupted():
+        raise KeyboardInterrupt
+    monkeypatch.setattr(cli, "build_parser", interrupted)
+    assert cli.main(["results"]) == 130
+    assert capsys.readouterr().err == "error: interrupted\n"
+
+
+# --- output options: an unset variable ("") must not mean "here" -----------------------------
+
+@pytest.mark.parametrize("argv", [["report", "--out", ""], ["package", "SRC", "--org", "O", "--out", ""],
+                                  ["sysinfo", "--out", ""], ["summarize", INTEL, "--csv", ""],
+                                  ["summarize", INTEL, "--json", " "], ["check", INTEL, "--json", ""]])
+def test_an_empty_output_name_is_refused_before_anything_is_written(tmp_path, capsys, monkeypatch, argv):
+    monkeypatch.chdir(tmp_path)
+    source = shutil.copytree(INTEL, tmp_path / "SRC" / "Intel").parent
+    before = sorted(tmp_path.rglob("*"))
+    code, _, err = run(capsys, [source if a == "SRC" else a for a in argv])
+    one_error_line(code, err, "empty name")
+    assert sorted(tmp_path.rglob("*")) == before
+
+
+@pytest.mark.parametrize("verb", [["train", "resnet"], ["suite"], ["infer", "resnet50"]])
+def test_training_and_inference_refuse_an_empty_out_when_parsing(verb):
+    with pytest.raises(MlpaceError, match="empty name"):
+        cli.build_parser().parse_args([*verb, "--out", ""])
+
+
+@pytest.mark.parametrize("argv", [["package", "SRC", "--org", "O", "--out", "TARGET"],
+                                  ["train", "resnet", "--out", "TARGET"]])
+def test_an_output_folder_that_is_a_file_is_one_line_and_the_file_is_kept(tmp_path, capsys, argv):
+    target = tmp_path / "keep.txt"
+    target.write_text("keep me")
+    argv = [str(target) if a == "TARGET" else str(tmp_path) if a == "SRC" else a for a in argv]
+    code, _, err = run(capsys, argv)
+    one_error_line(code, err, "exists and is not a folder")
+    assert target.read_text() == "keep me"
+
+
+def test_package_into_a_file_is_refused_by_the_library_too(tmp_path):
+    from mlpace.io import make_folder
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(MlpaceError, match="not a folder"):
+        make_folder(tmp_path / "file")
+
+
+# --- files named by options: --config, --system-desc, --overrides ---------------------------
+
+@pytest.mark.parametrize("argv,words", [
+    (["train", "resnet", "--config", "FILE", "--out", "OUT", "--no-store"], "config file"),
+    (["train", "resnet", "--system-desc", "FILE", "--out", "OUT", "--no-store"], "system description"),
+    (["sysinfo", "--overrides", "FILE"], "system description"),
+    (["package", "SRC", "--org", "O", "--out", "OUT", "--system-desc", "FILE"], "system description"),
+])
+def test_an_option_file_that_is_not_utf8_is_one_line(tmp_path, capsys, argv, words):
+    bad = tmp_path / "bad.json"
+    bad.write_bytes(NOT_UTF8)
+    places = {"FILE": bad, "OUT": tmp_path / "out", "SRC": tmp_path}
+    code, _, err = run(capsys, [places.get(a, a) for a in argv])
+    one_error_line(code, err, words, "not valid")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("option", ["--config", "--system-desc"])
+def test_an_option_file_that_is_a_device_is_refused_unread(tmp_path, capsys, option):
+    code, _, err = run(capsys, ["train", "resnet", option, "/dev/zero", "--out", tmp_path / "out", "--no-store"])
+    one_error_line(code, err, "not a regular file")
+
+
+def test_an_option_file_may_be_the_users_own_link(tmp_path, capsys):
+    real = tmp_path / "real.json"
+    real.write_text('{"cooling": "air"}')
+    (tmp_path / "current.json").symlink_to(real)
+    code, out, err = run(capsys, ["sysinfo", "--overrides", tmp_path / "current.json"])
+    assert code == 0 and '"cooling": "air"' in out, err
