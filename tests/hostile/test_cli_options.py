@@ -167,3 +167,21 @@ def test_an_option_file_may_be_the_users_own_link(tmp_path, capsys):
     (tmp_path / "current.json").symlink_to(real)
     code, out, err = run(capsys, ["sysinfo", "--overrides", tmp_path / "current.json"])
     assert code == 0 and '"cooling": "air"' in out, err
+
+
+# --- import --round: a name shown in every table ---------------------------------------------
+
+@pytest.mark.parametrize("name", [" ", "\x1b[2Jround", "r" * 65])
+def test_a_round_name_that_is_blank_or_has_control_characters_is_refused(tmp_path, capsys, name):
+    db = tmp_path / "store.sqlite"
+    code, out, err = run(capsys, ["import", INTEL, "--round", name, "--db", db])
+    one_error_line(code, err, "--round")
+    assert "\x1b" not in out + err and not db.exists()
+
+
+def test_import_progress_never_prints_control_characters_from_a_path(tmp_path, capsys):
+    tree = tmp_path / "tree\x1b[2J"
+    shutil.copytree(INTEL, tree / "Intel")
+    code, out, err = run(capsys, ["import", tree, "--db", tmp_path / "store.sqlite"])
+    assert code == 0, err
+    assert "\x1b" not in out + err and "tree\\x1b[2J" in out

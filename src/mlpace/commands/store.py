@@ -8,7 +8,8 @@ import io
 import json
 import sys
 
-from mlpace.io import out_folder
+from mlpace.errors import MlpaceError
+from mlpace.io import out_folder, printable
 
 DB_HELP = ("results store: a SQLAlchemy URL (sqlite:///file.db, postgresql://...) or a file path; "
            "default $MLPACE_DB, else results.sqlite in the user data folder")
@@ -19,7 +20,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("import", help="load submission trees (yours or published) into the results store")
     p.add_argument("paths", nargs="+", metavar="PATH",
                    help="folders holding <org>/results + <org>/systems (a round, a division, or one org)")
-    p.add_argument("--round", dest="round_name", metavar="NAME",
+    p.add_argument("--round", dest="round_name", metavar="NAME", type=round_name,
                    help="round to file the results under (default: from a folder such as "
                         "training_v1.0, else 'training local' / 'inference local')")
     p.add_argument("--db", help=DB_HELP)
@@ -52,6 +53,15 @@ def register(subparsers) -> None:
     p.add_argument("--format", choices=["table", "csv", "json"], default="table")
     p.add_argument("--db", help=DB_HELP)
     p.set_defaults(handler=run_compare)
+
+
+def round_name(text: str) -> str:
+    """--round as the store keeps it: a name people read in tables and on the report site, so
+    no control characters and not blank (which would file results under a round named " ")."""
+    if not text.strip() or printable(text) != text or len(text) > 64:
+        raise MlpaceError(f"--round {printable(text)!r} must be a name of 1 to 64 printable "
+                          "characters, such as 'training v1.0' or 'my lab'")
+    return text.strip()
 
 
 def format_rows(rows: list[dict], columns: list[str], fmt: str) -> str:
@@ -87,11 +97,13 @@ def run_import(args) -> int:
     store = open_store(args.db)
 
     def progress(sub, outcome):
+        # printable: the root is a path the user typed, and may hold control characters
         if isinstance(outcome, Exception):
-            print(f"error: {sub.submitter} ({sub.round_name}) not imported: {outcome}", file=sys.stderr)
+            print(printable(f"error: {sub.submitter} ({sub.round_name}) not imported: {outcome}"),
+                  file=sys.stderr)
         else:
-            print(f"{sub.submitter} ({sub.round_name}, {sub.root}): {outcome['added']} added, "
-                  f"{outcome['unchanged']} unchanged")
+            print(printable(f"{sub.submitter} ({sub.round_name}, {sub.root}): {outcome['added']} "
+                            f"added, {outcome['unchanged']} unchanged"))
 
     report = import_trees(store, args.paths, args.round_name, on_submission=progress)
     for problem in report.problems:
