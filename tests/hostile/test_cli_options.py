@@ -185,3 +185,14 @@ def test_import_progress_never_prints_control_characters_from_a_path(tmp_path, c
     code, out, err = run(capsys, ["import", tree, "--db", tmp_path / "store.sqlite"])
     assert code == 0, err
     assert "\x1b" not in out + err and "tree\\x1b[2J" in out
+
+
+# --- --set values that reach the operating system -----------------------------------------------
+
+@pytest.mark.parametrize("setting,words", [("threads=100000", "thread count"),        # segfaulted torch
+                                           ("num_workers=1000000", "processes")])     # a fork bomb
+def test_thread_and_process_counts_are_bounded(setting, words):
+    from mlpace.benchmarks.resnet.workload import CONFIGS
+    from mlpace.harness.config import apply_overrides, parse_set_options
+    with pytest.raises(MlpaceError, match=words):
+        apply_overrides(CONFIGS["mini"], parse_set_options([setting]))
