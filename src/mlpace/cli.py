@@ -47,8 +47,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_working_folder() -> None:
+    """Relative paths (the default --out, a --db file name) and `sysinfo`'s disk all start
+    from the working folder; one that was deleted under the shell fails them with a traceback."""
+    import os
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        raise MlpaceError("the current folder no longer exists (it was deleted or moved); "
+                          "cd into an existing folder and run the command again") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
+        _check_working_folder()
         parser = build_parser()      # imports every command module: Ctrl-C may land here too
         args = parser.parse_args(argv)
         if not getattr(args, "handler", None):

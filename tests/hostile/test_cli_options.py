@@ -196,3 +196,15 @@ def test_thread_and_process_counts_are_bounded(setting, words):
     from mlpace.harness.config import apply_overrides, parse_set_options
     with pytest.raises(MlpaceError, match=words):
         apply_overrides(CONFIGS["mini"], parse_set_options([setting]))
+
+
+# --- odd environments ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("argv", [["sysinfo"], ["results", "--db", "relative.sqlite"]])
+def test_a_deleted_working_folder_is_one_line(tmp_path, capsys, monkeypatch, argv):
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)          # monkeypatch puts the old working folder back afterwards
+    gone.rmdir()
+    code, _, err = run(capsys, argv)
+    one_error_line(code, err, "current folder no longer exists")
