@@ -128,6 +128,20 @@ def _named_path(text: str, what: str) -> Path:
     return Path(text)
 
 
+def refuse_linked_folders(root: Path, names) -> None:
+    """Folders under an existing output folder that mlpace writes into must be real folders:
+    a `site/assets -> /elsewhere` left by someone else would send the writes outside --out.
+    A name may be a relative path (`org/results/system`): each folder on it is checked.
+    (A link as --out itself is the user's own choice, and is followed.)"""
+    for name in names:
+        path = Path(root)
+        for part in Path(name).parts:
+            path = path / part
+            if path.is_symlink() or (path.exists() and not path.is_dir()):
+                raise MlpaceError(f"{path} is a symbolic link or not a folder; mlpace writes only "
+                                  "inside --out: remove it or choose another --out")
+
+
 def make_folder(path: str | os.PathLike) -> Path:
     """Create the folder `path` (and its parents) if needed, with errors as one line."""
     path = out_folder(str(path))

@@ -208,3 +208,44 @@ def test_a_deleted_working_folder_is_one_line(tmp_path, capsys, monkeypatch, arg
     gone.rmdir()
     code, _, err = run(capsys, argv)
     one_error_line(code, err, "current folder no longer exists")
+
+
+# --- an existing --out whose inner folders are links: writes must stay inside --out ------------
+
+MLPACE_INFERENCE = Path(__file__).resolve().parents[1] / "data" / "mlpace" / "infer-resnet50-offline-full"
+
+
+def _linked(out: Path, inner: str, elsewhere: Path) -> None:
+    (out / inner).parent.mkdir(parents=True, exist_ok=True)
+    elsewhere.mkdir()
+    (out / inner).symlink_to(elsewhere)
+
+
+def test_report_never_writes_through_a_linked_folder_in_its_out(tmp_path, capsys):
+    _linked(tmp_path / "site", "assets", tmp_path / "elsewhere")
+    code, _, err = run(capsys, ["import", INTEL, "--db", tmp_path / "s.sqlite"])
+    code, _, err = run(capsys, ["report", "--out", tmp_path / "site", "--db", tmp_path / "s.sqlite"])
+    one_error_line(code, err, "symbolic link", "assets")
+    assert list((tmp_path / "elsewhere").iterdir()) == []
+
+
+def test_package_never_writes_through_a_linked_division_folder(tmp_path, capsys):
+    desc = tmp_path / "desc.json"
+    from mlpace.io import json_text
+    from mlpace.submission.sysinfo import REQUIRED_FIELDS
+    desc.write_text(json_text({field: "x" for field in REQUIRED_FIELDS if field not in
+                               ("submitter", "division", "status", "system_name")}))
+    _linked(tmp_path / "out", "open", tmp_path / "elsewhere")
+    code, _, err = run(capsys, ["package", MLPACE_INFERENCE, "--org", "Org", "--out", tmp_path / "out",
+                                "--system-desc", desc, "--system-type", "edge"])
+    one_error_line(code, err, "symbolic link", "open")
+    assert list((tmp_path / "elsewhere").iterdir()) == []
+
+
+def test_train_never_writes_through_a_linked_folder_in_its_out(tmp_path):
+    from mlpace.training.runs import TrainRequest, train_result
+    _linked(tmp_path / "out", "mlpace/results", tmp_path / "elsewhere")
+    req = TrainRequest(benchmark="resnet", scale="mini", runs=1, out=tmp_path / "out", max_epochs=0)
+    with pytest.raises(MlpaceError, match="symbolic link"):
+        train_result(req, None)
+    assert list((tmp_path / "elsewhere").iterdir()) == []

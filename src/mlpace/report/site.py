@@ -32,7 +32,7 @@ from html import escape
 from importlib import resources
 from pathlib import Path
 
-from mlpace.io import make_folder, write_atomic
+from mlpace.io import make_folder, refuse_linked_folders, write_atomic
 from mlpace.report import svg
 from mlpace.results import comparable, queries
 from mlpace.results.store import Store
@@ -409,6 +409,7 @@ def _history(training: list[dict], inference: list[dict], progress: list[dict]) 
 def build_site(store: Store, out: str | os.PathLike, compare_system: str | None = None) -> Path:
     """Write the whole site under `out`; returns the path of index.html."""
     out = make_folder(out)
+    refuse_linked_folders(out, ("assets", "benchmarks", "systems"))
     with store.read() as conn:
         training = queries.training_results(conn)
         inference = queries.inference_results(conn)
