@@ -249,3 +249,12 @@ def test_train_never_writes_through_a_linked_folder_in_its_out(tmp_path):
     with pytest.raises(MlpaceError, match="symbolic link"):
         train_result(req, None)
     assert list((tmp_path / "elsewhere").iterdir()) == []
+
+
+@pytest.mark.parametrize("inner", ["open", "open/mlpace/results/box"])
+def test_infer_never_writes_through_a_linked_folder_in_its_out(tmp_path, capsys, inner):
+    _linked(tmp_path / "out", inner, tmp_path / "elsewhere")
+    code, _, err = run(capsys, ["infer", "resnet50", "--quick", "--scenario", "Offline", "--system", "box",
+                                "--out", tmp_path / "out"])
+    one_error_line(code, err, "symbolic link", inner)
+    assert list((tmp_path / "elsewhere").iterdir()) == []

@@ -74,6 +74,7 @@ def _request(args: argparse.Namespace):
     if not names:
         raise MlpaceError("no inference benchmark is available in this mlpace")
     _check_options(args)
+    _refuse_links_in_out(args.out, Path(args.division) / args.org)
     user = {}
     if args.target_qps is not None:
         user["target_qps"] = check_value("target_qps", args.target_qps, "--target-qps: ")
@@ -92,6 +93,15 @@ def _request(args: argparse.Namespace):
                        workers=args.workers, max_batch=args.max_batch, timeout_s=args.timeout,
                        user_settings=user),
         find_peak=args.find_peak, submission=args.submission, target_fraction=round(float(args.accuracy_target) / 100, 6))   # 0.999, not 0.9990000000000001
+
+
+def _refuse_links_in_out(out: Path, base: Path) -> None:
+    """Every folder infer may write into under an existing --out must be a real one: a link
+    there (`out/open -> /elsewhere`) would take the results outside --out."""
+    from mlpace.io import refuse_linked_folders
+    below = [p.relative_to(out) for p in (out / base).rglob("*") if p.is_symlink() or p.is_dir()] \
+        if (out / base).is_dir() and not (out / base).is_symlink() else []
+    refuse_linked_folders(out, [base, *below])
 
 
 def _check_options(args: argparse.Namespace) -> None:
