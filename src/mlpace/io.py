@@ -128,6 +128,18 @@ def _named_path(text: str, what: str) -> Path:
     return Path(text)
 
 
+def refuse_writing_into(target: str | os.PathLike, trees, option: str) -> None:
+    """Nothing is written into a tree a verb reads: `package runs/ --out runs/sub` would be
+    found by the next package of runs/ as a second copy of every result, and a --json inside
+    a checked tree becomes part of the tree."""
+    where = Path(target).resolve()
+    for tree in trees:
+        tree = Path(tree).resolve()
+        if where == tree or tree in where.parents:
+            raise MlpaceError(f"{option} {printable(target)} is inside {printable(tree)}, which this "
+                              "command reads; write it somewhere else")
+
+
 def refuse_linked_folders(root: Path, names) -> None:
     """Folders under an existing output folder that mlpace writes into must be real folders:
     a `site/assets -> /elsewhere` left by someone else would send the writes outside --out.

@@ -230,11 +230,7 @@ def test_report_never_writes_through_a_linked_folder_in_its_out(tmp_path, capsys
 
 
 def test_package_never_writes_through_a_linked_division_folder(tmp_path, capsys):
-    desc = tmp_path / "desc.json"
-    from mlpace.io import json_text
-    from mlpace.submission.sysinfo import REQUIRED_FIELDS
-    desc.write_text(json_text({field: "x" for field in REQUIRED_FIELDS if field not in
-                               ("submitter", "division", "status", "system_name")}))
+    desc = _system_desc(tmp_path / "desc.json")
     _linked(tmp_path / "out", "open", tmp_path / "elsewhere")
     code, _, err = run(capsys, ["package", MLPACE_INFERENCE, "--org", "Org", "--out", tmp_path / "out",
                                 "--system-desc", desc, "--system-type", "edge"])
@@ -258,3 +254,34 @@ def test_infer_never_writes_through_a_linked_folder_in_its_out(tmp_path, capsys,
                                 "--out", tmp_path / "out"])
     one_error_line(code, err, "symbolic link", inner)
     assert list((tmp_path / "elsewhere").iterdir()) == []
+
+
+# --- nothing is written into a tree that is read -----------------------------------------------
+
+def _system_desc(path: Path) -> Path:
+    from mlpace.io import json_text
+    from mlpace.submission.sysinfo import REQUIRED_FIELDS
+    path.write_text(json_text({field: "x" for field in REQUIRED_FIELDS if field not in
+                               ("submitter", "division", "status", "system_name")}))
+    return path
+
+
+@pytest.mark.parametrize("argv,option", [
+    (["package", "TREE", "--org", "O", "--out", "TREE/packaged"], "--out"),
+    (["package", "TREE", "--org", "O", "--out", "TREE"], "--out"),
+    (["summarize", "TREE", "--csv", "TREE/Intel/scores.csv"], "--csv"),
+    (["summarize", "TREE", "--json", "TREE/scores.json"], "--json"),
+    (["check", "TREE", "--no-compliance", "--json", "TREE/Intel/results/check.json"], "--json"),
+    (["import", "TREE", "--db", "TREE/store.sqlite"], "--db"),
+])
+def test_an_output_inside_the_tree_being_read_is_refused(tmp_path, capsys, argv, option):
+    tree = tmp_path / "tree"
+    if argv[0] == "package":     # an mlpace infer result: package takes it as it is
+        shutil.copytree(MLPACE_INFERENCE, tree)
+        argv = [*argv, "--system-desc", str(_system_desc(tmp_path / "desc.json")), "--system-type", "edge"]
+    else:
+        shutil.copytree(INTEL, tree / "Intel")
+    before = sorted(tree.rglob("*"))
+    code, _, err = run(capsys, [a.replace("TREE", str(tree)) for a in argv])
+    one_error_line(code, err, option, "inside")
+    assert sorted(tree.rglob("*")) == before

@@ -91,9 +91,13 @@ def _cell(value) -> str:
 
 
 def run_import(args) -> int:
+    from mlpace.io import refuse_writing_into
     from mlpace.results.importers import import_trees
-    from mlpace.results.store import open_store
+    from mlpace.results.store import open_store, sqlite_file
 
+    database = sqlite_file(args.db)
+    if database is not None:
+        refuse_writing_into(database, args.paths, "--db")
     store = open_store(args.db)
 
     def progress(sub, outcome):

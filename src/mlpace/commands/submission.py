@@ -97,8 +97,10 @@ def _sysinfo(args) -> int:
 
 
 def _package(args) -> int:
+    from mlpace.io import refuse_writing_into
     from mlpace.submission.package import package
     from mlpace.submission.sysinfo import load_overrides
+    refuse_writing_into(args.out, args.sources, "--out")
     out = package(args.sources, args.org, args.out, division=args.division,
                   availability=args.availability, overrides=load_overrides(args.system_desc),
                   ruleset=args.ruleset or MLPACE_RULESET, system_type=args.system_type)
@@ -111,7 +113,9 @@ def _check(args) -> int:
     from rich.table import Table
 
     from mlpace.submission.check import FAIL, PASS, WARN, check
-    from mlpace.io import json_text, write_atomic
+    from mlpace.io import json_text, refuse_writing_into, write_atomic
+    if args.json:
+        refuse_writing_into(args.json, [args.root], "--json")
     report = check(args.root, ruleset=args.ruleset, compliance=not args.no_compliance,
                    workers=_workers(args.workers))
     console = Console()
@@ -142,7 +146,11 @@ def _summarize(args) -> int:
     from rich.table import Table
 
     from mlpace.submission.output import write_summary_csv, write_summary_json
+    from mlpace.io import refuse_writing_into
     from mlpace.submission.summarize import summarize
+    for option, path in (("--csv", args.csv), ("--json", args.json)):
+        if path:
+            refuse_writing_into(path, [args.root], option)
     summary = summarize(args.root, ruleset=args.ruleset, workers=_workers(args.workers))
     console = Console()
     if summary.training_rows:

@@ -69,6 +69,18 @@ def _as_url(db: str | os.PathLike | None) -> str:
     return f"sqlite:///{Path(db).expanduser().resolve()}"
 
 
+def sqlite_file(db: str | os.PathLike | None) -> Path | None:
+    """The SQLite file `db` names (after $MLPACE_DB and the default), or None for a server
+    database or an in-memory one."""
+    try:
+        url = make_url(_as_url(db))
+    except (ArgumentError, ValueError):
+        return None             # not a URL at all: opening the store says so
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return Path(url.database).expanduser()
+
+
 def _shown(url: str) -> str:
     """The URL as messages show it: never with its password."""
     try:
