@@ -285,3 +285,14 @@ def test_an_output_inside_the_tree_being_read_is_refused(tmp_path, capsys, argv,
     code, _, err = run(capsys, [a.replace("TREE", str(tree)) for a in argv])
     one_error_line(code, err, option, "inside")
     assert sorted(tree.rglob("*")) == before
+
+
+def test_a_20_digit_node_count_fails_its_submission_in_one_line_not_a_traceback(tmp_path, capsys):
+    import json
+    org = shutil.copytree(INTEL, tmp_path / "tree" / "Intel")
+    [path] = (org / "systems").glob("*.json")
+    path.write_text(json.dumps({**json.loads(path.read_text()), "number_of_nodes": "9" * 20}))
+    db = tmp_path / "store.sqlite"
+    code, out, err = run(capsys, ["import", tmp_path / "tree", "--db", db])
+    assert code == 2 and "Traceback" not in err
+    assert "Intel" in err and "too large" in err and "0 results added" in out

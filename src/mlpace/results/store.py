@@ -206,6 +206,11 @@ class Store:
                     time.sleep(0.05 * (attempt + 1))
                     continue
                 raise self._error(err) from None
+            except OverflowError as err:
+                # SQLite's driver refuses an integer over 64 bits before SQLAlchemy sees it
+                # (PostgreSQL's DataError is a DBAPIError, above): only this work fails, alike.
+                raise MlpaceError(f"results store {self.shown_url}: a number too large for the "
+                                  f"database ({err})") from None
 
     def _error(self, err: DBAPIError) -> MlpaceError:
         """A lost or refused connection stops everything (StoreError); anything else, such as
