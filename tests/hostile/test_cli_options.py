@@ -296,3 +296,11 @@ def test_a_20_digit_node_count_fails_its_submission_in_one_line_not_a_traceback(
     code, out, err = run(capsys, ["import", tmp_path / "tree", "--db", db])
     assert code == 2 and "Traceback" not in err
     assert "Intel" in err and "too large" in err and "0 results added" in out
+
+
+def test_a_system_description_field_that_is_a_list_is_refused_before_packaging(tmp_path, capsys):
+    import json
+    desc = tmp_path / "desc.json"
+    desc.write_text(json.dumps({"system_name": ["x"], "cooling": {"kind": "air"}}))
+    code, _, err = run(capsys, ["sysinfo", "--overrides", desc])      # the official checker crashed on it
+    one_error_line(code, err, "cooling", "system_name", "must be text")

@@ -156,4 +156,8 @@ def load_overrides(path: str | os.PathLike | None) -> dict:
     unknown = sorted(set(data) - set(REQUIRED_FIELDS) - set(SYSTEM_REQUIRED_FIELDS) - set(SYSTEM_POWER_FIELDS))
     if unknown:
         raise MlpaceError(f"{path}: unknown system-description field(s) {', '.join(unknown)}")
+    # The official checkers join these fields as text: a list or an object crashes them.
+    nested = sorted(k for k, v in data.items() if isinstance(v, (list, dict)) and k != "other_software_stack")
+    if nested:
+        raise MlpaceError(f"{path}: field(s) {', '.join(nested)} must be text, not a list or an object")
     return data
