@@ -149,7 +149,8 @@ def test_package_into_a_file_is_refused_by_the_library_too(tmp_path):
 def test_an_option_file_that_is_not_utf8_is_one_line(tmp_path, capsys, argv, words):
     bad = tmp_path / "bad.json"
     bad.write_bytes(NOT_UTF8)
-    places = {"FILE": bad, "OUT": tmp_path / "out", "SRC": tmp_path}
+    (tmp_path / "src").mkdir()
+    places = {"FILE": bad, "OUT": tmp_path / "out", "SRC": tmp_path / "src"}
     code, _, err = run(capsys, [places.get(a, a) for a in argv])
     one_error_line(code, err, words, "not valid")
     assert not (tmp_path / "out").exists()
@@ -304,3 +305,25 @@ def test_a_system_description_field_that_is_a_list_is_refused_before_packaging(t
     desc.write_text(json.dumps({"system_name": ["x"], "cooling": {"kind": "air"}}))
     code, _, err = run(capsys, ["sysinfo", "--overrides", desc])      # the official checker crashed on it
     one_error_line(code, err, "cooling", "system_name", "must be text")
+
+
+# --- a result never certifies its own accuracy ---------------------------------------------------
+
+def test_an_own_result_that_states_no_target_is_never_divided_by_a_published_one(tmp_path, capsys):
+    # mlpace's own logs do not log eval_target, and `package` leaves score.json behind: a
+    # packaged mini ssd result imported later used to be filed at ssd's reference target
+    # (0.23 mAP on COCO) and compared with Google's TPU. Google's own logs, copied into a
+    # folder that names no round, stand in for it here: they state no target either.
+    mine = shutil.copytree(INTEL.parent / "Google", tmp_path / "mine" / "Me")
+    (mine / "results" / "tpu-v4-128-TF").rename(mine / "results" / "box")
+    (mine / "systems" / "tpu-v4-128-TF.json").rename(mine / "systems" / "box.json")
+    db = tmp_path / "store.sqlite"
+    code, _, err = run(capsys, ["import", tmp_path / "mine", INTEL.parent / "Google", "--db", db])
+    assert code == 0, err
+    code, out, _ = run(capsys, ["results", "--system", "box", "--benchmark", "ssd", "--format", "csv", "--db", db])
+    assert ",unknown,unknown," in out.splitlines()[1]                   # scale, target
+    code, out, err = run(capsys, ["compare", "box", "--against", "tpu-v4-128-TF", "--db", db])
+    one_error_line(code, err, "not comparable")
+    code, _, err = run(capsys, ["report", "--out", tmp_path / "site", "--db", db])
+    page = next((tmp_path / "site" / "benchmarks").glob("training-ssd*.html")).read_text()
+    assert code == 0 and "training local, unknown scale (not comparable" in page    # a table of its own
