@@ -106,9 +106,10 @@ def refuse_colliding(folder, names, canonical) -> None:
 # --------------------------------------------------------------------------- writing
 
 def out_folder(text: str) -> Path:
-    """A folder an option names for writing (`--out`). Empty is refused: `--out "$UNSET"` would
-    otherwise write into the current folder; so is an existing file (checked before any work)."""
-    path = _named_path(text, "an output folder")
+    """A folder an option names for writing (`--out`, `--data-dir`). Empty is refused:
+    `--out "$UNSET"` would otherwise write into the current folder; so is an existing file
+    (checked before any work)."""
+    path = _named_path(text, "a folder")
     if path.exists() and not path.is_dir():
         raise MlpaceError(f"{text} exists and is not a folder")
     return path

@@ -114,10 +114,18 @@ def test_an_empty_output_name_is_refused_before_anything_is_written(tmp_path, ca
     assert sorted(tmp_path.rglob("*")) == before
 
 
+@pytest.mark.parametrize("option", ["--out", "--data-dir"])
 @pytest.mark.parametrize("verb", [["train", "resnet"], ["suite"], ["infer", "resnet50"]])
-def test_training_and_inference_refuse_an_empty_out_when_parsing(verb):
-    with pytest.raises(MlpaceError, match="empty name"):
-        cli.build_parser().parse_args([*verb, "--out", ""])
+def test_training_and_inference_refuse_an_empty_folder_name_when_parsing(verb, option):
+    with pytest.raises(MlpaceError, match="empty name"):      # it meant the current folder
+        cli.build_parser().parse_args([*verb, option, ""])
+
+
+@pytest.mark.parametrize("only", ["", ",,"])
+def test_suite_only_naming_no_benchmark_is_refused_not_taken_as_all(tmp_path, capsys, only):
+    code, _, err = run(capsys, ["suite", "--only", only, "--no-store", "--out", tmp_path / "out"])
+    one_error_line(code, err, "--only", "names no benchmark")
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("argv", [["package", "SRC", "--org", "O", "--out", "TARGET"],

@@ -31,7 +31,7 @@ def register(subparsers) -> None:
                         "performance run, the accuracy run, the TEST01/TEST04/TEST05 audits and "
                         "their verification (35-50 min per benchmark and scenario)")
     p.add_argument("--scale", choices=["mini", "reference"], default="mini")
-    p.add_argument("--data-dir", type=Path, help="data root (default: mlpace's data cache)")
+    p.add_argument("--data-dir", type=out_folder, help="data root (default: mlpace's data cache)")
     p.add_argument("--checkpoint", type=Path, help="model weights (state_dict); required at reference scale")
     p.add_argument("--backend", choices=["torch", "torch-compile", "onnxruntime"], default="torch")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
