@@ -129,13 +129,16 @@ def _named_path(text: str, what: str) -> Path:
     return Path(text)
 
 
-def refuse_writing_into(target: str | os.PathLike, trees, option: str) -> None:
+def refuse_writing_into(target: str | os.PathLike, trees, option: str, top_ok: bool = False) -> None:
     """Nothing is written into a tree a verb reads: `package runs/ --out runs/sub` would be
     found by the next package of runs/ as a second copy of every result, and a --json inside
-    a checked tree becomes part of the tree."""
+    a checked tree becomes part of the tree. `top_ok`: a file right in a tree's top folder is
+    never read as part of it (`mlpace check . --json report.json`)."""
     where = Path(target).resolve()
     for tree in trees:
         tree = Path(tree).resolve()
+        if top_ok and where.parent == tree:
+            continue
         if where == tree or tree in where.parents:
             raise MlpaceError(f"{option} {printable(target)} is inside {printable(tree)}, which this "
                               "command reads; write it somewhere else")

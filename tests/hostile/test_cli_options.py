@@ -279,7 +279,7 @@ def _system_desc(path: Path) -> Path:
     (["package", "TREE", "--org", "O", "--out", "TREE/packaged"], "--out"),
     (["package", "TREE", "--org", "O", "--out", "TREE"], "--out"),
     (["summarize", "TREE", "--csv", "TREE/Intel/scores.csv"], "--csv"),
-    (["summarize", "TREE", "--json", "TREE/scores.json"], "--json"),
+    (["summarize", "TREE", "--json", "TREE/Intel/systems/scores.json"], "--json"),
     (["check", "TREE", "--no-compliance", "--json", "TREE/Intel/results/check.json"], "--json"),
     (["import", "TREE", "--db", "TREE/store.sqlite"], "--db"),
 ])

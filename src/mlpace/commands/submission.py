@@ -115,7 +115,7 @@ def _check(args) -> int:
     from mlpace.submission.check import FAIL, PASS, WARN, check
     from mlpace.io import json_text, refuse_writing_into, write_atomic
     if args.json:
-        refuse_writing_into(args.json, [args.root], "--json")
+        refuse_writing_into(args.json, [args.root], "--json", top_ok=True)
     report = check(args.root, ruleset=args.ruleset, compliance=not args.no_compliance,
                    workers=_workers(args.workers))
     console = Console()
@@ -150,7 +150,7 @@ def _summarize(args) -> int:
     from mlpace.submission.summarize import summarize
     for option, path in (("--csv", args.csv), ("--json", args.json)):
         if path:
-            refuse_writing_into(path, [args.root], option)
+            refuse_writing_into(path, [args.root], option, top_ok=True)
     summary = summarize(args.root, ruleset=args.ruleset, workers=_workers(args.workers))
     console = Console()
     if summary.training_rows:

@@ -34,7 +34,7 @@ def load_config_file(path: str | Path | None) -> dict[str, Any]:
     if not path:
         return {}
     path = Path(path)
-    text = read_option_file(path, "config file")
+    text = read_option_file(path, "cannot read config file")
     try:
         if path.suffix in (".yaml", ".yml"):
             import yaml

@@ -148,7 +148,7 @@ def load_overrides(path: str | os.PathLike | None) -> dict:
     """Fields a user sets by hand, from a JSON object file; unknown fields are refused."""
     if not path:
         return {}
-    data = loads_bounded(read_option_file(path, "system description overrides"),
+    data = loads_bounded(read_option_file(path, "cannot read system description overrides"),
                          f"system description overrides {path}")
     if not isinstance(data, dict):
         raise MlpaceError(f"{path} must hold a JSON object of system-description fields")
