@@ -6,7 +6,9 @@ Layouts (the official ones, which mlpace writes too):
   mlperf_log_summary.txt` and `.../<scenario>/accuracy/accuracy.txt`
 
 The unit of import is a *submission*: one `<org>` folder of one round. For each one:
-1. every result folder is hashed (its files' names and bytes);
+1. every result folder is hashed (its files' names and bytes), unless the store already holds
+   the hash of files with the very same stamp (`folder_stamp`: names, sizes, modification
+   and change times, inodes): re-importing an unchanged round then reads no file at all;
 2. only folders whose hash the store does not already hold are parsed and scored, with the
    submission module's parsers (`training_log`, `loadgen_log`) and its scoring under the
    round's rules (`summarize.score_result`: olympic mean, scaling.json, RCP from v2.1 on);
@@ -78,6 +80,7 @@ class ResultFolder:
     files: list[Path]             # what the content hash covers
     extras: dict[str, Path] = field(default_factory=dict)   # mlpace's own notes, by file name
     content_hash: str = ""
+    stamp: str | None = None      # folder_stamp, taken before hashing
     parsed: object = None         # filled in only when the store lacks this hash
     facts: dict = field(default_factory=dict)               # scale, metric, target, ...
 
@@ -204,6 +207,46 @@ def find_submissions(paths: list[str | os.PathLike], round_name: str | None = No
 
 # ---------------------------------------------------------------- hashing and parsing
 
+def folder_stamp(folder: Path, files: list[Path]) -> str | None:
+    """What the files look like from outside: names, sizes, mtime, ctime, inode and device;
+    None when one cannot be looked at (hashing will say why). Any write to a file changes
+    its ctime, which no tool can set back (`touch -d`, `cp -p` and rsync set mtime only), so
+    files with the stamp of hashed ones hold the same bytes - short of a changed system clock
+    or a write to the raw device, which is the trade-off for not reading them again."""
+    digest, skip = hashlib.sha256(), len(str(folder)) + 1
+    try:
+        for path in files:
+            st = os.stat(path, follow_symlinks=False)
+            digest.update(f"{str(path)[skip:]}\0{st.st_size} {st.st_mtime_ns} "
+                          f"{st.st_ctime_ns} {st.st_ino} {st.st_dev}\0".encode())
+    except (OSError, ValueError):
+        return None
+    return digest.hexdigest()
+
+
+def _known_hashes(store: Store, stamps: list[str]) -> dict[str, str]:
+    """{stamp: content hash} of the stamps the store has seen."""
+    known = {}
+    with store.read() as conn:
+        for start in range(0, len(stamps), 500):      # bound the statement's parameters
+            part = stamps[start:start + 500]
+            known.update(conn.execute(select(s.file_stamps.c.stamp, s.file_stamps.c.content_hash)
+                                      .where(s.file_stamps.c.stamp.in_(part))).all())
+    return known
+
+
+def _record_stamps(conn, results: list[ResultFolder]) -> None:
+    """Store the stamps of these results' files beside their content hashes."""
+    stamps = {r.stamp: r.content_hash for r in results if r.stamp}
+    for start in range(0, len(stamps), 500):
+        part = list(stamps)[start:start + 500]
+        have = set(conn.execute(select(s.file_stamps.c.stamp)
+                                .where(s.file_stamps.c.stamp.in_(part))).scalars())
+        rows = [{"stamp": k, "content_hash": stamps[k]} for k in part if k not in have]
+        if rows:
+            conn.execute(insert(s.file_stamps), rows)
+
+
 def _hash_files(folder: Path, files: list[Path]) -> str:
     digest = hashlib.sha256()
     for path in files:
@@ -260,19 +303,24 @@ def _parse_inference(result: ResultFolder) -> dict:
     return {"runs": runs, "accuracy": accuracy, "notes": notes}
 
 
+# Built once: SQLAlchemy works a join's condition out anew each time one is made.
+_SYSTEMS = s.systems.join(s.rounds).join(s.submitters)
+_TRAINING = _SYSTEMS.join(s.training_results)
+_INFERENCE = _SYSTEMS.join(s.inference_results)
+
+
 def _stored_hashes(store: Store, sub: Submission) -> set[tuple]:
     """{(system, benchmark, scenario, hash)} already in the store for this submission."""
     with store.read() as conn:
-        join = s.systems.join(s.rounds).join(s.submitters)
         where = and_(s.rounds.c.name == sub.round_name, s.submitters.c.name == sub.submitter)
         if sub.kind == "training":
             rows = conn.execute(select(s.systems.c.name, s.training_results.c.benchmark,
                                        s.training_results.c.content_hash)
-                                .select_from(join.join(s.training_results)).where(where))
+                                .select_from(_TRAINING).where(where))
             return {(name, bench, None, h) for name, bench, h in rows}
         rows = conn.execute(select(s.systems.c.name, s.inference_results.c.benchmark,
                                    s.inference_results.c.scenario, s.inference_results.c.content_hash)
-                            .select_from(join.join(s.inference_results)).where(where))
+                            .select_from(_INFERENCE).where(where))
         return {tuple(row) for row in rows}
 
 
@@ -316,14 +364,35 @@ def _read_descriptions(sub: Submission) -> dict[str, dict]:
     return descriptions
 
 
-def prepare(store: Store, sub: Submission) -> dict[str, dict]:
-    """Hash every result, parse the new ones; returns the system descriptions. Writes nothing."""
+def _stored_systems(store: Store, sub: Submission) -> dict[str, dict]:
+    """{system name: its stored row (the columns system_row gives)} for this submission."""
+    columns = [s.systems.c[name] for name in SYSTEM_COLUMNS]
+    with store.read() as conn:
+        rows = conn.execute(select(s.systems.c.name, *columns)
+                            .select_from(_SYSTEMS)
+                            .where(s.rounds.c.name == sub.round_name,
+                                   s.submitters.c.name == sub.submitter))
+        return {row[0]: dict(zip(SYSTEM_COLUMNS, row[1:])) for row in rows}
+
+
+def prepare(store: Store, sub: Submission) -> tuple[dict[str, dict], bool]:
+    """Hash every result, parse the new ones; returns the system descriptions, and whether
+    the store holds all of it already (every result, stamp and system row): then there is
+    nothing to write. Writes nothing."""
     descriptions = _read_descriptions(sub)
     stored = _stored_hashes(store, sub)
     for result in sub.results:
-        result.content_hash = _hash_files(result.folder, result.files)
+        result.stamp = folder_stamp(result.folder, result.files)
+    known = _known_hashes(store, [r.stamp for r in sub.results if r.stamp])
+    for result in sub.results:
+        result.content_hash = known.get(result.stamp) or _hash_files(result.folder, result.files)
     new = [r for r in sub.results
            if (r.system, r.benchmark, r.scenario, r.content_hash) not in stored]
+    if not new and all(r.stamp in known for r in sub.results):
+        systems = _stored_systems(store, sub)
+        if all(systems.get(name) == system_row(description, sub.division)
+               for name, description in descriptions.items()):
+            return descriptions, True
     if sub.kind == "training":
         parsed = parse_many([path for r in new for path in r.logs], None)
         for run in parsed:
@@ -344,7 +413,7 @@ def prepare(store: Store, sub: Submission) -> dict[str, dict]:
             result.facts = {
                 "scale": comparable.inference_scale(sub.round_version, declared),
                 "division": system_row(descriptions[result.system], sub.division)["division"]}
-    return descriptions
+    return descriptions, False
 
 
 # ---------------------------------------------------------------- writing
@@ -372,6 +441,10 @@ def _get_or_create(conn, table, key: dict, values: dict | None, where: Path | st
     if found is not None:
         return found
     return conn.execute(insert(table).values(**key, **(values or {}))).inserted_primary_key[0]
+
+
+SYSTEM_COLUMNS = ("title", "division", "availability", "nodes", "processor", "processor_count",
+                  "accelerator", "accelerator_count", "framework", "description")
 
 
 def system_row(description: dict, division: str | None) -> dict:
@@ -451,6 +524,7 @@ def write_submission(conn, sub: Submission, descriptions: dict[str, dict]) -> di
                                    sub.root / "systems" / f"{name}.json")
         conn.execute(update(s.systems).where(s.systems.c.id == system_id).values(**columns))
         system_ids[name] = system_id
+    _record_stamps(conn, sub.results)
     table = s.training_results if sub.kind == "training" else s.inference_results
     for result in sub.results:
         where = [table.c.system_id == system_ids[result.system], table.c.benchmark == result.benchmark,
@@ -482,8 +556,9 @@ def import_trees(store: Store, paths: list[str | os.PathLike], round_name: str |
     report = ImportReport()
     for sub in find_submissions(paths, round_name, report.problems):
         try:
-            descriptions = prepare(store, sub)
-            counts = store.write(write_submission, sub, descriptions)
+            descriptions, stored = prepare(store, sub)
+            counts = {"added": 0, "unchanged": len(sub.results), "runs": 0} if stored \
+                else store.write(write_submission, sub, descriptions)
         except StoreError:
             raise
         except MlpaceError as err:
