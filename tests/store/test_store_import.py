@@ -105,8 +105,9 @@ def test_reimporting_unchanged_files_reads_none_of_them(db_url, tmp_path, monkey
 
     def never(*args):
         raise AssertionError("an unchanged file was read again")
-    for name in ("_hash_files", "parse_many"):
-        monkeypatch.setattr(importers, name, never)
+    from mlpace.submission import summarize
+    monkeypatch.setattr(importers, "_hash_files", never)
+    monkeypatch.setattr(summarize, "parse_result_file", never)
     again = importers.import_trees(store, [tree])
     assert (again.added, again.unchanged, again.failures) == (0, 5, [])
     assert counts(store) == before

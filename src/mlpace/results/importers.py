@@ -13,7 +13,8 @@ The unit of import is a *submission*: one `<org>` folder of one round. For each 
    submission module's parsers (`training_log`, `loadgen_log`) and its scoring under the
    round's rules (`summarize.score_result`: olympic mean, scaling.json, RCP from v2.1 on);
    a file that is not a usable log fails the whole submission, naming the file and why,
-   before anything is written;
+   before anything is written (the new training logs of every submission given are parsed
+   together, in worker processes when they add up to enough bytes);
 3. one transaction writes the submission: all of it lands or none of it. A result whose hash
    is already stored for its system and benchmark is left alone (importing twice adds
    nothing); a result with other files (the benchmark trained again) is added beside the
@@ -375,10 +376,10 @@ def _stored_systems(store: Store, sub: Submission) -> dict[str, dict]:
         return {row[0]: dict(zip(SYSTEM_COLUMNS, row[1:])) for row in rows}
 
 
-def prepare(store: Store, sub: Submission) -> tuple[dict[str, dict], bool]:
-    """Hash every result, parse the new ones; returns the system descriptions, and whether
-    the store holds all of it already (every result, stamp and system row): then there is
-    nothing to write. Writes nothing."""
+def find_new(store: Store, sub: Submission) -> tuple[dict[str, dict], list[ResultFolder] | None]:
+    """Hash every result: (the system descriptions, the results the store lacks), or None
+    for the results when the store holds all of it already (every result, stamp and system
+    row): then there is nothing to write. Writes nothing."""
     descriptions = _read_descriptions(sub)
     stored = _stored_hashes(store, sub)
     for result in sub.results:
@@ -392,13 +393,19 @@ def prepare(store: Store, sub: Submission) -> tuple[dict[str, dict], bool]:
         systems = _stored_systems(store, sub)
         if all(systems.get(name) == system_row(description, sub.division)
                for name, description in descriptions.items()):
-            return descriptions, True
+            return descriptions, None
+    return descriptions, new
+
+
+def score_new(sub: Submission, descriptions: dict[str, dict], new: list[ResultFolder],
+              parsed: dict[Path, TrainingRun]) -> None:
+    """Score the results the store lacks (their training logs parsed already: `parsed`)."""
     if sub.kind == "training":
-        parsed = parse_many([path for r in new for path in r.logs], None)
-        for run in parsed:
+        runs_parsed = [parsed[path] for r in new for path in r.logs]
+        for run in runs_parsed:
             _check_training_run(run)
-        rules = _scoring_round(sub, parsed)
-        runs = iter(parsed)
+        rules = _scoring_round(sub, runs_parsed)
+        runs = iter(runs_parsed)
         for result in new:
             scored = TrainingResult(str(sub.root), result.system, result.benchmark,
                                     runs=[next(runs) for _ in result.logs])
@@ -413,7 +420,6 @@ def prepare(store: Store, sub: Submission) -> tuple[dict[str, dict], bool]:
             result.facts = {
                 "scale": comparable.inference_scale(sub.round_version, declared),
                 "division": system_row(descriptions[result.system], sub.division)["division"]}
-    return descriptions, False
 
 
 # ---------------------------------------------------------------- writing
@@ -554,11 +560,31 @@ def import_trees(store: Store, paths: list[str | os.PathLike], round_name: str |
     stored before it stay, complete; the one being written was rolled back.
     """
     report = ImportReport()
-    for sub in find_submissions(paths, round_name, report.problems):
+    subs = find_submissions(paths, round_name, report.problems)
+    # Every submission is hashed first, and the new training logs of all of them are parsed
+    # together: a round is dozens of organisations, each too small on its own for the worker
+    # processes of parse_many, together hundreds of MB.
+    found: list[tuple | MlpaceError] = []
+    for sub in subs:
         try:
-            descriptions, stored = prepare(store, sub)
-            counts = {"added": 0, "unchanged": len(sub.results), "runs": 0} if stored \
-                else store.write(write_submission, sub, descriptions)
+            found.append(find_new(store, sub))
+        except StoreError:
+            raise
+        except MlpaceError as err:
+            found.append(err)
+    logs = [path for sub, got in zip(subs, found) if sub.kind == "training"
+            and isinstance(got, tuple) and got[1] for result in got[1] for path in result.logs]
+    parsed = dict(zip(logs, parse_many(logs, None)))
+    for sub, got in zip(subs, found):
+        try:
+            if isinstance(got, MlpaceError):
+                raise got
+            descriptions, new = got
+            if new is None:
+                counts = {"added": 0, "unchanged": len(sub.results), "runs": 0}
+            else:
+                score_new(sub, descriptions, new, parsed)
+                counts = store.write(write_submission, sub, descriptions)
         except StoreError:
             raise
         except MlpaceError as err:
