@@ -203,8 +203,6 @@ def estimate_submission_s(task: InferenceTask, scenario: str, options: RunOption
     """Seconds each step of `run_submission` should take at `options.user_settings`.
 
     `rate`: the measured Offline samples/s (accuracy runs and TEST04 of the rate scenarios)."""
-    from mlpace.inference import compliance
-
     values = user_values(task, scenario, options)
     resolved = conf.resolve(task.loadgen_model, scenario, conf.parse_conf(
         conf.user_conf_text(task.loadgen_model, scenario, values), "user.conf"))
@@ -216,7 +214,7 @@ def estimate_submission_s(task: InferenceTask, scenario: str, options: RunOption
         if scenario == "MultiStream":
             per_sample /= max(resolved.number("samples_per_query", 8), 1)
     steps = {"performance": performance, "accuracy": task.total * per_sample}
-    for test in compliance.tests_for(task.loadgen_model, scenario):
+    for test in rules.compliance_tests_of(task.loadgen_model, scenario):
         # LoadGen 6 ends only Offline's TEST04-A early (one query of the performance samples);
         # every other audit, TEST04-B's same-sample query included, runs at full length.
         short = test == "TEST04-A" and scenario == "Offline"
@@ -294,7 +292,7 @@ def run_submission(task: InferenceTask, scenario: str, options: RunOptions,
     records.append(accuracy)
     log(f"  accuracy: {accuracy['result']}")
     audits = {}
-    for test in compliance.tests_for(task.loadgen_model, scenario):
+    for test in rules.compliance_tests_of(task.loadgen_model, scenario):
         audits[test] = run_test(task, scenario, "performance", replace(options, audit=test))
         log(f"  {test} run: {audits[test].get('result')}")
         records.append(audits[test])
