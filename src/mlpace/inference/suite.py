@@ -25,7 +25,7 @@ from mlpace.inference import models
 from mlpace.inference import settings as conf
 from mlpace.inference.runner import (Calibration, RunOptions, calibrate, compliance_dir,
                                      default_user_settings, performance_sample_count, results_dir,
-                                     run_test, server_max_batch, user_values)
+                                     run_context, run_test, server_max_batch, user_values)
 from mlpace.inference.task import InferenceTask
 from mlpace.io import json_text, write_atomic
 from mlpace.rules import inference as rules
@@ -103,6 +103,7 @@ def infer(request: InferRequest, log: Callable[[str], None] = print) -> list[dic
             raise MlpaceError(f"{name} has accuracy targets "
                               f"{', '.join(f'{t * 100:g}' for t in rules.fractions(name))} % only")
     plan = [(name, scenarios_for(name, request.scenarios)) for name in request.benchmarks]
+    request = replace(request, run=replace(request.run, scale=request.build.scale))  # every record states it
     if request.submission and request.run.quick:
         raise MlpaceError("--submission runs at full length; leave out --quick (or try things "
                           "with --quick alone)")
@@ -168,7 +169,6 @@ def _annotated(record: dict, request: InferRequest, name: str, scenario: str,
     build = request.build
     record["model_training"] = task.notes
     record["fp32_reference_score"] = task.reference_score
-    record["scale"] = build.scale
     record["build"] = {"scale": build.scale, "backend": build.backend, "device": build.device,
                        "precision": build.precision,
                        "checkpoint": str(build.checkpoint) if build.checkpoint else None}
@@ -182,8 +182,8 @@ def _peak_record(task: InferenceTask, scenario: str, options: RunOptions, peak) 
     """The confirmed run's record with the search's facts; an ERROR record when none ran."""
     record = dict(peak.confirmed or {"benchmark": task.result_name(options.target_fraction),
                                      "scenario": scenario, "mode": "performance",
-                                     "quick": options.quick, "result": "ERROR",
-                                     "folder": str(options.out)})
+                                     **run_context(options), "quick": options.quick,
+                                     "result": "ERROR", "folder": str(options.out)})
     record.update({"peak_qps": peak.best_qps, "peak_trials": peak.trials,
                    "peak_search": {"short_runs": peak.short_runs, "full_runs": peak.full_runs,
                                    "short_s": round(peak.short_s, 1), "full_s": round(peak.full_s, 1)}})
