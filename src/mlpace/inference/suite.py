@@ -244,7 +244,7 @@ def run_submission(task: InferenceTask, scenario: str, options: RunOptions,
     4. the compliance audits (TEST01, TEST04-A/B where required, TEST05) at the same settings,
        and their verification (`mlpace.inference.compliance`).
     """
-    from mlpace.inference import compliance, peak
+    from mlpace.inference import peak
 
     started = time.monotonic()
     benchmark = task.result_name(options.target_fraction)
