@@ -24,7 +24,7 @@ from mlpace.errors import MlpaceError
 from mlpace.inference import models
 from mlpace.inference import settings as conf
 from mlpace.inference.runner import (Calibration, RunOptions, calibrate, compliance_dir,
-                                     default_user_settings, performance_sample_count, results_dir,
+                                     default_user_settings, results_dir,
                                      run_context, run_test, server_max_batch, user_values)
 from mlpace.inference.task import InferenceTask
 from mlpace.io import json_text, write_atomic
@@ -218,7 +218,7 @@ def estimate_submission_s(task: InferenceTask, scenario: str, options: RunOption
         # LoadGen 6 ends only Offline's TEST04-A early (one query of the performance samples);
         # every other audit, TEST04-B's same-sample query included, runs at full length.
         short = test == "TEST04-A" and scenario == "Offline"
-        steps[test] = performance_sample_count(task) * per_sample if short else performance
+        steps[test] = int(values["performance_sample_count_override"]) * per_sample if short else performance
     if scenario == "Server" and not options.test_minimums:
         steps = {"peak search (short runs)": SEARCH_ESTIMATE_S, **steps}
     return steps
