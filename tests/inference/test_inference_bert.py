@@ -11,6 +11,7 @@ pytest.importorskip("tokenizers")
 
 from mlpace.errors import MlpaceError  # noqa: E402
 from mlpace.inference import squad  # noqa: E402
+from mlpace import cli  # noqa: E402
 from mlpace.inference.models import BuildOptions  # noqa: E402
 from mlpace.benchmarks.bert import serve as bert  # noqa: E402
 from mlpace.inference import squad_features  # noqa: E402
@@ -176,30 +177,19 @@ def test_quick_performance_run(task, tmp_path):
     assert (tmp_path / "open/mlpace/results/tiny/bert-99/Offline/performance/run_1/mlperf_log_summary.txt").is_file()
 
 
-def run_cli(argv):
-    """`mlpace ...` in-process (the real `mlpace.cli.main`); its exit code."""
-    import importlib.util
-    from unittest import mock
-
-    from mlpace import cli
-    present = [m for m in cli.COMMAND_MODULES if importlib.util.find_spec(m) is not None]
-    with mock.patch.object(cli, "COMMAND_MODULES", present):
-        return cli.main(argv)
-
-
 @pytest.mark.slow
 def test_cli_single_stream_accuracy_and_onnx_offline(data_dir, tmp_path, capsys):
     out = tmp_path / "out"
     weights = next((data_dir / "inference-models").glob("bert-squad-mini-*.pt"))   # the tiny model
     common = ["--quick", "--data-dir", str(data_dir), "--threads", "1", "--out", str(out), "--system", "tiny",
               "--checkpoint", str(weights), *[f"--set={key}={value}" for key, value in TINY.items()]]
-    code = run_cli(["infer", "bert", "--scenario", "SingleStream", "--mode", "accuracy",
+    code = cli.main(["infer", "bert", "--scenario", "SingleStream", "--mode", "accuracy",
                     "--accuracy-target", "99.9", *common])
     printed = capsys.readouterr()
     assert code == 0, printed.out + printed.err
     text = (out / "open/mlpace/results/tiny/bert-99.9/SingleStream/accuracy/accuracy.txt").read_text()
     assert re.match(rules.ACCURACY_PATTERNS["F1"], text)
-    code = run_cli(["infer", "bert", "--scenario", "Offline", "--backend", "onnxruntime", *common])
+    code = cli.main(["infer", "bert", "--scenario", "Offline", "--backend", "onnxruntime", *common])
     printed = capsys.readouterr()
     assert code == 0, printed.out + printed.err
     records = json.loads((out / "mlpace_infer_summary.json").read_text())
