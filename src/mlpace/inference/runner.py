@@ -10,7 +10,8 @@ A compliance audit (`RunOptions.audit`, see `mlpace.inference.compliance`) runs 
 folder with its audit.config beside LoadGen's logs, at the result's settings.
 
 LoadGen's own files land in the run folder; mlpace adds `mlpace_summary.json` (the parsed
-summary plus what mlpace knows: quick or not, errors, accuracy target and verdict) and, in
+summary plus what mlpace knows: scale, division, round and date, which the results store
+files the result under; quick or not, errors, accuracy target and verdict) and, in
 accuracy mode, `accuracy.txt` exactly as the official accuracy scripts print it, with the
 accuracy log's hash. `mlpace package` keeps mlpace_summary.json out of the submission tree.
 
