@@ -86,7 +86,7 @@ def _request(args: argparse.Namespace):
                            backend=args.backend, device=args.device, precision=args.precision,
                            threads=threads, limit=args.limit,
                            train_overrides=parse_set_options(args.set_options)),
-        run=RunOptions(out=args.out, scale=args.scale, division=args.division, org=args.org,
+        run=RunOptions(out=args.out, division=args.division, org=args.org,
                        system=safe_name(args.system or default_system_name(), "system"), quick=args.quick,
                        workers=args.workers, max_batch=args.max_batch, timeout_s=args.timeout,
                        user_settings=user),
