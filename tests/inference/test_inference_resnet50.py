@@ -75,6 +75,9 @@ def test_cli_quick_offline_and_accuracy_in_official_layout(data_dir, tmp_path, c
     accuracy = [r for r in records if r["mode"] == "accuracy"]
     assert all(r["result"] == "PASS" for r in accuracy)
     base = out / "open/mlpace/results/tiny/resnet50"
+    # what the results store files the result under
+    written = json.loads((base / "Offline/performance/run_1/mlpace_summary.json").read_text())
+    assert (written["scale"], written["division"], written["round"]) == ("mini", "open", "v1.1")
     assert (base / "Offline/accuracy/accuracy.txt").is_file()
     assert (base / "SingleStream/performance/run_1/mlperf_log_detail.txt").is_file()
     assert (out / "open/mlpace/systems/tiny.json").is_file()
