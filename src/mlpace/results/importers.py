@@ -225,14 +225,13 @@ def folder_stamp(folder: Path, files: list[Path]) -> str | None:
     return digest.hexdigest()
 
 
-def _known_hashes(store: Store, stamps: list[str]) -> dict[str, str]:
+def _known_hashes(conn, stamps: list[str]) -> dict[str, str]:
     """{stamp: content hash} of the stamps the store has seen."""
     known = {}
-    with store.read() as conn:
-        for start in range(0, len(stamps), 500):      # bound the statement's parameters
-            part = stamps[start:start + 500]
-            known.update(conn.execute(select(s.file_stamps.c.stamp, s.file_stamps.c.content_hash)
-                                      .where(s.file_stamps.c.stamp.in_(part))).all())
+    for start in range(0, len(stamps), 500):      # bound the statement's parameters
+        part = stamps[start:start + 500]
+        known.update(conn.execute(select(s.file_stamps.c.stamp, s.file_stamps.c.content_hash)
+                                  .where(s.file_stamps.c.stamp.in_(part))).all())
     return known
 
 
@@ -310,19 +309,18 @@ _TRAINING = _SYSTEMS.join(s.training_results)
 _INFERENCE = _SYSTEMS.join(s.inference_results)
 
 
-def _stored_hashes(store: Store, sub: Submission) -> set[tuple]:
+def _stored_hashes(conn, sub: Submission) -> set[tuple]:
     """{(system, benchmark, scenario, hash)} already in the store for this submission."""
-    with store.read() as conn:
-        where = and_(s.rounds.c.name == sub.round_name, s.submitters.c.name == sub.submitter)
-        if sub.kind == "training":
-            rows = conn.execute(select(s.systems.c.name, s.training_results.c.benchmark,
-                                       s.training_results.c.content_hash)
-                                .select_from(_TRAINING).where(where))
-            return {(name, bench, None, h) for name, bench, h in rows}
-        rows = conn.execute(select(s.systems.c.name, s.inference_results.c.benchmark,
-                                   s.inference_results.c.scenario, s.inference_results.c.content_hash)
-                            .select_from(_INFERENCE).where(where))
-        return {tuple(row) for row in rows}
+    where = and_(s.rounds.c.name == sub.round_name, s.submitters.c.name == sub.submitter)
+    if sub.kind == "training":
+        rows = conn.execute(select(s.systems.c.name, s.training_results.c.benchmark,
+                                   s.training_results.c.content_hash)
+                            .select_from(_TRAINING).where(where))
+        return {(name, bench, None, h) for name, bench, h in rows}
+    rows = conn.execute(select(s.systems.c.name, s.inference_results.c.benchmark,
+                               s.inference_results.c.scenario, s.inference_results.c.content_hash)
+                        .select_from(_INFERENCE).where(where))
+    return {tuple(row) for row in rows}
 
 
 def _extra_json(result: ResultFolder, name: str) -> dict:
@@ -365,15 +363,13 @@ def _read_descriptions(sub: Submission) -> dict[str, dict]:
     return descriptions
 
 
-def _stored_systems(store: Store, sub: Submission) -> dict[str, dict]:
+def _stored_systems(conn, sub: Submission) -> dict[str, dict]:
     """{system name: its stored row (the columns system_row gives)} for this submission."""
     columns = [s.systems.c[name] for name in SYSTEM_COLUMNS]
-    with store.read() as conn:
-        rows = conn.execute(select(s.systems.c.name, *columns)
-                            .select_from(_SYSTEMS)
-                            .where(s.rounds.c.name == sub.round_name,
-                                   s.submitters.c.name == sub.submitter))
-        return {row[0]: dict(zip(SYSTEM_COLUMNS, row[1:])) for row in rows}
+    rows = conn.execute(select(s.systems.c.name, *columns).select_from(_SYSTEMS)
+                        .where(s.rounds.c.name == sub.round_name,
+                               s.submitters.c.name == sub.submitter))
+    return {row[0]: dict(zip(SYSTEM_COLUMNS, row[1:])) for row in rows}
 
 
 def find_new(store: Store, sub: Submission) -> tuple[dict[str, dict], list[ResultFolder] | None]:
@@ -381,19 +377,20 @@ def find_new(store: Store, sub: Submission) -> tuple[dict[str, dict], list[Resul
     for the results when the store holds all of it already (every result, stamp and system
     row): then there is nothing to write. Writes nothing."""
     descriptions = _read_descriptions(sub)
-    stored = _stored_hashes(store, sub)
     for result in sub.results:
         result.stamp = folder_stamp(result.folder, result.files)
-    known = _known_hashes(store, [r.stamp for r in sub.results if r.stamp])
+    with store.read() as conn:            # one connection for the three look-ups
+        stored = _stored_hashes(conn, sub)
+        known = _known_hashes(conn, [r.stamp for r in sub.results if r.stamp])
+        systems = _stored_systems(conn, sub)
     for result in sub.results:
         result.content_hash = known.get(result.stamp) or _hash_files(result.folder, result.files)
     new = [r for r in sub.results
            if (r.system, r.benchmark, r.scenario, r.content_hash) not in stored]
-    if not new and all(r.stamp in known for r in sub.results):
-        systems = _stored_systems(store, sub)
-        if all(systems.get(name) == system_row(description, sub.division)
-               for name, description in descriptions.items()):
-            return descriptions, None
+    if not new and all(r.stamp in known for r in sub.results) and \
+            all(systems.get(name) == system_row(description, sub.division)
+                for name, description in descriptions.items()):
+        return descriptions, None
     return descriptions, new
 
 
