@@ -123,3 +123,33 @@ def test_abort_answers_every_outstanding_sample_exactly_once(tmp_path, monkeypat
     answered = [i for batch in calls for i in batch]
     assert len(answered) == len(set(answered))
     assert sorted(answered) == sorted(issued) and len(issued) > 10
+
+
+THREADS_SCRIPT = """
+import os, threading, numpy as np, torch
+from mlpace.inference.backends import ModelBundle, make_predict
+torch.set_num_threads(1)
+model = torch.nn.Sequential(torch.nn.Conv2d(8, 16, 3), torch.nn.Flatten())
+bundle = ModelBundle(model, lambda samples: (np.stack(samples),), lambda outs, _: list(outs[0]))
+predict = make_predict(bundle)
+before = len(os.listdir("/proc/self/task"))
+seen = []
+def worker():
+    predict([np.ones((8, 32, 32), np.float32)] * 16)
+    seen.append(len(os.listdir("/proc/self/task")) - before)
+thread = threading.Thread(target=worker)
+thread.start()
+thread.join()
+print(seen[0])
+"""
+
+
+def test_a_sut_worker_thread_runs_the_model_on_the_threads_asked_for():
+    # OpenMP's thread count is per thread: a worker thread that did not set it would run the
+    # model on OMP_NUM_THREADS threads (here 4), not the one thread the bare model ran on.
+    import os
+    import subprocess
+    env = {**os.environ, "OMP_NUM_THREADS": "4"}
+    out = subprocess.run([sys.executable, "-c", THREADS_SCRIPT], env=env, capture_output=True,
+                         text=True, timeout=60, check=True).stdout
+    assert int(out.split()[-1]) == 1          # the worker thread itself, no OpenMP pool

@@ -196,9 +196,11 @@ def find_peak_server(task: InferenceTask, options: RunOptions, start_qps: float,
     `ceiling`: the Offline rate, when known; the first estimate is FIRST_ESTIMATE x it, and
     no rate above it is tried (a Server rate cannot beat the Offline rate)."""
     search = _ServerSearch(task, options, log)
-    low, high = search.bracket(start_qps, ceiling)
+    # The first estimate: a share of the Offline rate that submitters' systems reach.
+    start = FIRST_ESTIMATE * ceiling if ceiling else max(start_qps, 0.1)
+    low, high = search.bracket(start, ceiling)
     if low == 0.0:
-        low, high = search.look_lower(high, start_qps if not ceiling else FIRST_ESTIMATE * ceiling)
+        low, high = search.look_lower(high, start)
     if low == 0.0:
         return search.give_up()
     return search.confirm(search.narrow(low, high))
@@ -231,13 +233,12 @@ class _ServerSearch:
         self.late = (qps, fastest_ns) if late else None
         return good
 
-    def bracket(self, start_qps: float, ceiling: float | None) -> tuple[float, float | None]:
-        """(a rate that met the bound or 0, a rate that missed it or None)."""
+    def bracket(self, start: float, ceiling: float | None) -> tuple[float, float | None]:
+        """(a rate that met the bound or 0, a rate that missed it or None): from `start`, up to
+        the ceiling when there is one, else doubling until the bound is missed."""
         if ceiling:
-            # The first estimate: a share of the Offline rate that submitters' systems reach.
-            estimate = FIRST_ESTIMATE * ceiling
-            return (estimate, ceiling) if self.trial(estimate) else (0.0, estimate)
-        low, qps = 0.0, max(start_qps, 0.1)
+            return (start, ceiling) if self.trial(start) else (0.0, start)
+        low, qps = 0.0, start
         for _ in range(8):                   # grow until the bound is missed
             if not self.trial(qps):
                 return low, qps
@@ -245,7 +246,8 @@ class _ServerSearch:
         return low, None
 
     def look_lower(self, high: float, start: float) -> tuple[float, float]:
-        """Shrink the rate until a short run meets the bound (a few times at most)."""
+        """Shrink the rate until a short run meets the bound (a few times at most); `start`:
+        the first rate tried."""
         qps = high
         for _ in range(MAX_HALVINGS):
             if self.late and self.late[0] == qps:     # even the fastest answer was late:
