@@ -11,8 +11,9 @@ For each benchmark (mini scale, cached model; trained first if absent, untimed),
   (c) server   the peak Server QPS `find_peak_server` finds from the first estimate (b): its
                short runs, then full runs until LoadGen calls one VALID, with every full run
                shortened to --seconds and 600 queries (`RunOptions.test_minimums`; LoadGen's
-               early stopping wants some 500 queries under the p99 bound): a measurement, not
-               a submission. 3d-unet and ssd-mobilenet have no Server scenario in v1.1.
+               early stopping wants some 500 queries under the p99 bound, and over 600 it
+               accepts about one late query: stricter than a real run's 270,336 queries, so
+               (c) errs low): a measurement, not a submission. 3d-unet and ssd-mobilenet have no Server scenario in v1.1.
 Goals (issue 15): (b)/(a) >= 0.95 and (c)/(b) >= 0.80.
 
 Durations: (a) and (b) alternate --repeats times, --seconds each (default 3 x 3 s; at least 8
