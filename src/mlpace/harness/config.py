@@ -3,6 +3,8 @@
 A benchmark's config is one frozen dataclass of plain fields (no nesting); a scale is an
 instance of it. Users change fields with `--set key=value` or a JSON/YAML file; values are
 converted to the field's declared type, and an unknown key is an error, never ignored.
+Values are then checked by meaning: by the field's name (`check_meaning`: batch sizes, rates,
+fractions ...) and by the bounds its declaration states (`bounded`: sizes, counts ...).
 """
 
 from __future__ import annotations
@@ -59,6 +61,9 @@ def _convert(name: str, value: Any, typ: Any) -> Any:
         item_type = typing.get_args(typ)[0]
         items = value.split(",") if isinstance(value, str) else list(value)
         return tuple(_convert(name, v.strip() if isinstance(v, str) else v, item_type) for v in items)
+    if isinstance(value, bool) and typ is not bool:
+        # JSON/YAML `true` is not the number 1 (int(True) == 1): a typo, not a batch size
+        raise MlpaceError(f"config key {name!r} expects {typ.__name__}, got {value!r}")
     if typ is bool:
         if isinstance(value, bool):
             return value
@@ -137,15 +142,39 @@ def check_meaning(name: str, value: Any) -> Any:
     return value
 
 
+def bounded(default: Any, low: float | None = None, high: float | None = None) -> Any:
+    """A config field's declaration with the values that mean something for it, from `low`
+    to `high` (either None: no bound; every item of a tuple): `image_size: int = bounded(32,
+    1, 1024)`. `apply_overrides` refuses a value outside in one line, before a model is built
+    (image_size=0 would otherwise train on nothing without a word)."""
+    return dataclasses.field(default=default, metadata={"bounds": (low, high)})
+
+
+def check_bounds(field: dataclasses.Field, value: Any) -> Any:
+    """`value` for `field` if within the bounds its declaration states (`bounded`)."""
+    low, high = field.metadata.get("bounds", (None, None))
+    for item in value if isinstance(value, tuple) else (value,):
+        if item is None or isinstance(item, bool) or not isinstance(item, (int, float)):
+            continue
+        if (low is not None and item < low) or (high is not None and item > high):
+            allowed = (f"from {low:g} to {high:g}" if low is not None and high is not None
+                       else f"at least {low:g}" if low is not None else f"at most {high:g}")
+            raise MlpaceError(f"config key {field.name!r} must be {allowed}, not {value!r}")
+    return value
+
+
 def apply_overrides(config: Any, overrides: dict[str, Any]) -> Any:
-    """A copy of the dataclass `config` with `overrides` converted to the declared types."""
+    """A copy of the dataclass `config` with `overrides` converted to the declared types,
+    each checked by meaning (`check_meaning`, `check_bounds`)."""
     hints = typing.get_type_hints(type(config))
-    names = [f.name for f in dataclasses.fields(config)]
+    fields = {f.name: f for f in dataclasses.fields(config)}
+    names = list(fields)
     unknown = sorted(set(overrides) - set(names))
     if unknown:
         raise MlpaceError(f"unknown config key(s) {', '.join(unknown)} for {type(config).__name__}; "
                           f"known: {', '.join(names)}")
-    converted = {k: check_meaning(k, _convert(k, v, hints[k])) for k, v in overrides.items()}
+    converted = {k: check_bounds(fields[k], check_meaning(k, _convert(k, v, hints[k])))
+                 for k, v in overrides.items()}
     return dataclasses.replace(config, **converted)
 
 

@@ -220,6 +220,11 @@ def _initialise(workload: Workload, ctx: RunContext, log: MLPerfLog, submitter: 
     time_budget = TimeBudget(budget, ctx.device)
     # mlpace's own key (the checker allows extra keys): which clock the budget counts
     log.event("mlpace_time_budget", budget, clock=time_budget.clock, threads=time_budget.threads)
+    # The scale and target the run trains to, from the log itself: an importer must not take
+    # a mini log filed under a published round for a reference result (`results.importers`).
+    log.event("mlpace_scale", workload.scale)
+    log.event("mlpace_quality_target", workload.scale_spec.target, metric=workload.spec.metric,
+              direction=workload.spec.direction)
     if after_init:
         after_init()  # e.g. a distributed barrier, so that every rank starts together
     log.end(constants.INIT_STOP)

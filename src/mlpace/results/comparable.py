@@ -33,23 +33,29 @@ def official_target(benchmark: str, round_version: str):
     return spec.reference.target if spec else None
 
 
-def training_target(benchmark: str, round_version: str, logged):
-    """Published rounds: the round's official target. Own results: the target the logs (or
-    mlpace's score.json) state, else unknown (None). Never the reference target by default:
-    mlpace's own logs do not state their target, and a packaged mini result (no score.json)
-    would then claim ImageNet's 75.9 % and be divided by a DGX's time."""
-    if is_published(round_version):
+def training_target(benchmark: str, round_version: str, logged, by_mlpace: bool = False):
+    """Published rounds: the round's official target. Own results, and logs mlpace wrote
+    (`by_mlpace`) wherever they are filed: the target the logs (or mlpace's score.json) state,
+    else unknown (None). Never the reference target by default: older mlpace logs do not
+    state their target, and a packaged mini result (no score.json) would then claim
+    ImageNet's 75.9 % and be divided by a DGX's time."""
+    if is_published(round_version) and not by_mlpace:
         official = official_target(benchmark, round_version)
         return official if official is not None else logged
     return logged
 
 
-def training_scale(benchmark: str, round_version: str, target, declared: str | None = None) -> str:
-    """mini or reference: as mlpace's score.json declares it; published results are reference
-    scale; own ones are mini exactly when the target is the benchmark's mini target, and
-    unknown when nothing states their target."""
+def training_scale(benchmark: str, round_version: str, target, declared: str | None = None,
+                   by_mlpace: bool = False) -> str:
+    """mini or reference: as mlpace's log (or score.json) declares it; a log mlpace wrote
+    that declares none (an older run) is unknown, even filed under a published round (a mini
+    run packaged into training_v1.0/ is still mini); other published results are reference
+    scale; other own ones are mini exactly when the target is the benchmark's mini target,
+    and unknown when nothing states their target."""
     if declared in SCALES:
         return declared
+    if by_mlpace:
+        return "unknown"
     if is_published(round_version):
         return "reference"
     if target is None:

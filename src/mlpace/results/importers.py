@@ -334,15 +334,29 @@ def _extra_json(result: ResultFolder, name: str) -> dict:
     return data
 
 
+def _agreed(runs: list[TrainingRun], name: str):
+    """The value of TrainingRun field `name` that every run stating it states; None when no
+    run states it, and when runs disagree (a result set is one scale and one target)."""
+    stated = {json.dumps(getattr(run, name), sort_keys=True) for run in runs
+              if getattr(run, name) is not None}
+    return json.loads(stated.pop()) if len(stated) == 1 else None
+
+
 def _training_facts(sub: Submission, result: ResultFolder, division: str) -> dict:
     """Scale, metric, target, division, date and config of a parsed training result."""
     runs = result.parsed.runs
     score = _extra_json(result, "score.json")
-    logged = next((run.target for run in runs if run.target is not None), score.get("target"))
-    target = comparable.training_target(result.benchmark, sub.round_version, logged)
+    # What mlpace's own log keys state wins over score.json (a note beside the logs) and
+    # over the round folder the logs are filed under.
+    by_mlpace = any(run.by_mlpace for run in runs)
+    logged = _agreed(runs, "mlpace_target")
+    if logged is None:
+        logged = next((run.target for run in runs if run.target is not None), score.get("target"))
+    scale = _agreed(runs, "mlpace_scale") or score.get("scale")
+    target = comparable.training_target(result.benchmark, sub.round_version, logged, by_mlpace)
     config = _extra_json(result, "mlpace_config.json")
     return {"scale": comparable.training_scale(result.benchmark, sub.round_version, target,
-                                               score.get("scale")),
+                                               scale, by_mlpace),
             "metric": comparable.metric_of(result.benchmark), "target": json.dumps(target),
             "division": division,
             "run_date": comparable.run_date(min((run.run_start_ms for run in runs
@@ -359,6 +373,10 @@ def _read_descriptions(sub: Submission) -> dict[str, dict]:
         description = read_json_limited(path)
         if not isinstance(description, dict):
             raise ImportFailure(path, "a system description must be a JSON object")
+        try:
+            system_row(description, sub.division)     # its counts are checked here, by file
+        except MlpaceError as err:
+            raise ImportFailure(path, str(err)) from None
         descriptions[system] = description
     return descriptions
 
@@ -421,9 +439,23 @@ def score_new(sub: Submission, descriptions: dict[str, dict], new: list[ResultFo
 
 # ---------------------------------------------------------------- writing
 
-def _int(text) -> int | None:
+# A count of nodes, processors or accelerators above this is a typo, not a system (the
+# largest published MLPerf systems have about ten thousand accelerators); it would not fit
+# the store's integer columns either.
+MAX_SYSTEM_COUNT = 10**7
+
+
+def _int(text, name: str) -> int | None:
+    """The count a system description's field starts with (`8`, `"8 (2 per node)"`); None
+    when it states none; MlpaceError when it is beyond any real system."""
     match = re.match(r"\s*(\d+)", str(text or ""))
-    return int(match.group(1)) if match else None
+    if not match:
+        return None
+    digits = match.group(1)
+    if len(digits) > len(str(MAX_SYSTEM_COUNT)) or int(digits) > MAX_SYSTEM_COUNT:
+        raise MlpaceError(f"{name} {digits[:30]}{'...' if len(digits) > 30 else ''} is too large "
+                          f"for a real system (at most {MAX_SYSTEM_COUNT})")
+    return int(digits)
 
 
 def _fitting(table, row: dict, where: Path | str) -> dict:
@@ -458,12 +490,12 @@ def system_row(description: dict, division: str | None) -> dict:
         "title": str(official["system"]),
         "division": str(division or official["division"] or "unknown").lower(),
         "availability": s.AVAILABILITY.get(status, status or "unknown"),
-        "nodes": _int(official["number_of_nodes"]),
+        "nodes": _int(official["number_of_nodes"], "number_of_nodes"),
         "processor": str(official["host_processor_model_name"]),
-        "processor_count": _int(official["host_processors_count"]),
+        "processor_count": _int(official["host_processors_count"], "host processors count"),
         "accelerator": "" if official["accelerator_model_name"] in ("-", "N/A", "n/a", "none")
         else str(official["accelerator_model_name"]),
-        "accelerator_count": _int(official["accelerators_count"]),
+        "accelerator_count": _int(official["accelerators_count"], "accelerators count"),
         "framework": str(official["framework"]),
         "description": json.dumps(description),          # in the order the submitter wrote it
     }

@@ -56,12 +56,15 @@ MAX_OFFICIAL_PARSE_COST = 4 * 10**9
 # Keys that changed name across rounds, mapped to the current name (v0.6 logged the
 # platform as `submission_entry` in some submissions).
 KEY_ALIASES = {"submission_entry": "submission_platform"}
+# mlpace's own keys (`harness.timed_run`): a log holding one was written by mlpace, and
+# states the scale and quality target it trained to (older mlpace logs: time budget only).
+MLPACE_KEYS = ("mlpace_time_budget", "mlpace_scale", "mlpace_quality_target")
 # Every key `run_from_records` reads: the fast reader decodes only lines logging one of these,
 # so a new TrainingRun field read from another key must add that key here.
 RUN_KEYS = ("run_start", "run_stop", "init_start", "init_stop", "seed", "global_batch_size",
             "eval_target", "eval_accuracy", "submission_benchmark", "submission_org",
             "submission_division", "submission_status", "submission_platform",
-            *KEY_ALIASES)
+            *KEY_ALIASES, *MLPACE_KEYS)
 # A log up to this size is read in one piece (nearly all: real ones are at most a few MB);
 # a larger one in chunks of CHUNK_BYTES, which bounds memory (a line longer than a chunk is
 # still read whole, up to the file size limit).
@@ -109,6 +112,9 @@ class TrainingRun:
     global_batch_size: int | None = None
     evals: list[tuple] = field(default_factory=list)   # (epoch_num, time_ms, value)
     target: object = None                 # eval target when the log states one
+    by_mlpace: bool = False               # logs one of mlpace's own keys (MLPACE_KEYS)
+    mlpace_scale: str | None = None       # mini | reference, as mlpace logged it
+    mlpace_target: object = None          # the quality target mlpace trained to
     epochs: float | None = None           # epoch_num of the last eval before run_stop
     mllog_lines: int | None = 0           # None: some, not counted (the scoring reader)
     bad_lines: int = 0                    # lines with the token that did not decode
@@ -249,6 +255,9 @@ def run_from_records(path: str, records: list[dict], bad_lines: int = 0,
     run.seed = _as_int(value("seed"))
     run.global_batch_size = _as_int(value("global_batch_size"))
     run.target = value("eval_target")
+    run.by_mlpace = any(key in first for key in MLPACE_KEYS)
+    run.mlpace_scale = text("mlpace_scale")
+    run.mlpace_target = value("mlpace_quality_target")
     run.init_start_ms, run.init_stop_ms = init_window(records)
     if "run_start" in first:
         run.run_start_ms = first["run_start"]["time_ms"]

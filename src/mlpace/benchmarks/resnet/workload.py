@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from mlpace.benchmarks.resnet import data as image_data
 from mlpace.benchmarks.resnet.model import mlperf_tensor_names, resnet50, resnet_mini
 from mlpace.harness import distributed
-from mlpace.harness.config import apply_overrides
+from mlpace.harness.config import apply_overrides, bounded
 from mlpace.harness.mlperf_log import constants
 from mlpace.harness.workload import RunContext, Workload, weight_decay_groups
 from mlpace.rules.benchmarks import get_spec
@@ -27,24 +27,24 @@ from mlpace.rules.benchmarks import get_spec
 class ResnetConfig:
     model: str = "resnet_mini"           # resnet_mini | resnet50
     data_path: str = ""                  # ImageNet root (reference); empty = generated mini data
-    image_size: int = 32
-    blocks: tuple[int, ...] = (1, 1, 1)  # bottleneck blocks per stage (mini)
-    widths: tuple[int, ...] = (16, 32, 64)
-    num_classes: int = 10
+    image_size: int = bounded(32, 1, 1024)
+    blocks: tuple[int, ...] = bounded((1, 1, 1), 1, 64)    # bottleneck blocks per stage (mini)
+    widths: tuple[int, ...] = bounded((16, 32, 64), 1, 4096)
+    num_classes: int = bounded(10, 2)
     batch_size: int = 128                # global batch size
     eval_batch_size: int = 500
     base_lr: float = 0.4
     end_lr: float = 0.0001
     warmup_epochs: float = 1.0
-    decay_epochs: float = 8.0            # polynomial decay reaches end_lr here
+    decay_epochs: float = bounded(8.0, 1e-3)   # polynomial decay reaches end_lr here
     poly_power: float = 2.0
     momentum: float = 0.9
     weight_decay: float = 5e-5
     label_smoothing: float = 0.1
     num_workers: int = 0                 # data-loader processes (reference scale)
-    train_per_class: int = 600           # mini data set size
-    val_per_class: int = 100
-    mini_classes: int = 10               # how many of the generator's shape classes to use
+    train_per_class: int = bounded(600, 1)    # mini data set size
+    val_per_class: int = bounded(100, 1)
+    mini_classes: int = bounded(10, 2, len(image_data.MINI_CLASSES))  # of the generator's shapes
     threads: int = 0                     # torch CPU threads (0 = torch's default)
 
 
