@@ -95,3 +95,14 @@ def test_a_timed_run_logs_its_scale_and_quality_target(tmp_path, scale, target):
     assert stated["metadata"]["metric"] == "accuracy" and stated["metadata"]["direction"] == "max"
     ok, output = run_compliance_checker(log)      # the official checker accepts the extra keys
     assert ok, output
+
+
+@pytest.mark.parametrize("benchmark, key", [
+    ("ssd", "image_size"), ("ssd", "train_images"), ("maskrcnn", "image_size"),
+    ("maskrcnn", "val_images"), ("bert", "layers"), ("bert", "heads"), ("dlrm", "embedding_dim"),
+    ("unet3d", "patch_size"), ("unet3d", "train_cases")])
+def test_other_benchmarks_declare_their_sizes_and_counts_positive(benchmark, key):
+    import importlib
+    configs = importlib.import_module(f"mlpace.benchmarks.{benchmark}.workload").CONFIGS
+    with pytest.raises(MlpaceError, match=f"config key '{key}' must be "):
+        apply_overrides(configs["mini"], {key: "0"})

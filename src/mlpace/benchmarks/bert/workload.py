@@ -26,7 +26,7 @@ from mlpace.benchmarks.bert import data as bert_data
 from mlpace.benchmarks.bert.model import BertForPreTraining, Lamb, mlperf_tensor_names
 from mlpace.errors import MlpaceError
 from mlpace.harness import distributed
-from mlpace.harness.config import apply_overrides
+from mlpace.harness.config import apply_overrides, bounded
 from mlpace.harness.mlperf_log import constants
 from mlpace.harness.workload import RunContext, Workload, weight_decay_groups
 from mlpace.rules.benchmarks import get_spec
@@ -38,11 +38,11 @@ class BertConfig:
     data_path: str = ""                  # folder with training/ and eval/ shards; empty = mini
     init_checkpoint: str = ""            # torch state dict to start from (MLPerf phase 2)
     vocab_size: int = 0                  # 0 = the lines of data_path/vocab.txt
-    hidden: int = 64
-    layers: int = 2
-    heads: int = 2
+    hidden: int = bounded(64, 1)
+    layers: int = bounded(2, 1)
+    heads: int = bounded(2, 1)
     intermediate: int = 256
-    max_seq_len: int = 64
+    max_seq_len: int = bounded(64, 8)
     batch_size: int = 32                 # global batch size
     eval_batch_size: int = 256
     base_lr: float = 0.01

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from mlpace.benchmarks.dlrm import data as click_data
 from mlpace.benchmarks.dlrm.model import DLRM, mlperf_tensor_names
 from mlpace.errors import MlpaceError
-from mlpace.harness.config import apply_overrides
+from mlpace.harness.config import apply_overrides, bounded
 from mlpace.harness.mlperf_log import constants
 from mlpace.harness.workload import RunContext, Workload
 from mlpace.rules.benchmarks import get_spec
@@ -38,7 +38,7 @@ class DlrmConfig:
     eval_day: int = 2
     eval_fraction: float = 1.0           # MLPerf evaluates on the first half of day_23
     max_ind_range: int = 0               # hash modulo (0 = none); the reference uses 40M
-    embedding_dim: int = 16
+    embedding_dim: int = bounded(16, 1)
     bottom_mlp: tuple[int, ...] = (64, 16)
     top_mlp: tuple[int, ...] = (64, 32, 1)
     batch_size: int = 512                # global batch size
@@ -49,7 +49,7 @@ class DlrmConfig:
     decay_steps: int = 3000
     poly_power: float = 2.0
     evals_per_epoch: int = 1             # MLPerf evaluates 20 times per epoch (every 0.05)
-    mini_rows_per_day: int = 100_000     # mini data set size
+    mini_rows_per_day: int = bounded(100_000, 1)     # mini data set size
     mini_eval_rows: int = 50_000
     threads: int = 0                     # torch CPU threads (0 = torch's default)
 

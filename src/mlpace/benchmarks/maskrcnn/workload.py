@@ -23,7 +23,7 @@ from mlpace.benchmarks.images import read_image
 from mlpace.benchmarks.maskrcnn.model import (ROI_VARIANCES, RPN_VARIANCES, maskrcnn_mini,
                                               maskrcnn_resnet50_fpn, mlperf_tensor_names, roi_align)
 from mlpace.errors import MlpaceError
-from mlpace.harness.config import apply_overrides
+from mlpace.harness.config import apply_overrides, bounded
 from mlpace.harness.mlperf_log import constants
 from mlpace.harness.workload import RunContext
 from mlpace.rules.benchmarks import get_spec
@@ -33,11 +33,11 @@ from mlpace.rules.benchmarks import get_spec
 class MaskRcnnConfig:
     model: str = "maskrcnn_mini"          # maskrcnn_mini | maskrcnn_resnet50_fpn
     data_path: str = ""                   # COCO 2017 root (reference); empty = generated mini data
-    image_size: int = 64                  # mini scenes
+    image_size: int = bounded(64, 1, 1024)                  # mini scenes
     min_image_size: int = 800             # reference resize: shorter side ...
     max_image_size: int = 1333            # ... and the cap on the longer side
     widths: tuple[int, ...] = (8, 16, 32)     # maskrcnn_mini backbone
-    channels: int = 32                    # maskrcnn_mini FPN / head width
+    channels: int = bounded(32, 1)                    # maskrcnn_mini FPN / head width
     batch_size: int = 16                  # global batch size
     eval_batch_size: int = 100
     base_lr: float = 0.04
@@ -54,8 +54,8 @@ class MaskRcnnConfig:
     roi_batch: int = 32                   # sampled RoIs per image (a quarter positive at most)
     max_detections: int = 20              # per image (COCO counts up to 100; scenes hold <= 4)
     num_workers: int = 0
-    train_images: int = 3000              # mini data set size
-    val_images: int = 500
+    train_images: int = bounded(3000, 1)              # mini data set size
+    val_images: int = bounded(500, 1)
     max_objects: int = 4
     threads: int = 0
 

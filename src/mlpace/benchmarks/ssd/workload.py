@@ -23,7 +23,7 @@ from mlpace.benchmarks.ssd import data as ssd_data
 from mlpace.benchmarks.ssd.model import (SSD, detect, match, mlperf_tensor_names, ssd_loss, ssd_mini,
                                          ssd_mobilenet_mini, ssd_mobilenet_v1, ssd_resnet34)
 from mlpace.errors import MlpaceError
-from mlpace.harness.config import apply_overrides
+from mlpace.harness.config import apply_overrides, bounded
 from mlpace.harness.mlperf_log import constants
 from mlpace.harness.workload import RunContext
 from mlpace.rules.benchmarks import get_spec
@@ -37,8 +37,8 @@ class SsdConfig:
     model: str = "ssd_mini"              # ssd_mini (in memory, image_size) | ssd300 (the reference)
     backbone: str = "resnet"             # resnet (ResNet-34 at ssd300) | mobilenet (MobileNet-v1)
     data_path: str = ""                  # COCO 2017 root (reference); empty = generated mini data
-    image_size: int = 64
-    widths: tuple[int, ...] = (16, 32, 64)   # ssd_mini's ResNet stages
+    image_size: int = bounded(64, 1, 1024)
+    widths: tuple[int, ...] = bounded((16, 32, 64), 1, 4096) # ssd_mini's ResNet stages
     width_multiplier: float = 1.0        # MobileNet-v1's width multiplier (alpha)
     batch_size: int = 32                 # global batch size
     eval_batch_size: int = 100
@@ -51,8 +51,8 @@ class SsdConfig:
     weight_decay: float = 5e-4
     max_samples: int = 1                 # random-crop trials per sampled IoU bound (reference)
     num_workers: int = 0                 # data-loader processes (reference scale)
-    train_images: int = 3000             # mini data set size
-    val_images: int = 500
+    train_images: int = bounded(3000, 1)             # mini data set size
+    val_images: int = bounded(500, 1)
     max_objects: int = 4                 # per generated scene
     threads: int = 0                     # torch CPU threads (0 = torch's default)
 

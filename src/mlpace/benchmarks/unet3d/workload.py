@@ -23,7 +23,7 @@ from mlpace.benchmarks.unet3d.metrics import dice_ce_loss, dice_score, sliding_w
 from mlpace.benchmarks.unet3d.model import REFERENCE_FILTERS, UNet3D, mlperf_tensor_names
 from mlpace.errors import MlpaceError
 from mlpace.harness import distributed
-from mlpace.harness.config import apply_overrides
+from mlpace.harness.config import apply_overrides, bounded
 from mlpace.harness.mlperf_log import constants
 from mlpace.harness.workload import RunContext, Workload
 from mlpace.rules.benchmarks import get_spec
@@ -33,8 +33,8 @@ from mlpace.rules.benchmarks import get_spec
 class Unet3dConfig:
     data_path: str = ""                  # KiTS19 root (reference); empty = generated mini data
     filters: tuple[int, ...] = (8, 16, 32)
-    patch_size: int = 32                 # training patch edge (training_input_shape)
-    roi_size: int = 32                   # sliding-window edge (validation_input_shape)
+    patch_size: int = bounded(32, 1, 1024)                 # training patch edge (training_input_shape)
+    roi_size: int = bounded(32, 1, 1024)                   # sliding-window edge (validation_input_shape)
     overlap: float = 0.5                 # sliding-window overlap
     batch_size: int = 4                  # global batch size
     eval_batch_size: int = 8             # windows per forward pass in evaluation
@@ -48,9 +48,9 @@ class Unet3dConfig:
     weight_decay: float = 0.0
     oversampling: float = 0.4            # share of patches centred on foreground
     flip_prob: float = 1 / 3             # per axis
-    train_cases: int = 64                # mini data set size
+    train_cases: int = bounded(64, 1)                # mini data set size
     eval_cases: int = 12
-    volume_size: int = 48
+    volume_size: int = bounded(48, 1, 1024)
     threads: int = 0                     # torch CPU threads (0 = torch's default)
 
 
