@@ -24,7 +24,9 @@ The unit of import is a *submission*: one `<org>` folder of one round. For each 
 
 Each result is stored with the facts that say what its number may be compared with (scale,
 metric, target, division: `comparable.py`), its date, and mlpace's resolved config when the
-folder has one (`mlpace_config.json`; `score.json` declares the scale).
+folder has one (`mlpace_config.json`). mlpace's own logs state their scale and quality target
+(`mlpace_scale`, `mlpace_quality_target`), which win over `score.json` and over the round
+folder they are filed under; an mlpace log that states neither is of unknown scale.
 
 No torch here: this runs on a machine with no ML stack.
 """
