@@ -9,9 +9,10 @@ import torch
 
 from mlpace.benchmarks import make_workload
 from mlpace.benchmarks.minigo.go import BLACK, Position
-from mlpace.benchmarks.minigo.mcts import match, network_evaluator, play_games, training_examples
-from mlpace.benchmarks.minigo.model import features, load_weights, save_weights, symmetry
-from mlpace.benchmarks.minigo.workload import CONFIGS, SHIPPED_REFERENCE, Generations, new_model
+from mlpace.benchmarks.minigo.data import SHIPPED_REFERENCE, features, symmetry, training_examples
+from mlpace.benchmarks.minigo.mcts import match, network_evaluator, play_games
+from mlpace.benchmarks.minigo.model import load_weights, save_weights
+from mlpace.benchmarks.minigo.workload import CONFIGS, Generations, new_model
 from mlpace.errors import MlpaceError
 from mlpace.harness.timed_run import run_once
 from mlpace.harness.workload import RunContext

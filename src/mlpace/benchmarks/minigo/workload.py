@@ -9,7 +9,8 @@ Reference: the MLPerf v1.0/v1.1 closed set-up, 19x19 Go with the reference netwo
 13 input planes (values as in the reference's flags and the published closed logs);
 it needs the target player's weights (`--set reference_player=FILE`, an mlpace weights file).
 Mini: 5x5 Go, a small network, and a reference player that mlpace ships
-(reference_player.json, made by `python -m mlpace.benchmarks.minigo.reference`).
+(reference_player.json, made by `python -m mlpace.benchmarks.minigo.reference`; the games,
+examples and that player's file: `mlpace.benchmarks.minigo.data`).
 """
 
 from __future__ import annotations
@@ -23,16 +24,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from mlpace.benchmarks.minigo.data import reference_player_path, symmetry, training_examples
 from mlpace.benchmarks.minigo.go import Position
-from mlpace.benchmarks.minigo.mcts import match, network_evaluator, play_games, training_examples
-from mlpace.benchmarks.minigo.model import MiniGoNet, load_weights, mlperf_tensor_names, symmetry
+from mlpace.benchmarks.minigo.mcts import match, network_evaluator, play_games
+from mlpace.benchmarks.minigo.model import MiniGoNet, load_weights, mlperf_tensor_names
 from mlpace.errors import MlpaceError
 from mlpace.harness.config import apply_overrides
 from mlpace.harness.workload import RunContext, Workload
 from mlpace.rules.benchmarks import get_spec
-
-SHIPPED_REFERENCE = Path(__file__).with_name("reference_player.json")
-
 
 @dataclass(frozen=True)
 class MinigoConfig:
@@ -146,15 +145,7 @@ class MinigoWorkload(Workload):
         cfg = self.config
         if cfg.eval_games < 2 or cfg.eval_games % 2:
             raise MlpaceError(f"eval_games must be an even number >= 2 (colours alternate), got {cfg.eval_games}")
-        if cfg.reference_player:
-            self.reference_path = Path(cfg.reference_player).expanduser()
-        elif self.scale == "mini":
-            self.reference_path = SHIPPED_REFERENCE
-        else:
-            raise MlpaceError("the reference minigo needs the target player's weights: "
-                              "pass --set reference_player=/path/to/player.json")
-        if not self.reference_path.is_file():
-            raise MlpaceError(f"minigo reference player not found at {self.reference_path}")
+        self.reference_path = reference_player_path(cfg.reference_player, self.scale)
 
     def setup(self, ctx: RunContext) -> None:
         cfg = self.config
