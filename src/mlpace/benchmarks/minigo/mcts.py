@@ -15,16 +15,20 @@ import torch
 
 from mlpace.benchmarks.minigo.go import BLACK, Position
 from mlpace.benchmarks.minigo.data import GameRecord, features
+from mlpace.benchmarks.minigo.model import search_network
 
 # positions -> (move priors [B, A] over legal moves, values [B] for the player to play)
 Evaluator = Callable[[list[Position]], tuple[np.ndarray, np.ndarray]]
 
 
 def network_evaluator(model: torch.nn.Module, device: str = "cpu") -> Evaluator:
-    @torch.no_grad()
+    """The evaluator of `model` as it stands now (its weights are snapshot, batch norms folded)."""
+    network, feature_set = search_network(model), model.feature_set
+
+    @torch.inference_mode()
     def evaluate(positions: list[Position]) -> tuple[np.ndarray, np.ndarray]:
-        x = torch.from_numpy(features(positions, model.feature_set)).to(device)
-        logits, values = model(x)
+        x = torch.from_numpy(features(positions, feature_set)).to(device)
+        logits, values = network(x)
         legal = torch.from_numpy(np.array([p.legal_moves() for p in positions])).to(device)
         priors = torch.softmax(logits.float().masked_fill(~legal, -1e9), dim=1)
         return priors.cpu().numpy(), values.float().cpu().numpy()
