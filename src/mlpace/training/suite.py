@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import queue
 import signal
 import threading
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -79,7 +78,7 @@ def _in_turn(requests, progress_for, announce_for) -> SuiteRun:
 
 
 # --- side by side ------------------------------------------------------------------------
-_messages: multiprocessing.Queue | None = None   # a worker's way to the parent
+_messages = None   # in a worker: its SimpleQueue to the parent (set by _start_worker)
 
 
 def _start_worker(messages, threads: int) -> None:
@@ -117,10 +116,7 @@ class _Mailbox(threading.Thread):
 
     def run(self) -> None:
         while True:
-            try:
-                message = self.messages.get(timeout=0.5)
-            except queue.Empty:
-                continue
+            message = self.messages.get()
             if message is None:
                 return
             if message[0] == "pid":
@@ -134,7 +130,9 @@ def _side_by_side(requests, workers, announce_for, say) -> SuiteRun:
     order = sorted(by_name, key=lambda n: LONGEST_FIRST.index(n) if n in LONGEST_FIRST else -1)
     threads = max(1, usable_cpus() // workers)
     context = multiprocessing.get_context("spawn")   # never fork a process that runs torch threads
-    messages = context.Queue()
+    # a SimpleQueue: a worker writes to the pipe itself, no feeder thread that could fail to
+    # start (seen once on a machine at its thread limit: the lines were lost, and a benchmark)
+    messages = context.SimpleQueue()
     mailbox = _Mailbox(messages, say)
     mailbox.start()
     done: dict[str, ResultSet] = {}
