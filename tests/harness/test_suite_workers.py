@@ -88,3 +88,13 @@ def test_sigterm_stops_every_running_benchmark_with_a_valid_aborted_log(tmp_path
         assert last["key"] == "run_stop" and last["metadata"]["status"] == "aborted"
         ok, output = run_compliance_checker(log)
         assert ok, output
+
+
+@pytest.mark.slow
+def test_an_error_in_one_worker_stops_the_suite_with_one_clear_line(capsys, tmp_path):
+    code = main(["suite", "--only", "resnet,dlrm,ssd", "--workers", "2", "--max-epochs", "1", "--out", str(tmp_path / "out"),
+                 "--data-dir", str(tmp_path / "data"), "--no-store", "--quiet",
+                 "--set", "resnet.data_path=/nonexistent/imagenet", *TINY[6:], "--set", "ssd.train_images=32",
+                 "--set", "ssd.val_images=8"])
+    err = capsys.readouterr().err
+    assert code == 2 and "not found at /nonexistent/imagenet" in err and "Traceback" not in err
