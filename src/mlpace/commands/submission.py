@@ -37,22 +37,26 @@ def register(subparsers) -> None:
     p.add_argument("--system-type", help="inference: datacenter, edge or datacenter,edge (v1.1 system_type)")
     p.set_defaults(handler=_package)
 
-    p = subparsers.add_parser("check", help="check a submission tree against every rule")
-    p.add_argument("root", help="submission folder (an org, a round, or a division)")
-    p.add_argument("--ruleset", help="training ruleset, e.g. 1.0.0 (default: from folder name or run dates)")
+    p = _tree_verb(subparsers, "check", "check a submission tree against every rule", _check,
+                   workers_for="the checkers", json_help="also write the report as JSON")
     p.add_argument("--no-compliance", action="store_true", help="skip the (slow) official compliance checker")
     p.add_argument("--all", action="store_true", help="list passed checks too")
-    p.add_argument("--json", metavar="FILE", help="also write the report as JSON")
-    p.add_argument("--workers", type=int, default=None, help="processes for the checkers (default: up to 4)")
-    p.set_defaults(handler=_check)
 
-    p = subparsers.add_parser("summarize", help="score a submission tree: the MLPerf results table")
+    p = _tree_verb(subparsers, "summarize", "score a submission tree: the MLPerf results table", _summarize,
+                   workers_for="parsing", json_help="write scores, rules applied and details as JSON")
+    p.add_argument("--csv", metavar="FILE", help="write the table as CSV")
+
+
+def _tree_verb(subparsers, name: str, summary: str, handler, workers_for: str, json_help: str):
+    """A verb that reads a submission tree (check, summarize): the tree, its training ruleset,
+    a JSON copy of what it finds and its worker processes."""
+    p = subparsers.add_parser(name, help=summary)
     p.add_argument("root", help="submission folder (an org, a round, or a division)")
     p.add_argument("--ruleset", help="training ruleset, e.g. 1.0.0 (default: from folder name or run dates)")
-    p.add_argument("--csv", metavar="FILE", help="write the table as CSV")
-    p.add_argument("--json", metavar="FILE", help="write scores, rules applied and details as JSON")
-    p.add_argument("--workers", type=int, default=None, help="processes for parsing (default: up to 4)")
-    p.set_defaults(handler=_summarize)
+    p.add_argument("--json", metavar="FILE", help=json_help)
+    p.add_argument("--workers", type=int, default=None, help=f"processes for {workers_for} (default: up to 4)")
+    p.set_defaults(handler=handler)
+    return p
 
 
 def escape(value) -> str:

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from mlpace.benchmarks import coco
 from mlpace.benchmarks.detection import flip_batch, normalize
+from mlpace.benchmarks.images import read_image
 
 
 def instance_masks(split: coco.CocoSplit, index: int) -> np.ndarray:
@@ -46,7 +47,7 @@ class CocoInstances(torch.utils.data.Dataset):
         return len(self.split)
 
     def __getitem__(self, i: int):
-        img = torch.from_numpy(np.asarray(coco.read_image(self.split.files[i])).copy()).permute(2, 0, 1)
+        img = torch.from_numpy(np.asarray(read_image(self.split.files[i])).copy()).permute(2, 0, 1)
         h, w = img.shape[-2:]
         scale = min(self.min_size / min(h, w), self.max_size / max(h, w))
         size = (round(h * scale), round(w * scale))

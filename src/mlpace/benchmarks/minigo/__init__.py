@@ -1,8 +1,3 @@
 """Reinforcement learning: MiniGo (19x19 Go, reference) and MiniGo-mini (5x5 Go, shipped reference player)."""
 
 SCALES = ("mini", "reference")
-
-
-def make_workload(scale: str, overrides: dict):
-    from mlpace.benchmarks.minigo.workload import make
-    return make(scale, overrides)

@@ -1,8 +1,3 @@
 """Medical image segmentation: 3D U-Net on KiTS19 (reference) and a mini 3D U-Net on generated CT-like volumes."""
 
 SCALES = ("mini", "reference")
-
-
-def make_workload(scale: str, overrides: dict):
-    from mlpace.benchmarks.unet3d.workload import make
-    return make(scale, overrides)
