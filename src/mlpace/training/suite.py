@@ -1,7 +1,7 @@
 """`mlpace suite`: every benchmark once, into one result tree, in turn or side by side.
 
 The mini benchmarks are small models: a second torch thread speeds one of them up far less
-than twice (on 2 cores, the mini suite took 883 CPU-s with 2 threads against about 500 with
+than twice (on 2 cores, the mini suite took 883 CPU-s with 2 threads against about 440 with
 one; see BENCHMARKS.md). So on CPU the suite runs them in `workers` processes of one torch
 thread each (by default as many as there are cores, at most one per benchmark), the longest
 first so that the last to finish is a short one; `workers=1` runs them in turn in this process
@@ -57,12 +57,12 @@ def run_suite(requests: list[TrainRequest], workers: int,
               progress_for: Callable[[str], Callable[[int], Progress] | None],
               announce_for: Callable[[str], Callable[[int, str], None]],
               say: Callable[[str], None]) -> SuiteRun:
-    """Train every request's benchmark once (see module doc). `progress_for(name)` and
-    `announce_for(name)` are what `train_result` takes, for the runs in this process;
-    `say(line)` prints a line (side by side, each benchmark's announcement and its end)."""
+    """Train every request's benchmark once (see module doc). In turn, `progress_for(name)` and
+    `announce_for(name)` are what `train_result` takes; side by side, the workers show no
+    progress bars and `say(line)` prints each benchmark's announcement and its end."""
     if workers <= 1 or len(requests) <= 1:
         return _in_turn(requests, progress_for, announce_for)
-    return _side_by_side(requests, workers, announce_for, say)
+    return _side_by_side(requests, workers, say)
 
 
 def _in_turn(requests, progress_for, announce_for) -> SuiteRun:
@@ -125,7 +125,7 @@ class _Mailbox(threading.Thread):
                 self.say(message[1])
 
 
-def _side_by_side(requests, workers, announce_for, say) -> SuiteRun:
+def _side_by_side(requests, workers, say) -> SuiteRun:
     by_name = {r.benchmark: r for r in requests}
     order = sorted(by_name, key=lambda n: LONGEST_FIRST.index(n) if n in LONGEST_FIRST else -1)
     threads = max(1, usable_cpus() // workers)
