@@ -61,7 +61,8 @@ def test_evaluation_alone_needs_only_dev_clean(tmp_path):
     root = tmp_path / "libri"
     libri.generate_mini(root, train_utterances=2, eval_utterances=2, train_speakers=1, eval_speakers=1)
     chars = {"data_path": str(root), "sentencepiece_vocab": 0}     # the tokenizer is tested below
-    full = make_workload("rnnt", "reference", chars)
+    # one global batch of the two training utterances, so that the full setup can train
+    full = make_workload("rnnt", "reference", {**chars, "batch_size": 2, "grad_accumulation_steps": 1})
     full.prepare_data(tmp_path)
     full.setup(RunContext(seed=1))
     shutil.rmtree(root / "train-clean-100")
