@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from mlpace.benchmarks import make_workload
+from mlpace.benchmarks.images import read_image
 from mlpace.benchmarks.resnet import data as image_data
 from mlpace.benchmarks.resnet.data import write_imagenet_like
 from mlpace.benchmarks.resnet.model import mlperf_tensor_names, resnet50, resnet_mini
@@ -52,7 +53,7 @@ def test_loader_errors_are_one_line(tmp_path):
         image_data.list_images(tmp_path, "train")
     (tmp_path / "train" / "cls" / "bad.JPEG").write_bytes(b"not a jpeg")
     with pytest.raises(MlpaceError, match="cannot decode"):
-        image_data.decode(tmp_path / "train" / "cls" / "bad.JPEG")
+        read_image(tmp_path / "train" / "cls" / "bad.JPEG")
 
 
 def test_resnet50_is_v1_5_and_names_match_closed_rules():

@@ -72,7 +72,7 @@ def test_output_dir_that_is_a_file(capsys, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("precious")
     code, _, err = run_cli(["train", "resnet", "--out", str(blocker)], capsys)
-    assert code == 2 and "cannot write results" in err and blocker.read_text() == "precious"
+    assert code == 2 and "exists and is not a folder" in err and blocker.read_text() == "precious"
 
 
 @pytest.mark.slow
@@ -179,3 +179,24 @@ def test_suite_runs_table_and_store(capsys, tmp_path):
     assert ", CPU " in lines[-1]
     code, out, _ = run_cli(["results", "--benchmark", "resnet", "--format", "json"], capsys)
     assert code == 0 and "resnet" in out
+
+
+def strict_json(path):
+    """json.loads that refuses NaN and Infinity, which are not JSON (other readers reject them)."""
+    def refuse(constant):
+        raise ValueError(f"{path.name} holds {constant}, which is not JSON")
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+def test_result_files_are_strict_json(capsys, tmp_path):
+    """rnnt's config holds clip_norm = inf (no clipping): mlpace_config.json says null, not Infinity."""
+    args = ["train", "rnnt", "--out", str(tmp_path / "out"), "--quiet", "--max-epochs", "1",
+            "--data-dir", str(tmp_path / "data"), "--no-store", "--set", "train_utterances=8",
+            "--set", "eval_utterances=2", "--set", "batch_size=8"]
+    code, _, err = run_cli(args, capsys)
+    assert code in (0, 1), err
+    config = strict_json(next((tmp_path / "out").rglob("mlpace_config.json")))
+    assert config["clip_norm"] is None and config["batch_size"] == 8
+    strict_json(next((tmp_path / "out").rglob("score.json")))
+    for system in (tmp_path / "out").rglob("systems/*.json"):
+        strict_json(system)

@@ -11,8 +11,10 @@ pytest.importorskip("tokenizers")
 
 from mlpace.errors import MlpaceError  # noqa: E402
 from mlpace.inference import squad  # noqa: E402
+from mlpace import cli  # noqa: E402
 from mlpace.inference.models import BuildOptions  # noqa: E402
 from mlpace.benchmarks.bert import serve as bert  # noqa: E402
+from mlpace.inference import squad_features  # noqa: E402
 from mlpace.inference.runner import RunOptions, run_test  # noqa: E402
 from mlpace.rules import inference as rules  # noqa: E402
 
@@ -28,17 +30,17 @@ TINY = {"mini_dupe_factor": 2, "squad_train_articles": 400, "squad_dev_articles"
 WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "where", "was", "ada", "born", "in", "paris",
          "?", ".", "later", "lived", "lima"]
 CONTEXT = "Ada was born in Paris. Later Ada lived in Lima."
-TOKENS = bert.Tokenisation(max_seq_length=16, doc_stride=4, max_query_length=8)
+TOKENS = squad_features.Tokenisation(max_seq_length=16, doc_stride=4, max_query_length=8)
 
 
 @pytest.fixture
 def hand_made(tmp_path):
     """One question, a 12-token context cut into two windows of 8 context tokens."""
     (tmp_path / "vocab.txt").write_text("\n".join(WORDS) + "\n")
-    tokenizer = bert.load_tokenizer(tmp_path / "vocab.txt")
+    tokenizer = squad_features.load_tokenizer(tmp_path / "vocab.txt")
     examples = [{"id": "q1", "question": "Where was Ada born?", "context": CONTEXT,
                  "answers": ["Paris"], "starts": [CONTEXT.index("Paris")]}]
-    return examples, bert.featurize(examples, tokenizer, TOKENS)
+    return examples, squad_features.featurize(examples, tokenizer, TOKENS)
 
 
 def test_windows_follow_run_squad(hand_made):
@@ -76,22 +78,22 @@ def test_best_valid_span_is_picked_and_mapped_back(hand_made, monkeypatch):
     first = logits(start=[(1, 9.0), (11, 5.0), (7, 4.0)], end=[(10, 8.0), (11, 7.5)])
     second = logits(start=[(7, 9.0), (13, 3.0)], end=[(7, 9.0), (13, 3.0)])
     outputs = {0: first.ravel(), 1: second.ravel()}
-    assert bert.predictions(examples, features, outputs) == {"q1": "Paris"}
-    assert bert.f1_of(examples, features, outputs) == 1.0
+    assert squad_features.predictions(examples, features, outputs) == {"q1": "Paris"}
+    assert squad_features.f1_of(examples, features, outputs) == 1.0
     # a better span in the other window wins: "Lima" (14 > 12.5)
     second[13] = (7.0, 7.0)
-    assert bert.predictions(examples, features, outputs) == {"q1": "Lima"}
-    assert bert.f1_of(examples, features, outputs) == 0.0
+    assert squad_features.predictions(examples, features, outputs) == {"q1": "Lima"}
+    assert squad_features.f1_of(examples, features, outputs) == 0.0
     # the end before the start, or a span longer than the limit, is never chosen
     backwards = logits(start=[(11, 9.0)], end=[(8, 9.0), (12, 1.0)])
-    assert bert.predictions(examples, features, {0: backwards.ravel()}) == {"q1": "Paris."}
+    assert squad_features.predictions(examples, features, {0: backwards.ravel()}) == {"q1": "Paris."}
     # only the N_BEST best starts and ends are candidates: none valid, an empty answer
-    monkeypatch.setattr(bert, "N_BEST", 1)
-    assert bert.predictions(examples, features, {0: first.ravel()}) == {"q1": ""}
-    monkeypatch.setattr(bert, "N_BEST", 20)
-    monkeypatch.setattr(bert, "MAX_ANSWER_LENGTH", 2)
+    monkeypatch.setattr(squad_features, "N_BEST", 1)
+    assert squad_features.predictions(examples, features, {0: first.ravel()}) == {"q1": ""}
+    monkeypatch.setattr(squad_features, "N_BEST", 20)
+    monkeypatch.setattr(squad_features, "MAX_ANSWER_LENGTH", 2)
     long_span = logits(start=[(7, 9.0)], end=[(11, 9.0), (8, 1.0)])
-    assert bert.predictions(examples, features, {0: long_span.ravel()}) == {"q1": "Ada was"}
+    assert squad_features.predictions(examples, features, {0: long_span.ravel()}) == {"q1": "Ada was"}
 
 
 def test_gold_spans_survive_tokenisation_and_mapping_back(tmp_path):
@@ -102,10 +104,10 @@ def test_gold_spans_survive_tokenisation_and_mapping_back(tmp_path):
     examples = squad.read_examples(path)
     texts = [ex["context"] for ex in examples[::4]]
     vocab = bert_data.train_wordpiece(texts, vocab_size=300, folder=tmp_path)   # a poor vocabulary
-    tokenizer = bert.load_tokenizer(vocab)
-    for tokens in (bert.SquadConfig().tokens, bert.REFERENCE_TOKENS, bert.Tokenisation(32, 8, 16)):
-        features = bert.featurize(examples, tokenizer, tokens)
-        assert bert.f1_of(examples, features, bert.gold_outputs(features)) == pytest.approx(1.0)
+    tokenizer = squad_features.load_tokenizer(vocab)
+    for tokens in (bert.SquadConfig().tokens, bert.REFERENCE_TOKENS, squad_features.Tokenisation(32, 8, 16)):
+        features = squad_features.featurize(examples, tokenizer, tokens)
+        assert squad_features.f1_of(examples, features, squad_features.gold_outputs(features)) == pytest.approx(1.0)
 
 
 @pytest.fixture(scope="module")
@@ -175,30 +177,19 @@ def test_quick_performance_run(task, tmp_path):
     assert (tmp_path / "open/mlpace/results/tiny/bert-99/Offline/performance/run_1/mlperf_log_summary.txt").is_file()
 
 
-def run_cli(argv):
-    """`mlpace ...` in-process (the real `mlpace.cli.main`); its exit code."""
-    import importlib.util
-    from unittest import mock
-
-    from mlpace import cli
-    present = [m for m in cli.COMMAND_MODULES if importlib.util.find_spec(m) is not None]
-    with mock.patch.object(cli, "COMMAND_MODULES", present):
-        return cli.main(argv)
-
-
 @pytest.mark.slow
 def test_cli_single_stream_accuracy_and_onnx_offline(data_dir, tmp_path, capsys):
     out = tmp_path / "out"
     weights = next((data_dir / "inference-models").glob("bert-squad-mini-*.pt"))   # the tiny model
     common = ["--quick", "--data-dir", str(data_dir), "--threads", "1", "--out", str(out), "--system", "tiny",
               "--checkpoint", str(weights), *[f"--set={key}={value}" for key, value in TINY.items()]]
-    code = run_cli(["infer", "bert", "--scenario", "SingleStream", "--mode", "accuracy",
+    code = cli.main(["infer", "bert", "--scenario", "SingleStream", "--mode", "accuracy",
                     "--accuracy-target", "99.9", *common])
     printed = capsys.readouterr()
     assert code == 0, printed.out + printed.err
     text = (out / "open/mlpace/results/tiny/bert-99.9/SingleStream/accuracy/accuracy.txt").read_text()
     assert re.match(rules.ACCURACY_PATTERNS["F1"], text)
-    code = run_cli(["infer", "bert", "--scenario", "Offline", "--backend", "onnxruntime", *common])
+    code = cli.main(["infer", "bert", "--scenario", "Offline", "--backend", "onnxruntime", *common])
     printed = capsys.readouterr()
     assert code == 0, printed.out + printed.err
     records = json.loads((out / "mlpace_infer_summary.json").read_text())

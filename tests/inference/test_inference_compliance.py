@@ -14,6 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from toy_task import toy_task  # noqa: E402
 
 from mlpace.inference import compliance  # noqa: E402
+from mlpace.rules import inference as rules  # noqa: E402
 from mlpace.inference.runner import RunOptions, run_test  # noqa: E402
 from mlpace.inference.settings import parse_conf  # noqa: E402
 from mlpace.submission.loadgen_log import parse_detail_file  # noqa: E402
@@ -37,7 +38,7 @@ def summary(path: Path, scenario: str, value: float, valid: bool = True) -> Path
 # --- audit.config --------------------------------------------------------------------------
 
 def test_audit_configs_are_mlcommons_v1_1_ones():
-    for test in compliance.TESTS:
+    for test in rules.COMPLIANCE_TESTS:
         parse_conf(compliance.audit_config(test, "resnet50"), test)     # LoadGen's key format
     test01 = parse_conf(compliance.audit_config("TEST01", "dlrm"))
     assert test01 == {"*.*.mode": "2", "*.*.accuracy_log_rng_seed": "720381539243781796",
@@ -53,10 +54,10 @@ def test_audit_configs_are_mlcommons_v1_1_ones():
 
 
 def test_tests_required_per_model_and_scenario_follow_the_v1_1_checker():
-    assert compliance.tests_for("resnet50", "Offline") == ["TEST01", "TEST04-A", "TEST04-B", "TEST05"]
+    assert rules.compliance_tests_of("resnet50", "Offline") == ["TEST01", "TEST04-A", "TEST04-B", "TEST05"]
     for model in ("bert", "dlrm", "rnnt"):
-        assert compliance.tests_for(model, "Server") == ["TEST01", "TEST05"]
-    assert compliance.tests_for("resnet50", "MultiStream") == ["TEST01", "TEST05"]
+        assert rules.compliance_tests_of(model, "Server") == ["TEST01", "TEST05"]
+    assert rules.compliance_tests_of("resnet50", "MultiStream") == ["TEST01", "TEST05"]
 
 
 def test_an_unknown_test_is_a_clear_error():
@@ -81,8 +82,8 @@ def test_loadgen_applies_each_audit_config(tmp_path, test):
         assert values["effective_performance_issue_same"] is True
         assert values["effective_performance_issue_same_index"] == 3
     else:
-        assert values["effective_qsl_rng_seed"] == compliance.TEST05_SEEDS["qsl_rng_seed"]
-        assert values["effective_schedule_rng_seed"] == compliance.TEST05_SEEDS["schedule_rng_seed"]
+        assert values["effective_qsl_rng_seed"] == rules.TEST05_SEEDS["qsl_rng_seed"]
+        assert values["effective_schedule_rng_seed"] == rules.TEST05_SEEDS["schedule_rng_seed"]
     # an audit never rewrites the result's measurements
     assert not (tmp_path / "open/mlpace/measurements").exists()
 

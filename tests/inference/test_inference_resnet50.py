@@ -7,6 +7,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from mlpace import cli  # noqa: E402
 from mlpace.inference.models import BuildOptions  # noqa: E402
 from mlpace.benchmarks.resnet import serve as resnet50  # noqa: E402
 from mlpace.training.models import ModelCache  # noqa: E402
@@ -56,24 +57,11 @@ def test_onnxruntime_backend_agrees_with_torch(data_dir):
     assert (a == b).mean() >= 0.9          # argmax may flip on near-ties between float kernels
 
 
-def run_cli(argv):
-    """`mlpace ...` in-process (the real `mlpace.cli.main`); its exit code.
-
-    Other areas' command modules are written in parallel: ones not there yet are left out."""
-    import importlib.util
-    from unittest import mock
-
-    from mlpace import cli
-    present = [m for m in cli.COMMAND_MODULES if importlib.util.find_spec(m) is not None]
-    with mock.patch.object(cli, "COMMAND_MODULES", present):
-        return cli.main(argv)
-
-
 @pytest.mark.slow
 def test_cli_quick_offline_and_accuracy_in_official_layout(data_dir, tmp_path, capsys):
     out = tmp_path / "out"
     weights = next((data_dir / "inference-models").glob("resnet50-mini-*.pt"))   # the tiny model
-    code = run_cli(["infer", "resnet50", "--quick", "--scenario", "Offline", "--scenario", "SingleStream",
+    code = cli.main(["infer", "resnet50", "--quick", "--scenario", "Offline", "--scenario", "SingleStream",
                     "--mode", "both", "--data-dir", str(data_dir), "--threads", "1", "--out", str(out),
                     "--system", "tiny", "--limit", "40", "--checkpoint", str(weights),
                     *[f"--set={key}={value}" for key, value in TINY.items()]])   # the tiny data set
@@ -87,17 +75,20 @@ def test_cli_quick_offline_and_accuracy_in_official_layout(data_dir, tmp_path, c
     accuracy = [r for r in records if r["mode"] == "accuracy"]
     assert all(r["result"] == "PASS" for r in accuracy)
     base = out / "open/mlpace/results/tiny/resnet50"
+    # what the results store files the result under
+    written = json.loads((base / "Offline/performance/run_1/mlpace_summary.json").read_text())
+    assert (written["scale"], written["division"], written["round"]) == ("mini", "open", "v1.1")
     assert (base / "Offline/accuracy/accuracy.txt").is_file()
     assert (base / "SingleStream/performance/run_1/mlperf_log_detail.txt").is_file()
     assert (out / "open/mlpace/systems/tiny.json").is_file()
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):
-    assert run_cli(["infer", "nosuchmodel", "--out", str(tmp_path)]) == 2
+    assert cli.main(["infer", "nosuchmodel", "--out", str(tmp_path)]) == 2
     assert "unknown inference benchmark 'nosuchmodel'" in capsys.readouterr().err
-    assert run_cli(["infer", "resnet50", "--all", "--out", str(tmp_path)]) == 2
+    assert cli.main(["infer", "resnet50", "--all", "--out", str(tmp_path)]) == 2
     assert "name one benchmark, or pass --all" in capsys.readouterr().err
-    assert run_cli(["infer", "resnet50", "--accuracy-target", "99.9", "--out", str(tmp_path)]) == 2
+    assert cli.main(["infer", "resnet50", "--accuracy-target", "99.9", "--out", str(tmp_path)]) == 2
     assert "accuracy targets 99 % only" in capsys.readouterr().err
     assert not (tmp_path / "mlpace_infer_summary.json").exists()
 

@@ -158,3 +158,26 @@ def test_answers_come_from_their_own_thread_except_in_single_stream(tmp_path, mo
     seen.clear()
     run_test(toy_task(total=64), "SingleStream", "performance", options(tmp_path))
     assert seen == {"mlpace-sut-0"}
+
+
+def test_an_imported_result_is_stored_with_the_scale_the_run_declared(tmp_path):
+    """Every mlpace_summary.json states scale, division, round and date; the results store
+    files the imported result under that scale (not 'unknown')."""
+    from mlpace.inference.suite import write_system_description
+    from mlpace.results import queries
+    from mlpace.results.importers import import_trees
+    from mlpace.results.store import open_store
+
+    run = options(tmp_path / "out", scale="mini")
+    record = run_test(toy_task(), "Offline", "performance", run)
+    written = json.loads((Path(record["folder"]) / "mlpace_summary.json").read_text())
+    assert {k: written[k] for k in ("scale", "division", "round")} == {
+        "scale": "mini", "division": "open", "round": "v1.1"}
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", written["date"])
+    write_system_description(run)
+    store = open_store(tmp_path / "store.sqlite")
+    report = import_trees(store, [tmp_path / "out"])
+    assert report.failures == [] and report.submissions == 1
+    with store.read() as conn:
+        rows = queries.inference_results(conn)
+    assert [(r["benchmark"], r["scenario"], r["scale"]) for r in rows] == [("toy", "Offline", "mini")]

@@ -104,3 +104,67 @@ def test_expected_duration_bounds_the_watchdog():
     assert conf.expected_duration_s(quick, "performance", 1000) == pytest.approx(5.0)
     offline = conf.resolve("resnet50", "Offline", {"*.Offline.target_qps": "1000"})
     assert conf.expected_duration_s(offline, "performance", 100) == pytest.approx(660.0)
+
+
+def _dlrm_offline(rate: float) -> "conf.ResolvedSettings":
+    """dlrm Offline at the v1.1 minimums (600 s, 24,576 samples, 204,800 performance samples),
+    target_qps as `mlpace infer --submission` sets it from a measured rate (x 1.05)."""
+    from mlpace.inference.peak import OFFLINE_MARGIN
+    return conf.resolve("dlrm", "Offline", {"dlrm.Offline.target_qps": str(rate * OFFLINE_MARGIN),
+                                            "dlrm.Offline.performance_sample_count_override": "204800"})
+
+
+def test_a_full_length_dlrm_offline_submission_is_judged_by_the_memory_it_needs(monkeypatch):
+    """dlrm mini serves 35-50k samples/s on two cores: its full-length Offline query holds
+    ~30 M samples, ~12 GiB by the measured cost. A guard at 1 KiB a sample on half of the
+    physical memory refused it on a 23 GiB machine; with 16 GiB available it fits, with 8 not."""
+    settings = _dlrm_offline(45_000)
+    assert conf.scheduled_samples(settings) == pytest.approx(45_000 * 1.05 * 600 * 1.1)
+    monkeypatch.setattr(conf, "available_memory_bytes", lambda: 16 * 2**30)
+    conf.validate(settings)
+    monkeypatch.setattr(conf, "available_memory_bytes", lambda: 8 * 2**30)
+    with pytest.raises(MlpaceError, match=r"3.12e\+07 samples .* about 11.6 GiB; this machine's memory allows"):
+        conf.validate(settings)
+    # Server at the v1.1 minimum query count is small whatever the rate
+    server = conf.resolve("dlrm", "Server", {"dlrm.Server.target_qps": "100"})
+    assert conf.scheduled_samples(server) == 270_336
+    conf.validate(server)
+
+
+_MEASURE = """
+import sys
+from pathlib import Path
+import numpy as np
+from mlpace.inference.runner import RunOptions, run_test
+from mlpace.inference.task import InferenceTask
+answer = np.zeros(1, np.float32)
+task = InferenceTask(name="toy", loadgen_model="dlrm", total=1000, load=lambda i: i,
+                     predict=lambda samples: [answer] * len(samples), output_dtype="float32",
+                     score=lambda outputs: 1.0, metric="AUC", reference_score=1.0, max_batch=4096)
+samples = int(sys.argv[2])
+record = run_test(task, "Offline", "performance", RunOptions(
+    out=Path(sys.argv[1]), system="m", workers=1, max_batch=4096, test_minimums={},
+    user_settings={"target_qps": samples / 1.1, "min_duration": 1000, "min_query_count": 1,
+                   "performance_sample_count_override": 1000}))
+assert record["error"] is None, record
+# VmHWM: this process's own peak (ru_maxrss would also count the parent's size at the fork)
+print(next(int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith("VmHWM:")))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_the_schedule_memory_estimate_covers_what_a_run_takes(tmp_path):
+    """Peak memory of Offline runs of 0.5 M and 1.5 M samples (LoadGen and the SUT, a model
+    that answers at once): the cost per extra sample stays within SCHEDULE_BYTES_PER_SAMPLE."""
+    import subprocess
+    import sys
+
+    peaks = []
+    for samples in (500_000, 1_500_000):
+        done = subprocess.run([sys.executable, "-c", _MEASURE, str(tmp_path / str(samples)), str(samples)],
+                              capture_output=True, text=True, timeout=280)
+        assert done.returncode == 0, done.stderr[-2000:]
+        peaks.append(int(done.stdout.split()[-1]))
+    per_sample = (peaks[1] - peaks[0]) / 1_000_000
+    assert 50 < per_sample <= conf.SCHEDULE_BYTES_PER_SAMPLE, per_sample

@@ -99,9 +99,7 @@ def test_submission_audits_pass_the_official_compliance_checks(tmp_path):
     audits = {Path(f.path).name: f.level for f in report.findings if f.rule == "compliance audit"}
     assert set(audits) == set(rules.COMPLIANCE_TESTS)
     official_compliance = [e for e in errors if "compliance" in e or "TEST0" in e]
-    if all(verified.values()):
-        assert not official_compliance, "\n".join(errors)
-        assert all(level == PASS for level in audits.values()), audits
-    else:
-        assert official_compliance, "\n".join(errors)
-        assert {t for t, level in audits.items() if level == FAIL} == {t for t, ok in verified.items() if not ok}
+    # The official check_compliance_dir keeps only the last audit's performance verdict (its
+    # loop overwrites it): it reports TEST05 alone; mlpace fails every audit that failed.
+    assert bool(official_compliance) == (not verified["TEST05"]), "\n".join(errors)
+    assert {t for t, level in audits.items() if level == FAIL} == {t for t, ok in verified.items() if not ok}

@@ -6,8 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from mlpace.submission.check import FAIL, PASS, WARN, _is_known_drift, check, plain_compliance_message
 
 FIXTURES = Path(__file__).resolve().parents[1] / "data" / "mlperf"

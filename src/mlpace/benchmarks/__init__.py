@@ -1,13 +1,15 @@
 """The registry of benchmark implementations: `IMPLEMENTED`, one explicit list.
 
 Every MLPerf Training benchmark has a spec in `mlpace.rules.benchmarks`; the ones mlpace can
-run are listed in `IMPLEMENTED` and have a package here, `mlpace.benchmarks.<name>`, whose
-`__init__` is light (no torch) and defines:
+run are listed in `IMPLEMENTED` and have a package here, `mlpace.benchmarks.<name>`, with the
+same files in every folder (docs/layout.md): `data.py`, `model.py`, `workload.py`, and
+`serve.py` where MLPerf Inference has a model for it. Its `__init__` is light (no torch) and
+defines:
 
     SCALES = ("mini", "reference")          # the scales it implements
-    def make_workload(scale, overrides):    # -> mlpace.harness.workload.Workload
     def tiny_config(scale, root):           # optional: tiny data for `mlpace validate`
 
+and its `workload.py` defines `make(scale, overrides)` -> `mlpace.harness.workload.Workload`.
 `mlpace list` reads SCALES without importing torch; `make_workload` imports the heavy parts.
 """
 
@@ -52,4 +54,5 @@ def make_workload(name: str, scale: str, overrides: dict[str, Any] | None = None
     if scale not in scales:
         have = f"implemented scales: {', '.join(scales)}" if scales else "not implemented yet"
         raise MlpaceError(f"benchmark {spec.name!r} has no {scale} implementation ({have})")
-    return _package(name).make_workload(scale, overrides or {})
+    workload = importlib.import_module(f"mlpace.benchmarks.{name}.workload")
+    return workload.make(scale, overrides or {})

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from mlpace.benchmarks.resnet.data import background, contrasting_colour, shape_points
+from mlpace.benchmarks.images import background, contrasting_colour, shape_points, stack_images
 from mlpace.errors import MlpaceError
 
 MINI_VERSION = 1
@@ -104,21 +104,9 @@ def load_split(root: Path, split: str = "train", year: int = 2017) -> CocoSplit:
     return CocoSplit(coco, image_ids, files, boxes, labels, category_ids, names)
 
 
-def read_image(path: Path) -> Image.Image:
-    try:
-        with Image.open(path) as img:
-            return img.convert("RGB")
-    except (OSError, ValueError) as err:
-        raise MlpaceError(f"cannot decode image {path}: {err}") from None
-
-
 def load_images(split: CocoSplit):
     """All images of a small split as one uint8 tensor N x 3 x H x W (they must share a size)."""
-    import torch
-    arrays = [np.asarray(read_image(f)) for f in split.files]
-    if len({a.shape for a in arrays}) != 1:
-        raise MlpaceError("the in-memory COCO loader needs images of one size")
-    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+    return stack_images(split.files, "the COCO split")
 
 
 # ----------------------------------------------------------------------------- metric

@@ -127,11 +127,8 @@ class CocoWorkload(Workload):
     def setup_coco(self, ctx: RunContext, in_memory: bool) -> int:
         """Threads, seeds, both splits and, `in_memory`, their images (uint8 N x 3 x H x W in
         `train_x`, `val_x`) and training labels; returns the number of classes with background."""
-        cfg = self.config
-        self.ctx, self.in_memory = ctx, in_memory
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
-        torch.manual_seed(ctx.seed)
+        self.begin_setup(ctx)
+        self.in_memory = in_memory
         self.generator = torch.Generator().manual_seed(ctx.seed)
         self.train_split = coco.load_split(self.root, "train")
         self.val_split = coco.load_split(self.root, "val")

@@ -102,6 +102,16 @@ class Workload:
         return {constants.GLOBAL_BATCH_SIZE: self.config.batch_size,
                 constants.GRADIENT_ACCUMULATION_STEPS: accumulation_steps}
 
+    def begin_setup(self, ctx: RunContext) -> None:
+        """The first lines of every `setup`: keep the context, take the config's torch CPU
+        `threads` (0: torch's default), and seed torch's global generator with the run seed
+        (model initialisation draws from it)."""
+        import torch
+        self.ctx = ctx
+        if self.config.threads:
+            torch.set_num_threads(self.config.threads)
+        torch.manual_seed(ctx.seed)
+
     def setup(self, ctx: RunContext) -> None:
         raise NotImplementedError
 

@@ -9,6 +9,7 @@ On CUDA the torch backend runs in bf16 or fp16 autocast when asked; on CPU in fp
 from __future__ import annotations
 
 import io
+import threading
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -37,8 +38,15 @@ def _torch_predict(bundle: ModelBundle, device: str, precision: str, compile_mod
     autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
     if autocast_dtype is not None and not device.startswith("cuda"):
         raise MlpaceError(f"--precision {precision} needs a CUDA device; use fp32 on CPU")
+    # torch.set_num_threads sets OpenMP's thread count for the calling thread only: a SUT
+    # worker thread would run the model on OpenMP's default (every core), not on the threads
+    # asked for; so each thread that predicts sets it once, to what the building thread has.
+    threads, configured = torch.get_num_threads(), threading.local()
 
     def predict(samples):
+        if not getattr(configured, "threads", False):
+            torch.set_num_threads(threads)
+            configured.threads = True
         inputs = [torch.from_numpy(np.ascontiguousarray(a)).to(device) for a in bundle.collate(samples)]
         with torch.inference_mode():
             if autocast_dtype is not None:

@@ -11,8 +11,9 @@ path LoadGen would otherwise look for in the working directory).
     TEST04-B  ... and the same sample P times: caching would make B faster than A
     TEST05    the result's run with other random seeds: the SUT must not be tuned to the seeds
 
-The v1.1 checker asks for TEST01, TEST04-A, TEST04-B and TEST05, except TEST04 for rnnt, bert,
-dlrm and the MultiStream scenario (variable-size samples; MultiStream queries repeat anyway).
+Which audits a result needs, their settings (seeds, sampling targets) and the pass thresholds
+of the verify scripts are rules: `mlpace.rules.inference` holds them; this module runs and
+checks the audits.
 
 Verification writes what mlcommons' `run_verification.py` scripts write, in the layout the
 submission checker reads:
@@ -42,59 +43,29 @@ from mlpace.errors import MlpaceError
 from mlpace.io import write_atomic
 from mlpace.rules import inference as rules
 
-TESTS = list(rules.COMPLIANCE_TESTS)
-
 _HEADER = ("# The format of this config file is 'key = value'.\n"
            "# The key has the format 'model.scenario.key'. Value is mostly int64_t.\n"
            "# Model maybe '*' as wildcard. In that case the value applies to all models.\n"
            "# All times are in milli seconds\n"
            "# mode dictionary (0 = submission, 1 = accuracy, 2 = performance, 3 = find peak perf)\n")
 
-TEST01_LOG_SEED = 720381539243781796
-# Responses TEST01 asks LoadGen to log. ssd-mobilenet (1024) and dlrm (4096) are mlcommons'
-# values; for the others no authoritative copy was at hand, so mlpace logs about one
-# performance sample set (the rule the TEST01 README gives: chosen from the performance
-# sample count and the size of a response).
-TEST01_SAMPLING_TARGET = {"resnet50": 1024, "ssd-mobilenet": 1024, "ssd-resnet34": 64,
-                          "bert": 4096, "dlrm": 4096, "rnnt": 2513, "3d-unet": 16}
-TEST05_SEEDS = {"qsl_rng_seed": 313588358309856706,
-                "sample_index_rng_seed": 471397156132239067,
-                "schedule_rng_seed": 413914573387865862}
-SCENARIOS = rules.SCENARIOS
-
-# Pass thresholds of mlcommons' verify scripts: the audit's metric against the result's.
-TEST01_PERFORMANCE_TOLERANCE = 0.10
-TEST04_TOLERANCE = 0.10
-TEST05_TOLERANCE = 0.05
-SHORT_LATENCY_NS = {"SingleStream": 200_000, "MultiStream": 1_600_000}   # 20 % allowed below these
-SHORT_LATENCY_TOLERANCE = 0.20
-# TEST01 fall-back when responses differ (non-determinism is allowed): the accuracy of the
-# logged samples must be within this of the accuracy run's on the same samples.
-TEST01_ACCURACY_DELTA = {0.99: 0.01, 0.999: 0.001}
-
-
-def tests_for(model: str, scenario: str) -> list[str]:
-    """The audits the v1.1 checker requires of `model` (its LoadGen name) in `scenario`."""
-    # v1.1 submission checker (check_compliance_dir): no TEST04 for rnnt, bert, dlrm or MultiStream.
-    known = rules.models_of(model)
-    return rules.compliance_tests(known[0].mlperf_class if known else model, scenario)
-
 
 def audit_config(test: str, model: str) -> str:
     """The text of `audit.config` for one audit (mlcommons compliance/nvidia/<test>/)."""
+    mode = rules.AUDIT_MODE
     if test == "TEST01":
-        body = (f"*.*.mode = 2\n*.*.accuracy_log_rng_seed = {TEST01_LOG_SEED}\n"
-                f"*.*.accuracy_log_sampling_target = {TEST01_SAMPLING_TARGET.get(model, 1024)}\n")
+        body = (f"*.*.mode = {mode}\n*.*.accuracy_log_rng_seed = {rules.TEST01_LOG_SEED}\n"
+                f"*.*.accuracy_log_sampling_target = {rules.test01_sampling_target(model)}\n")
     elif test in ("TEST04-A", "TEST04-B"):
         unique = int(test == "TEST04-A")
-        body = "".join(f"*.{s}.mode = 2\n*.{s}.performance_issue_unique = {unique}\n"
+        body = "".join(f"*.{s}.mode = {mode}\n*.{s}.performance_issue_unique = {unique}\n"
                        f"*.{s}.performance_issue_same = {1 - unique}\n"
-                       + ("" if unique else f"*.{s}.performance_issue_same_index = 3\n")
-                       for s in SCENARIOS)
+                       + ("" if unique else f"*.{s}.performance_issue_same_index = {rules.TEST04B_SAME_INDEX}\n")
+                       for s in rules.SCENARIOS)
     elif test == "TEST05":
-        body = "*.*.mode = 2\n" + "".join(f"*.*.{k} = {v}\n" for k, v in TEST05_SEEDS.items())
+        body = f"*.*.mode = {mode}\n" + "".join(f"*.*.{k} = {v}\n" for k, v in rules.TEST05_SEEDS.items())
     else:
-        raise MlpaceError(f"unknown compliance test {test!r}; known: {', '.join(TESTS)}")
+        raise MlpaceError(f"unknown compliance test {test!r}; known: {', '.join(rules.COMPLIANCE_TESTS)}")
     return _HEADER + body
 
 
@@ -102,7 +73,7 @@ def apply_to_settings(test: str, settings) -> None:
     """What LoadGen 6 no longer takes from the audit.config (see module doc): TEST05's seeds."""
     if test == "TEST05":
         settings.test05 = True
-        for key, value in TEST05_SEEDS.items():
+        for key, value in rules.TEST05_SEEDS.items():
             setattr(settings, f"test05_{key}", value)
 
 
@@ -121,12 +92,12 @@ def _score(summary: dict) -> float | None:
 
 
 def _lower_is_better(scenario: str) -> bool:
-    return scenario in ("SingleStream", "MultiStream")     # a latency; the others a rate
+    return scenario in rules.LATENCY_SCENARIOS
 
 
 def _tolerance(scenario: str, reference: float, default: float) -> float:
-    limit = SHORT_LATENCY_NS.get(scenario)
-    return SHORT_LATENCY_TOLERANCE if limit is not None and reference <= limit else default
+    limit = rules.SHORT_LATENCY_NS.get(scenario)
+    return rules.SHORT_LATENCY_TOLERANCE if limit is not None and reference <= limit else default
 
 
 def compare_performance(reference_summary: Path, test_summary: Path, tolerance: float,
@@ -169,7 +140,7 @@ def compare_test04(test04a_summary: Path, test04b_summary: Path) -> tuple[bool, 
     lines += [f"TEST04-A score = {score_a}", f"TEST04-B score = {score_b}"]
     if score_a is None or score_b is None:
         return False, lines + ["TEST FAIL: Test score invalid"]
-    tol = _tolerance(scenario, score_a, TEST04_TOLERANCE)
+    tol = _tolerance(scenario, score_a, rules.TEST04_TOLERANCE)
     if score_a * (1 - tol) < score_b < score_a * (1 + tol):
         passed = True
     elif _lower_is_better(scenario):
@@ -278,7 +249,7 @@ def verify_test01(task, fraction: float, results_dir: Path, out_dir: Path) -> di
                      _accuracy_text(task, baseline, baseline_score, reference_log))
         write_atomic(accuracy / "compliance_accuracy.txt",
                      _accuracy_text(task, compliance, compliance_score, audit_log))
-        allowed = TEST01_ACCURACY_DELTA.get(fraction, 0.01)
+        allowed = rules.TEST01_ACCURACY_DELTA.get(fraction, rules.TEST01_ACCURACY_DELTA[0.99])
         delta = (abs(baseline_score - compliance_score) / abs(baseline_score)
                  if baseline_score and compliance_score is not None else None)
         accuracy_passed = delta is not None and delta <= allowed
@@ -290,7 +261,7 @@ def verify_test01(task, fraction: float, results_dir: Path, out_dir: Path) -> di
     write_atomic(out_dir / "verify_accuracy.txt", "\n".join(lines) + "\n")
     perf_passed, perf_lines = compare_performance(
         results_dir / "performance" / "run_1" / "mlperf_log_summary.txt",
-        run / "mlperf_log_summary.txt", TEST01_PERFORMANCE_TOLERANCE)
+        run / "mlperf_log_summary.txt", rules.TEST01_PERFORMANCE_TOLERANCE)
     write_atomic(out_dir / "verify_performance.txt", "\n".join(perf_lines) + "\n")
     verdict.update({"accuracy_passed": accuracy_passed, "performance_passed": perf_passed,
                     "passed": accuracy_passed and perf_passed})
@@ -300,7 +271,7 @@ def verify_test01(task, fraction: float, results_dir: Path, out_dir: Path) -> di
 def verify_test05(results_dir: Path, out_dir: Path) -> dict:
     passed, lines = compare_performance(
         results_dir / "performance" / "run_1" / "mlperf_log_summary.txt",
-        out_dir / "performance" / "run_1" / "mlperf_log_summary.txt", TEST05_TOLERANCE,
+        out_dir / "performance" / "run_1" / "mlperf_log_summary.txt", rules.TEST05_TOLERANCE,
         one_sided=True)
     write_atomic(out_dir / "verify_performance.txt", "\n".join(lines) + "\n")
     return {"passed": passed}

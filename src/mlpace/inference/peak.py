@@ -9,11 +9,15 @@ setting a full run depends on is measured first with short runs of a few seconds
   machine got faster), it is repeated once at 5 % over the rate it achieved.
 - SingleStream / MultiStream: one short run measures the latency LoadGen reports; it becomes
   `target_latency` (LoadGen only uses it to pre-generate enough queries).
-- Server: the search starts from the Offline rate (a Server rate cannot beat it): short runs
-  bisect between 0 and 1.05x that rate, keeping the rates that meet the p99 bound. The best
-  rate, less 5 %, is then run at full length; LoadGen must call that run VALID. If it does
-  not, the rate steps down 10 % and runs again, a few times at most; without a VALID full
-  run the search fails and says so (a quick or INVALID run is never reported as the peak).
+- Server: the first estimate is 0.8x the Offline rate (the share MLPerf submitters' Server
+  runs reach; a Server rate cannot beat the Offline rate). One short run there decides the
+  bracket: [estimate, Offline rate] if it meets the p99 bound, else a look lower (1/4 of it).
+  At most four more short runs bisect the bracket, stopping at 6 % (the full runs step 10 %):
+  3 short runs of a few seconds when the estimate holds. The best rate, less 5 %, is then run
+  at full length; LoadGen must call that run VALID. If it does not, the rate steps down 10 %
+  and runs again, three full runs at most; without a VALID full run the search fails and says
+  so (a quick or INVALID run is never reported as the peak). `PeakResult.report()` says how
+  many runs of each kind the search took and how long.
 
 Every run keeps its logs in its own folder, `<out>/peak-search/<benchmark>/<scenario>/NN-what/`
 (each a small tree in the official layout, with its user.conf); a full-length run that was not
@@ -34,7 +38,9 @@ from mlpace.inference.task import InferenceTask
 SEARCH_SETTINGS = {"min_duration": 2000, "min_query_count": 100}
 SEARCH_SECONDS = 2.0        # a search run issues about this many seconds of queries
 MEASURE_MS = 15000          # a short Offline / latency measurement (a busy machine swings over seconds)
-BISECT_STEPS = 5
+FIRST_ESTIMATE = 0.8        # of the Offline rate: what MLPerf submitters' Server runs reach
+BISECT_STEPS = 4
+NARROW_ENOUGH = 0.06        # stop bisecting when the bracket is this close (full runs step 10 %)
 MAX_HALVINGS = 3            # below start / 4**3 the SUT cannot meet the bound at any useful rate
 CONFIRM_TRIES = 3
 CONFIRM_MARGIN = 0.95       # full runs see rarer stalls than short ones
@@ -187,89 +193,122 @@ def find_peak_server(task: InferenceTask, options: RunOptions, start_qps: float,
                      ceiling: float | None = None) -> PeakResult:
     """Search the Server target QPS with short runs, then confirm it at full length.
 
-    `ceiling`: the Offline rate, when known; the search then starts at 0.8x of it."""
-    trials = _Trials(task, "Server", options)
-    result = PeakResult("Server", 0.0)
-    hopeless = []   # set when even the fastest answer was over the bound: no rate can help
-    started = time.monotonic()
+    `ceiling`: the Offline rate, when known; the first estimate is FIRST_ESTIMATE x it, and
+    no rate above it is tried (a Server rate cannot beat the Offline rate)."""
+    search = _ServerSearch(task, options, log)
+    # The first estimate: a share of the Offline rate that submitters' systems reach.
+    start = FIRST_ESTIMATE * ceiling if ceiling else max(start_qps, 0.1)
+    low, high = search.bracket(start, ceiling)
+    if low == 0.0:
+        low, high = search.look_lower(high, start)
+    if low == 0.0:
+        return search.give_up()
+    return search.confirm(search.narrow(low, high))
 
-    def trial(qps: float) -> bool:
+
+class _ServerSearch:
+    """The steps of one Server peak search; every run lands in its own numbered folder."""
+
+    def __init__(self, task: InferenceTask, options: RunOptions, log: Callable[[str], None]):
+        self.task, self.options, self.log = task, options, log
+        self.trials = _Trials(task, "Server", options)
+        self.result = PeakResult("Server", 0.0)
+        self.started = time.monotonic()
+        self.late: tuple[float, float] | None = None   # (qps, fastest answer ns) of a run whose
+        #                                                 fastest answer was already over the bound
+
+    def trial(self, qps: float) -> bool:
+        """A short run at `qps`: does it meet the p99 latency bound?"""
         # A few seconds of queries at this rate, however low the rate.
         queries = int(max(10, min(SEARCH_SETTINGS["min_query_count"], qps * SEARCH_SECONDS)))
-        settings = {**(options.user_settings or {}), **SEARCH_SETTINGS, "min_query_count": queries,
-                    "target_qps": round(qps, 3)}
-        record = trials.short(settings, f"server-{qps:.1f}qps")
+        settings = {**(self.options.user_settings or {}), **SEARCH_SETTINGS,
+                    "min_query_count": queries, "target_qps": round(qps, 3)}
+        record = self.trials.short(settings, f"server-{qps:.1f}qps")
         good = _good(record)
-        result.trials.append((qps, good))
-        log(f"  Server at {qps:.1f} QPS: {'meets' if good else 'misses'} the latency bound")
+        self.result.trials.append((qps, good))
+        self.log(f"  Server at {qps:.1f} QPS: {'meets' if good else 'misses'} the latency bound")
         fastest_ns = record.get("stats", {}).get("Min latency (ns)")
         bound_ns = float(record["settings"].get("target_latency", 0)) * 1e6
-        if not good and isinstance(fastest_ns, (int, float)) and bound_ns and fastest_ns > bound_ns:
-            hopeless.append((qps, fastest_ns))
+        late = not good and isinstance(fastest_ns, (int, float)) and bound_ns and fastest_ns > bound_ns
+        self.late = (qps, fastest_ns) if late else None
         return good
 
-    low, high = 0.0, None
-    start = 0.8 * ceiling if ceiling else max(start_qps, 0.1)
-    if ceiling:
-        qps, high = start, 1.05 * ceiling
-        if trial(qps):
-            low = qps
-        else:
-            high = qps
-    else:
-        qps = max(start_qps, 0.1)
-        for _ in range(8):                   # grow until the bound is missed ...
-            if not trial(qps):
-                high = qps
-                break
+    def bracket(self, start: float, ceiling: float | None) -> tuple[float, float | None]:
+        """(a rate that met the bound or 0, a rate that missed it or None): from `start`, up to
+        the ceiling when there is one, else doubling until the bound is missed."""
+        if ceiling:
+            return (start, ceiling) if self.trial(start) else (0.0, start)
+        low, qps = 0.0, start
+        for _ in range(8):                   # grow until the bound is missed
+            if not self.trial(qps):
+                return low, qps
             low, qps = qps, qps * 2.0
-    shrinks = 0
-    while low == 0.0 and shrinks < MAX_HALVINGS:        # ... or shrink until it is met
-        last_qps = result.trials[-1][0]
-        if hopeless and hopeless[-1][0] == last_qps:     # even the fastest answer was late:
-            if last_qps <= start / 8:
-                break                                    # at a low rate too, so no rate can help
-            qps = start / 16     # or that run queued everything from its first query: look far lower
-        else:
-            qps = high / 4.0
-        shrinks += 1
-        if trial(qps):
-            low = qps
-        else:
+        return low, None
+
+    def look_lower(self, high: float, start: float) -> tuple[float, float]:
+        """Shrink the rate until a short run meets the bound (a few times at most); `start`:
+        the first rate tried."""
+        qps = high
+        for _ in range(MAX_HALVINGS):
+            if self.late and self.late[0] == qps:     # even the fastest answer was late:
+                if qps <= start / 8:
+                    break                              # at a low rate too, so no rate can help
+                qps = start / 16      # or that run queued everything from its first query: look far lower
+            else:
+                qps = high / 4.0
+            if self.trial(qps):
+                return qps, high
             high = qps
-    if low == 0.0:
-        late = bool(hopeless) and hopeless[-1][0] == result.trials[-1][0]
-        why = (f"its fastest answer took {hopeless[-1][1] / 1e6:.1f} ms, even at {hopeless[-1][0]:.2f} QPS"
-               if late else f"no rate down to {qps:.2f} QPS met it")
-        result.short_runs, result.short_s = len(result.trials), time.monotonic() - started
+        return 0.0, high
+
+    def narrow(self, low: float, high: float | None) -> float:
+        """Bisect between a rate that met the bound and one that missed it (or the ceiling)."""
+        high = high if high is not None else low * 2.0
+        for _ in range(BISECT_STEPS):
+            if high - low <= NARROW_ENOUGH * low:
+                break
+            # Halve the ratio while the bracket is wide (after a jump to 1/16), then the difference.
+            middle = (low * high) ** 0.5 if high > 2 * low else (low + high) / 2
+            if self.trial(middle):
+                low = middle
+            else:
+                high = middle
+        self._count_short_runs()
+        return low
+
+    def give_up(self) -> PeakResult:
+        result = self.result
+        if self.late:
+            why = f"its fastest answer took {self.late[1] / 1e6:.1f} ms, even at {self.late[0]:.2f} QPS"
+        else:
+            why = f"no rate down to {result.trials[-1][0]:.2f} QPS met it"
+        self._count_short_runs()
         result.error = f"the SUT cannot meet the Server latency bound: {why}"
         return result
-    high = high if high is not None else low * 2.0
-    for _ in range(BISECT_STEPS):
-        if high - low <= 0.03 * low:
-            break
-        # Halve the ratio while the bracket is wide (after a jump to 1/16), then the difference.
-        middle = (low * high) ** 0.5 if high > 2 * low else (low + high) / 2
-        if trial(middle):
-            low = middle
-        else:
-            high = middle
-    result.short_runs, result.short_s = len(result.trials), time.monotonic() - started
 
-    rate = low * (CONFIRM_MARGIN if not options.quick else 1.0)
-    for attempt in range(CONFIRM_TRIES):
-        settings = {**(options.user_settings or {}), "target_qps": round(rate, 3)}
-        run_started = time.monotonic()
-        record = run_test(task, "Server", "performance", replace(options, user_settings=settings))
-        result.full_runs += 1
-        result.full_s += time.monotonic() - run_started
-        result.confirmed, result.best_qps = record, rate
-        log(f"  {'quick' if options.quick else 'full-length'} run at {rate:.1f} QPS: {record.get('result')}")
-        if _accepted(record, options):
-            return result
-        if attempt + 1 < CONFIRM_TRIES:
-            trials.set_aside(record, f"server-invalid-{rate:.1f}qps")
-            rate *= STEP_DOWN
-    result.error = (f"no Server rate down to {rate:.1f} QPS was VALID at full length "
-                    f"({CONFIRM_TRIES} runs)")
-    return result
+    def confirm(self, rate: float) -> PeakResult:
+        """Full-length runs from a little under the searched rate, stepping down until LoadGen
+        calls one VALID; the runs that were not are set aside with their logs."""
+        options, result = self.options, self.result
+        rate *= CONFIRM_MARGIN if not options.quick else 1.0
+        for attempt in range(CONFIRM_TRIES):
+            settings = {**(options.user_settings or {}), "target_qps": round(rate, 3)}
+            run_started = time.monotonic()
+            record = run_test(self.task, "Server", "performance", replace(options, user_settings=settings))
+            result.full_runs += 1
+            result.full_s += time.monotonic() - run_started
+            result.confirmed, result.best_qps = record, rate
+            self.log(f"  {'quick' if options.quick else 'full-length'} run at {rate:.1f} QPS: "
+                     f"{record.get('result')}")
+            if _accepted(record, options):
+                return result
+            if attempt + 1 < CONFIRM_TRIES:
+                self.trials.set_aside(record, f"server-invalid-{rate:.1f}qps")
+                rate *= STEP_DOWN
+        result.error = (f"no Server rate down to {rate:.1f} QPS was VALID at full length "
+                        f"({CONFIRM_TRIES} runs)")
+        return result
+
+    def _count_short_runs(self) -> None:
+        self.result.short_runs = len(self.result.trials)
+        self.result.short_s = time.monotonic() - self.started

@@ -10,7 +10,8 @@ A compliance audit (`RunOptions.audit`, see `mlpace.inference.compliance`) runs 
 folder with its audit.config beside LoadGen's logs, at the result's settings.
 
 LoadGen's own files land in the run folder; mlpace adds `mlpace_summary.json` (the parsed
-summary plus what mlpace knows: quick or not, errors, accuracy target and verdict) and, in
+summary plus what mlpace knows: scale, division, round and date, which the results store
+files the result under; quick or not, errors, accuracy target and verdict) and, in
 accuracy mode, `accuracy.txt` exactly as the official accuracy scripts print it, with the
 accuracy log's hash. `mlpace package` keeps mlpace_summary.json out of the submission tree.
 
@@ -43,6 +44,7 @@ from mlpace.rules import inference as inference_rules
 @dataclass
 class RunOptions:
     out: Path
+    scale: str | None = None              # BuildOptions.scale, for the record (None: not known)
     division: str = "open"
     org: str = "mlpace"
     system: str = "local"
@@ -163,15 +165,47 @@ def score_accuracy(task: InferenceTask, folder: Path, fraction: float) -> dict:
 
 def run_test(task: InferenceTask, scenario: str, mode: str, options: RunOptions) -> dict:
     """Run one LoadGen test; return (and write) mlpace's summary of it."""
-    import mlperf_loadgen as lg
-    from mlpace.submission.loadgen_log import parse_summary_file
-
-    from mlpace.inference import compliance
-
     benchmark = task.result_name(options.target_fraction)
     folder = run_dir(options, benchmark, scenario, mode)
     folder.mkdir(parents=True, exist_ok=True)
+    context = run_context(options)
     values = user_values(task, scenario, options)
+    resolved, test_settings, audit_path = _prepare_settings(task, scenario, mode, options, folder, values)
+    policy = policy_for(scenario, options.max_batch or task.max_batch, options.workers)
+    qsl = _sample_library(task, mode, values)
+    sut = BatchingSUT(qsl, task.predict, policy)
+    deadline = options.timeout_s or 2.0 * conf.expected_duration_s(resolved, mode, task.total) + 60.0
+    elapsed = _run_loadgen(sut, qsl, test_settings, _log_settings(folder), audit_path, deadline,
+                           f"LoadGen test {benchmark} {scenario} {mode}", folder)
+    record = {
+        "benchmark": benchmark, "model": task.loadgen_model, "scenario": scenario, "mode": mode,
+        **context, "quick": options.quick, "shortened": options.shortened, "audit": options.audit,
+        "wall_s": round(elapsed, 3), "folder": str(folder),
+        "error": sut.error, "batch": policy.max_batch, "workers": policy.workers,
+        "settings": resolved.values,
+    }
+    if mode == "performance":
+        record.update(_performance_verdict(folder, sut.error, options))
+    else:
+        record.update(_accuracy_verdict(task, folder, sut.error, options))
+    write_atomic(folder / "mlpace_summary.json", json_text(record))   # strict: a NaN score is null
+    return record
+
+
+def run_context(options: RunOptions) -> dict:
+    """What a stored result is compared by (the store reads these from mlpace_summary.json):
+    scale, division, the rules' round, and the date the run started (ISO 8601 UTC)."""
+    return {"scale": options.scale, "division": options.division, "round": inference_rules.ROUND,
+            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+def _prepare_settings(task: InferenceTask, scenario: str, mode: str, options: RunOptions,
+                      folder: Path, values: dict):
+    """Write mlperf.conf and user.conf (an audit also its audit.config); return the resolved
+    settings, LoadGen's TestSettings and the audit.config path to hand LoadGen."""
+    from mlpace.inference import compliance
+
+    benchmark = task.result_name(options.target_fraction)
     user_text = conf.user_conf_text(task.loadgen_model, scenario, values)
     if not options.audit:   # an audit runs at the result's settings: its measurements stand
         measure = measurements_dir(options, benchmark, scenario)
@@ -187,21 +221,35 @@ def run_test(task: InferenceTask, scenario: str, mode: str, options: RunOptions)
     else:
         # LoadGen obeys any audit.config at this path: a stale one must not turn a result into an audit.
         audit_path.unlink(missing_ok=True)
+    return resolved, test_settings, audit_path
+
+
+def _log_settings(folder: Path):
+    import mlperf_loadgen as lg
 
     log_settings = lg.LogSettings()
     log_settings.log_output.outdir = str(folder)
     log_settings.log_output.copy_summary_to_stdout = False
     log_settings.enable_trace = False
+    return log_settings
 
-    policy = policy_for(scenario, options.max_batch or task.max_batch, options.workers)
+
+def _sample_library(task: InferenceTask, mode: str, values: dict) -> SampleLibrary:
+    """The QSL. A data set smaller than the performance sample count is presented several times
+    over (sample i is data set entry i mod total); accuracy mode sees each entry exactly once."""
     performance_count = int(values["performance_sample_count_override"]) or task.total
     exposed = max(task.total, performance_count) if mode == "performance" else task.total
-    # A data set smaller than the performance sample count is presented several times over
-    # (sample i is data set entry i mod total); accuracy mode sees each entry exactly once.
     load = task.load if exposed == task.total else (lambda index: task.load(index % task.total))
-    qsl = SampleLibrary(exposed, performance_count, load)
-    sut = BatchingSUT(qsl, task.predict, policy)
-    deadline = options.timeout_s or 2.0 * conf.expected_duration_s(resolved, mode, task.total) + 60.0
+    return SampleLibrary(exposed, performance_count, load)
+
+
+def _run_loadgen(sut: BatchingSUT, qsl: SampleLibrary, test_settings, log_settings, audit_path: Path,
+                 deadline: float, what: str, folder: Path) -> float:
+    """LoadGen's test in a thread under the watchdog (see module doc); the seconds it took.
+
+    Past `deadline` the SUT is aborted so that LoadGen finishes and writes its logs; a failure
+    of LoadGen itself becomes `sut.error`. Ctrl-C ends the test the same way, then re-raises."""
+    import mlperf_loadgen as lg
 
     sut_handle = sut.start()
     qsl_handle = qsl.construct()
@@ -216,14 +264,13 @@ def run_test(task: InferenceTask, scenario: str, mode: str, options: RunOptions)
             failure.append(err)
 
     started = time.monotonic()
-    guard = Watchdog(deadline + GRACE_S, f"LoadGen test {benchmark} {scenario} {mode}")
+    guard = Watchdog(deadline + GRACE_S, what)
     thread = threading.Thread(target=loadgen, name="mlpace-loadgen", daemon=True)
     thread.start()
     try:
         thread.join(deadline)
     except KeyboardInterrupt:
-        # Ctrl-C: end the test the same way, so LoadGen closes its logs, then stop.
-        sut.abort("interrupted")
+        sut.abort("interrupted")       # so that LoadGen closes its logs
         thread.join(60.0)
         if not thread.is_alive():
             guard.cancel()
@@ -242,36 +289,33 @@ def run_test(task: InferenceTask, scenario: str, mode: str, options: RunOptions)
     lg.DestroyQSL(qsl_handle)
     if failure:
         sut.error = sut.error or f"LoadGen raised {failure[0]!r}"
+    return elapsed
+
+
+def _performance_verdict(folder: Path, error: str | None, options: RunOptions) -> dict:
+    """LoadGen's summary of a performance run, as the record states it."""
+    from mlpace.submission.loadgen_log import parse_summary_file
 
     summary_path = folder / "mlperf_log_summary.txt"
-    loadgen_summary = parse_summary_file(summary_path) if summary_path.exists() else {}
-    record = {
-        "benchmark": benchmark, "model": task.loadgen_model, "scenario": scenario, "mode": mode,
-        "quick": options.quick, "shortened": options.shortened, "audit": options.audit,
-        "wall_s": round(elapsed, 3), "folder": str(folder),
-        "error": sut.error, "batch": policy.max_batch, "workers": policy.workers,
-        "settings": resolved.values,
+    summary = parse_summary_file(summary_path) if summary_path.exists() else {}
+    valid = bool(summary.get("valid")) and error is None
+    return {
+        "result": "ERROR" if error else summary.get("result"),
+        "valid": valid,
+        "valid_for_submission": valid and not options.shortened,
+        "metric": summary.get("metric"), "value": summary.get("value"),
+        **{key: summary.get(key) for key in ("performance_constraints_satisfied", "min_duration_satisfied",
+                                             "min_queries_satisfied", "early_stopping_satisfied")},
+        "latency_percentiles_ns": summary.get("latency_percentiles_ns", {}),
+        "stats": summary.get("stats", {}),
     }
-    if mode == "performance":
-        valid = bool(loadgen_summary.get("valid")) and sut.error is None
-        record.update({
-            "result": "ERROR" if sut.error else loadgen_summary.get("result"),
-            "valid": valid,
-            "valid_for_submission": valid and not options.shortened,
-            "metric": loadgen_summary.get("metric"), "value": loadgen_summary.get("value"),
-            "performance_constraints_satisfied": loadgen_summary.get("performance_constraints_satisfied"),
-            "min_duration_satisfied": loadgen_summary.get("min_duration_satisfied"),
-            "min_queries_satisfied": loadgen_summary.get("min_queries_satisfied"),
-            "early_stopping_satisfied": loadgen_summary.get("early_stopping_satisfied"),
-            "latency_percentiles_ns": loadgen_summary.get("latency_percentiles_ns", {}),
-            "stats": loadgen_summary.get("stats", {}),
-        })
-    else:
-        record["accuracy"] = score_accuracy(task, folder, options.target_fraction)
-        record["result"] = "ERROR" if sut.error else ("PASS" if record["accuracy"]["passed"] else "FAIL")
-        record["valid_for_submission"] = sut.error is None and not options.shortened
-    write_atomic(folder / "mlpace_summary.json", json_text(record))   # strict: a NaN score is null
-    return record
+
+
+def _accuracy_verdict(task: InferenceTask, folder: Path, error: str | None, options: RunOptions) -> dict:
+    accuracy = score_accuracy(task, folder, options.target_fraction)
+    return {"accuracy": accuracy,
+            "result": "ERROR" if error else ("PASS" if accuracy["passed"] else "FAIL"),
+            "valid_for_submission": error is None and not options.shortened}
 
 
 QUICK_SECONDS = 5.0

@@ -24,8 +24,8 @@ from mlpace.errors import MlpaceError
 from mlpace.inference import models
 from mlpace.inference import settings as conf
 from mlpace.inference.runner import (Calibration, RunOptions, calibrate, compliance_dir,
-                                     default_user_settings, performance_sample_count, results_dir,
-                                     run_test, server_max_batch, user_values)
+                                     default_user_settings, results_dir,
+                                     run_context, run_test, server_max_batch, user_values)
 from mlpace.inference.task import InferenceTask
 from mlpace.io import json_text, write_atomic
 from mlpace.rules import inference as rules
@@ -103,6 +103,7 @@ def infer(request: InferRequest, log: Callable[[str], None] = print) -> list[dic
             raise MlpaceError(f"{name} has accuracy targets "
                               f"{', '.join(f'{t * 100:g}' for t in rules.fractions(name))} % only")
     plan = [(name, scenarios_for(name, request.scenarios)) for name in request.benchmarks]
+    request = replace(request, run=replace(request.run, scale=request.build.scale))  # every record states it
     if request.submission and request.run.quick:
         raise MlpaceError("--submission runs at full length; leave out --quick (or try things "
                           "with --quick alone)")
@@ -168,7 +169,6 @@ def _annotated(record: dict, request: InferRequest, name: str, scenario: str,
     build = request.build
     record["model_training"] = task.notes
     record["fp32_reference_score"] = task.reference_score
-    record["scale"] = build.scale
     record["build"] = {"scale": build.scale, "backend": build.backend, "device": build.device,
                        "precision": build.precision,
                        "checkpoint": str(build.checkpoint) if build.checkpoint else None}
@@ -182,8 +182,8 @@ def _peak_record(task: InferenceTask, scenario: str, options: RunOptions, peak) 
     """The confirmed run's record with the search's facts; an ERROR record when none ran."""
     record = dict(peak.confirmed or {"benchmark": task.result_name(options.target_fraction),
                                      "scenario": scenario, "mode": "performance",
-                                     "quick": options.quick, "result": "ERROR",
-                                     "folder": str(options.out)})
+                                     **run_context(options), "quick": options.quick,
+                                     "result": "ERROR", "folder": str(options.out)})
     record.update({"peak_qps": peak.best_qps, "peak_trials": peak.trials,
                    "peak_search": {"short_runs": peak.short_runs, "full_runs": peak.full_runs,
                                    "short_s": round(peak.short_s, 1), "full_s": round(peak.full_s, 1)}})
@@ -203,8 +203,6 @@ def estimate_submission_s(task: InferenceTask, scenario: str, options: RunOption
     """Seconds each step of `run_submission` should take at `options.user_settings`.
 
     `rate`: the measured Offline samples/s (accuracy runs and TEST04 of the rate scenarios)."""
-    from mlpace.inference import compliance
-
     values = user_values(task, scenario, options)
     resolved = conf.resolve(task.loadgen_model, scenario, conf.parse_conf(
         conf.user_conf_text(task.loadgen_model, scenario, values), "user.conf"))
@@ -216,11 +214,11 @@ def estimate_submission_s(task: InferenceTask, scenario: str, options: RunOption
         if scenario == "MultiStream":
             per_sample /= max(resolved.number("samples_per_query", 8), 1)
     steps = {"performance": performance, "accuracy": task.total * per_sample}
-    for test in compliance.tests_for(task.loadgen_model, scenario):
+    for test in rules.compliance_tests_of(task.loadgen_model, scenario):
         # LoadGen 6 ends only Offline's TEST04-A early (one query of the performance samples);
         # every other audit, TEST04-B's same-sample query included, runs at full length.
         short = test == "TEST04-A" and scenario == "Offline"
-        steps[test] = performance_sample_count(task) * per_sample if short else performance
+        steps[test] = int(values["performance_sample_count_override"]) * per_sample if short else performance
     if scenario == "Server" and not options.test_minimums:
         steps = {"peak search (short runs)": SEARCH_ESTIMATE_S, **steps}
     return steps
@@ -246,7 +244,7 @@ def run_submission(task: InferenceTask, scenario: str, options: RunOptions,
     4. the compliance audits (TEST01, TEST04-A/B where required, TEST05) at the same settings,
        and their verification (`mlpace.inference.compliance`).
     """
-    from mlpace.inference import compliance, peak
+    from mlpace.inference import peak
 
     started = time.monotonic()
     benchmark = task.result_name(options.target_fraction)
@@ -294,7 +292,7 @@ def run_submission(task: InferenceTask, scenario: str, options: RunOptions,
     records.append(accuracy)
     log(f"  accuracy: {accuracy['result']}")
     audits = {}
-    for test in compliance.tests_for(task.loadgen_model, scenario):
+    for test in rules.compliance_tests_of(task.loadgen_model, scenario):
         audits[test] = run_test(task, scenario, "performance", replace(options, audit=test))
         log(f"  {test} run: {audits[test].get('result')}")
         records.append(audits[test])

@@ -17,6 +17,7 @@ import os
 import threading
 import time
 from collections import deque
+from itertools import accumulate
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -83,12 +84,14 @@ def policy_for(scenario: str, max_batch: int, workers: int | None = None,
 class BatchingSUT:
     """A LoadGen SUT: queue + dynamic batching + worker pool over a `predict` function.
 
-    The per-sample path is kept to a few plain-Python operations, because a small model
-    answers thousands of samples a second and LoadGen would see every microsecond: one
-    deque (not a `queue.Queue`, whose lock and condition per item cost more than a dlrm
-    sample's share of the model), whole queries queued at once, each batch's responses
-    copied into one buffer whose address is taken once (not a ctypes object per sample), and
-    the answers handed to LoadGen by a thread of their own while the model runs on."""
+    The per-sample path has no Python loop of mlpace's own, because a small model answers
+    tens of thousands of samples a second and LoadGen would see every microsecond: queries
+    are queued as LoadGen hands them over (two int lists, sliced into batches, never split
+    into per-sample pairs), what is outstanding is tracked per batch (not per sample), each
+    batch's responses are one buffer whose addresses are computed, not looked up, and the
+    answers go to LoadGen from a thread of their own while the model runs on. What is left
+    per sample is LoadGen's: one `QuerySampleResponse` object (about 1 us; its C entry points
+    are not exported to Python) and its own bookkeeping."""
 
     def __init__(self, qsl: SampleLibrary, predict: Predict, policy: BatchPolicy):
         self.qsl = qsl
@@ -96,16 +99,17 @@ class BatchingSUT:
         self.policy = policy
         self.error: str | None = None
         self.completed = 0
-        self._pending: deque[tuple[int, int]] = deque()   # (LoadGen response id, sample index)
-        self._ready = threading.Condition()                 # guards _pending
-        self._outstanding: dict[int, int] = {}   # LoadGen response id -> sample index
-        self._lock = threading.Lock()
+        # One lock (the condition's) guards the queue and the batches in flight, so that
+        # `abort` sees every sample in exactly one of them.
+        self._ready = threading.Condition()
+        self._pending: deque[list] = deque()        # [response ids, sample indices, next position]
+        self._in_flight: dict[int, list[int]] = {}  # id(response ids of a batch) -> those ids
         self._aborted = threading.Event()
         self._stop = threading.Event()
         self._workers = [threading.Thread(target=self._work, name=f"mlpace-sut-{i}", daemon=True)
                          for i in range(policy.workers)]
-        # Answering LoadGen costs a Python object per sample (~2 us): a thread of its own does
-        # it while the workers run the model on the next batch (the model releases the GIL).
+        # Answering LoadGen costs a Python object per sample: a thread of its own does it while
+        # the workers run the model on the next batch (the model releases the GIL).
         self._answers: deque[tuple[list[int], Sequence[np.ndarray]]] = deque()
         self._answered = threading.Condition()
         if policy.answer_thread:
@@ -115,15 +119,12 @@ class BatchingSUT:
     # --- LoadGen callbacks -------------------------------------------------------------
     def issue_queries(self, response_ids: list[int], indices: list[int]) -> None:
         # LoadGen's "fast" SUT hands over two lists of ints, not one object per sample.
-        pairs = list(zip(response_ids, indices))
-        with self._lock:
-            self._outstanding.update(pairs)
-        if self._aborted.is_set():
-            self._complete_empty([response_id for response_id, _ in pairs])
-            return
         with self._ready:
-            self._pending.extend(pairs)
-            self._ready.notify(len(pairs))
+            if not self._aborted.is_set():
+                self._pending.append([response_ids, indices, 0])
+                self._ready.notify(len(response_ids))
+                return
+        self._complete_empty(response_ids)
 
     def flush_queries(self) -> None:
         pass   # workers never hold samples back longer than batch_timeout_s
@@ -152,53 +153,74 @@ class BatchingSUT:
 
     def abort(self, reason: str) -> None:
         """Answer everything outstanding (and everything later) with an empty response."""
-        if self.error is None:
-            self.error = reason
-        self._aborted.set()
         with self._ready:
+            if self.error is None:
+                self.error = reason
+            self._aborted.set()
+            ids = [i for chunk_ids, _, position in self._pending for i in chunk_ids[position:]]
+            ids += [i for batch in self._in_flight.values() for i in batch]
             self._pending.clear()
+            self._in_flight.clear()
             self._ready.notify_all()
-        with self._lock:
-            ids = list(self._outstanding)
         self._complete_empty(ids)
 
     # --- workers -------------------------------------------------------------------------
-    def _take(self, count: int) -> list[tuple[int, int]]:
+    def _take(self, count: int, ids: list[int], indices: list[int]) -> None:
+        """Move up to `count` queued samples to the batch (`ids`, `indices`); hold _ready."""
         pending = self._pending
-        return [pending.popleft() for _ in range(min(count, len(pending)))]
+        while count > 0 and pending:
+            chunk = pending[0]
+            chunk_ids, chunk_indices, position = chunk
+            end = min(position + count, len(chunk_ids))
+            ids += chunk_ids[position:end]
+            indices += chunk_indices[position:end]
+            count -= end - position
+            if end == len(chunk_ids):
+                pending.popleft()
+            else:
+                chunk[2] = end
 
-    def _next_batch(self) -> list[tuple[int, int]]:
-        """Up to max_batch waiting samples; waits up to batch_timeout_s for more to arrive."""
+    def _next_batch(self) -> tuple[list[int], list[int]]:
+        """Up to max_batch waiting samples; waits up to batch_timeout_s for more to arrive.
+        The batch is in flight (seen by `abort`) from the moment it leaves the queue."""
         limit = self.policy.max_batch
+        ids: list[int] = []
+        indices: list[int] = []
         with self._ready:
             if not self._pending:
                 self._ready.wait(0.05)
-            batch = self._take(limit)
-            if batch and len(batch) < limit and self.policy.batch_timeout_s > 0:
+            self._take(limit, ids, indices)
+            if ids and len(ids) < limit and self.policy.batch_timeout_s > 0:
                 deadline = time.monotonic() + self.policy.batch_timeout_s
-                while len(batch) < limit and not self._stop.is_set():
+                while len(ids) < limit and not self._stop.is_set():
                     wait = deadline - time.monotonic()
                     if wait <= 0:
                         break
                     if not self._pending:
                         self._ready.wait(wait)
-                    batch += self._take(limit - len(batch))
-            return batch
+                    self._take(limit - len(ids), ids, indices)
+            if ids:
+                self._in_flight[id(ids)] = ids
+        return ids, indices
+
+    def _samples(self, indices: list[int]) -> list:
+        try:
+            return list(map(self.qsl.loaded.__getitem__, indices))
+        except KeyError:      # not loaded (LoadGen only issues loaded samples): the slow path
+            return [self.qsl.get(index) for index in indices]
 
     def _work(self) -> None:
-        get = self.qsl.get
         while not self._stop.is_set():
-            batch = self._next_batch()
-            if not batch or self._aborted.is_set():
+            ids, indices = self._next_batch()
+            if not ids or self._aborted.is_set():
                 continue
             try:
-                outputs = self.predict([get(index) for _, index in batch])
-                if len(outputs) != len(batch):
-                    raise RuntimeError(f"backend returned {len(outputs)} outputs for {len(batch)} samples")
+                outputs = self.predict(self._samples(indices))
+                if len(outputs) != len(ids):
+                    raise RuntimeError(f"backend returned {len(outputs)} outputs for {len(ids)} samples")
             except Exception as err:  # noqa: BLE001 - any backend failure ends the run cleanly
                 self.abort(f"SUT raised {type(err).__name__}: {err}")
                 continue
-            ids = [response_id for response_id, _ in batch]
             if not self.policy.answer_thread:
                 self._complete(ids, outputs)
                 continue
@@ -217,32 +239,32 @@ class BatchingSUT:
                 ids, outputs = self._answers.popleft()
             self._complete(ids, outputs)
 
-    def _claim(self, ids: list[int]) -> list[int]:
-        """Remove ids from the outstanding set; only the first completion of an id counts."""
-        with self._lock:
-            return [i for i in ids if self._outstanding.pop(i, None) is not None]
-
     def _complete(self, ids: list[int], outputs: Sequence[np.ndarray]) -> None:
+        """Answer one batch (`ids` as `_next_batch` returned it), unless `abort` already did."""
         import mlperf_loadgen as lg
-        claimed = set(self._claim(ids))
-        if not claimed:
-            return
-        # One buffer for the batch (C order, whatever the arrays' layout); LoadGen copies the
-        # bytes it logs before QuerySamplesComplete returns, so `buffer` may go after it.
-        chunks = [np.asarray(out).tobytes() for out in outputs]
-        buffer = np.frombuffer(b"".join(chunks), dtype=np.uint8)
-        address = buffer.__array_interface__["data"][0]
-        responses = []
-        for response_id, chunk in zip(ids, chunks):
-            if response_id in claimed:
-                responses.append(lg.QuerySampleResponse(response_id, address, len(chunk)))
-            address += len(chunk)
-        lg.QuerySamplesComplete(responses)
-        with self._lock:
-            self.completed += len(responses)
+        with self._ready:
+            if self._in_flight.pop(id(ids), None) is None:
+                return
+            self.completed += len(ids)
+        lg.QuerySamplesComplete(responses(ids, outputs))
 
     def _complete_empty(self, ids: list[int]) -> None:
         import mlperf_loadgen as lg
-        claimed = self._claim(ids)
-        if claimed:
-            lg.QuerySamplesComplete([lg.QuerySampleResponse(i, 0, 0) for i in claimed])
+        if ids:
+            lg.QuerySamplesComplete([lg.QuerySampleResponse(i, 0, 0) for i in ids])
+
+
+def responses(ids: list[int], outputs: Sequence[np.ndarray]) -> list:
+    """LoadGen's responses for one batch: every output's bytes (C order, whatever the array's
+    layout) in one buffer, and one response per sample pointing into it. LoadGen copies the
+    bytes it logs before QuerySamplesComplete returns, so the buffer may go after that call."""
+    import mlperf_loadgen as lg
+    chunks = list(map(_bytes_of, outputs))
+    data = b"".join(chunks)
+    base = np.frombuffer(data, dtype=np.uint8).__array_interface__["data"][0] if data else 0
+    sizes = list(map(len, chunks))
+    return list(map(lg.QuerySampleResponse, ids, accumulate(sizes, initial=base), sizes))
+
+
+def _bytes_of(output) -> bytes:
+    return output.tobytes() if isinstance(output, np.ndarray) else np.asarray(output).tobytes()

@@ -11,6 +11,7 @@ from typing import Callable
 
 import numpy as np
 
+from mlpace.errors import MlpaceError
 from mlpace.inference.sut import Predict
 from mlpace.rules import inference as rules
 
@@ -79,15 +80,57 @@ def with_reference_score(task, cache, fp32_predict):   # cache: mlpace.training.
     return task
 
 
+# --- what every binding's build() shares (`mlpace.benchmarks.<folder>.serve`) ---------------
+
+def start_serving(options, name: str, weights: str, torch_only: str | None = None) -> None:
+    """Refuse what the binding cannot serve, then give torch the requested threads.
+
+    `weights`: what `--checkpoint` must hold at reference scale; `torch_only`: why the binding
+    cannot run on ONNX Runtime, where it cannot."""
+    import torch
+
+    if torch_only and options.backend == "onnxruntime":
+        raise MlpaceError(f"{name} runs on the torch backends only ({torch_only})")
+    if options.scale == "reference" and not options.checkpoint:
+        raise MlpaceError(f"reference {name} needs --checkpoint ({weights})")
+    torch.set_num_threads(max(1, options.threads))
+
+
+def model_and_data(options, name: str, training_benchmark: str, weights: str,
+                   torch_only: str | None = None, overrides: dict | None = None):
+    """`start_serving`, then the training benchmark's workload with its data prepared, and the
+    cache of the served model's weights (trained once at mini scale, else the checkpoint).
+    `overrides`: the training config, when the binding adds to `options.train_overrides`."""
+    from mlpace.training.models import ModelCache, prepared_workload
+
+    start_serving(options, name, weights, torch_only)
+    overrides = options.train_overrides if overrides is None else overrides
+    workload = prepared_workload(training_benchmark, options.scale, options.data_dir, overrides)
+    cache = ModelCache(f"{name}-{options.scale}", training_benchmark, options.data_dir, overrides,
+                       options.checkpoint, options.train_epochs)
+    return workload, cache
+
+
+def served_count(options, available: int) -> int:
+    """How many samples the task serves: all of them, or the first `--limit`."""
+    return available if options.limit is None else min(options.limit, available)
+
+
+def serve_predict(cache, predict: Predict, fp32_predict: Predict, **task_fields) -> InferenceTask:
+    """An InferenceTask answering with `predict`, its accuracy target relative to the same
+    model run eagerly in FP32 (`fp32_predict`); `task_fields`: the other InferenceTask fields."""
+    task = InferenceTask(predict=predict, reference_score=0.0, notes=cache.meta.get("training", {}),
+                         **task_fields)
+    return with_reference_score(task, cache, fp32_predict)
+
+
 def serve_bundle(options, cache, bundle, **task_fields):
-    """An InferenceTask serving `bundle` on the chosen backend, with its accuracy target
-    relative to the same model run eagerly in FP32 (`task_fields`: the InferenceTask fields
-    other than predict, reference_score and notes)."""
+    """`serve_predict` for a ModelBundle on the chosen backend (the ONNX export traces the
+    first two samples)."""
     from mlpace.inference.backends import make_predict
 
     load, total = task_fields["load"], task_fields["total"]
-    example = [load(i) for i in range(min(2, total))]   # the ONNX export traces these
-    task = InferenceTask(predict=make_predict(bundle, options.backend, options.device, options.precision,
-                                              options.threads, example),
-                         reference_score=0.0, notes=cache.meta.get("training", {}), **task_fields)
-    return with_reference_score(task, cache, make_predict(bundle, "torch", options.device))
+    example = [load(i) for i in range(min(2, total))]
+    predict = make_predict(bundle, options.backend, options.device, options.precision, options.threads,
+                           example)
+    return serve_predict(cache, predict, make_predict(bundle, "torch", options.device), **task_fields)

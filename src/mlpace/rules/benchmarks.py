@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Union
 
 Quality = Union[float, dict[str, float]]   # maskrcnn has two metrics (BBOX and SEGM)
+DAY = 24 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -20,9 +21,11 @@ class ScaleSpec:
     model: str
     dataset: str
     target: Quality
-    eval_every: int              # epochs between evaluations
     max_epochs: int              # the run is aborted after this many epochs
-    time_budget_s: float         # ... or when the timed region has taken this long
+    # ... or when the timed region has taken this long (a week at reference scale: it only
+    # stops a run that hangs; mini budgets are a few times the slowest converging seed)
+    time_budget_s: float = 7 * DAY
+    eval_every: int = 1          # epochs between evaluations
     untrained_quality: Quality | None = None
     start_eval_at: int = 0       # no evaluation before this epoch (unet3d's START_EVAL_AT)
 
@@ -34,9 +37,9 @@ class BenchmarkSpec:
     metric: str
     direction: str               # "max": higher is better; "min": lower (WER)
     runs: int                    # runs in a complete result
-    olympic_drop: int            # runs dropped at each end of the olympic mean
     reference: ScaleSpec
     mini: ScaleSpec
+    olympic_drop: int = 1        # runs dropped at each end of the olympic mean
 
     def scale(self, name: str) -> ScaleSpec:
         return {"reference": self.reference, "mini": self.mini}[name]
@@ -69,71 +72,65 @@ class BenchmarkSpec:
         return self.reached(quality, target)
 
 
-DAY = 24 * 3600.0
 # Benchmarks whose closed eval_accuracy check has no upper bound (training_1.x closed_unet3d.yaml).
 NO_UPPER_BOUND = {"unet3d"}
 
 BENCHMARKS: dict[str, BenchmarkSpec] = {spec.name: spec for spec in [
     BenchmarkSpec(
-        name="resnet", area="image classification", metric="top-1 accuracy", direction="max",
-        runs=5, olympic_drop=1,
+        name="resnet", area="image classification", metric="top-1 accuracy", direction="max", runs=5,
         reference=ScaleSpec("ResNet-50 v1.5", "ImageNet 2012 (class folders of JPEGs)",
-                            target=0.759, eval_every=4, max_epochs=88, time_budget_s=7 * DAY),
+                            target=0.759, eval_every=4, max_epochs=88),
         mini=ScaleSpec("ResNet-mini (bottleneck blocks, 3 stages)", "generated shapes, 10 classes, 32x32 JPEGs",
-                       target=0.85, eval_every=1, max_epochs=12, time_budget_s=600,
+                       target=0.85, max_epochs=12, time_budget_s=600,
                        untrained_quality=0.10)),
     BenchmarkSpec(
-        name="ssd", area="object detection (light weight)", metric="COCO mAP", direction="max",
-        runs=5, olympic_drop=1,
+        name="ssd", area="object detection (light weight)", metric="COCO mAP", direction="max", runs=5,
         reference=ScaleSpec("SSD-ResNet34 300x300", "COCO 2017", target=0.23,
-                            eval_every=5, max_epochs=80, time_budget_s=7 * DAY),
+                            eval_every=5, max_epochs=80),
         mini=ScaleSpec("SSD-mini (3 basic-block stages, 8/4/2/1 feature maps, 340 boxes)",
                        "generated scenes of 5 shape classes, COCO format, 64x64 JPEGs", target=0.20,
-                       eval_every=1, max_epochs=14, time_budget_s=900, untrained_quality=0.0)),
+                       max_epochs=14, time_budget_s=900, untrained_quality=0.0)),
     BenchmarkSpec(
         name="maskrcnn", area="object detection (heavy weight)", metric="COCO box and mask mAP",
-        direction="max", runs=5, olympic_drop=1,
+        direction="max", runs=5,
         reference=ScaleSpec("Mask R-CNN ResNet-50-FPN", "COCO 2017",
-                            target={"BBOX": 0.377, "SEGM": 0.339}, eval_every=1, max_epochs=14,
-                            time_budget_s=7 * DAY),
+                            target={"BBOX": 0.377, "SEGM": 0.339}, max_epochs=14),
         mini=ScaleSpec("Mask R-CNN-mini (bottleneck ResNet, 2-level FPN, 14x14 masks)",
                        "the ssd scenes with instance masks (COCO RLE), 64x64 JPEGs",
-                       target={"BBOX": 0.20, "SEGM": 0.20}, eval_every=1, max_epochs=8,
+                       target={"BBOX": 0.20, "SEGM": 0.20}, max_epochs=8,
                        time_budget_s=900, untrained_quality={"BBOX": 0.0, "SEGM": 0.0})),
     BenchmarkSpec(
         name="bert", area="natural language processing", metric="masked-LM accuracy",
-        direction="max", runs=10, olympic_drop=1,
+        direction="max", runs=10,
         reference=ScaleSpec("BERT-large (phase 2, LAMB)", "Wikipedia 2020/01/01 HDF5 shards",
-                            target=0.720, eval_every=1, max_epochs=40, time_budget_s=7 * DAY),
+                            target=0.720, max_epochs=40),
         mini=ScaleSpec("BERT-mini (2 layers, hidden 64, LAMB)",
                        "Python's pydoc topics, WordPiece 2048, MLPerf HDF5 shards", target=0.225,
-                       eval_every=1, max_epochs=5, time_budget_s=600, untrained_quality=0.0)),
+                       max_epochs=5, time_budget_s=600, untrained_quality=0.0)),
     BenchmarkSpec(
-        name="dlrm", area="recommendation", metric="ROC AUC", direction="max",
-        runs=5, olympic_drop=1,
+        name="dlrm", area="recommendation", metric="ROC AUC", direction="max", runs=5,
         reference=ScaleSpec("DLRM (13 dense + 26 categorical)", "Criteo 1TB click logs (day_N TSV)",
-                            target=0.8025, eval_every=1, max_epochs=1, time_budget_s=7 * DAY),
+                            target=0.8025, max_epochs=1),
         mini=ScaleSpec("DLRM-mini (d=16, MLPs 13-64-16 / 367-64-32-1)",
                        "Criteo-format day_N TSV from a hidden click model", target=0.79,
-                       eval_every=1, max_epochs=15, time_budget_s=600, untrained_quality=0.5)),
+                       max_epochs=15, time_budget_s=600, untrained_quality=0.5)),
     BenchmarkSpec(
         name="minigo", area="reinforcement learning", metric="win rate vs. reference",
-        direction="max", runs=10, olympic_drop=1,
+        direction="max", runs=10,
         # one epoch = one generation (self-play, training, evaluation vs the reference player)
         reference=ScaleSpec("MiniGo 19x19 (6 residual blocks, 64 filters)", "self-play", target=0.50,
-                            eval_every=1, max_epochs=200, time_budget_s=7 * DAY),
+                            max_epochs=200),
         mini=ScaleSpec("MiniGo-mini (5x5 Go, 2 residual blocks)",
-                       "self-play vs. a shipped 10-generation player", target=0.50, eval_every=1,
+                       "self-play vs. a shipped 10-generation player", target=0.50,
                        max_epochs=30, time_budget_s=900, untrained_quality=0.1)),
     BenchmarkSpec(
-        name="rnnt", area="speech recognition", metric="word error rate", direction="min",
-        runs=10, olympic_drop=1,
+        name="rnnt", area="speech recognition", metric="word error rate", direction="min", runs=10,
         reference=ScaleSpec("RNN-T", "LibriSpeech (flac + trans.txt)", target=0.058,
-                            eval_every=1, max_epochs=100, time_budget_s=7 * DAY),
+                            max_epochs=100),
         # mini: 8-10 epochs to WER 0.20 over 10 seeds (BENCHMARKS.md); an untrained RNN-T emits
         # empty transcripts (WER 1.0). 30 epochs is three times the slowest seed seen.
         mini=ScaleSpec("RNN-T-mini", "generated speech-like audio in LibriSpeech layout",
-                       target=0.20, eval_every=1, max_epochs=30, time_budget_s=600,
+                       target=0.20, max_epochs=30, time_budget_s=600,
                        untrained_quality=1.0)),
     BenchmarkSpec(
         name="unet3d", area="medical imaging", metric="mean DICE", direction="max",
@@ -141,10 +138,10 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {spec.name: spec for spec in [
         # v1.0/v1.1 reference run_and_time.sh: MAX_EPOCHS=4000, EVALUATE_EVERY=20
         # and START_EVAL_AT=1000
         reference=ScaleSpec("3D U-Net", "KiTS19 (NIfTI volumes)", target=0.908, eval_every=20,
-                            max_epochs=4000, time_budget_s=7 * DAY, start_eval_at=1000),
+                            max_epochs=4000, start_eval_at=1000),
         # mini: 4-13 epochs to 0.65 over 5 seeds (BENCHMARKS.md); an untrained net scores ~0.01
         mini=ScaleSpec("3D U-Net-mini", "generated CT-like volumes in KiTS19 layout", target=0.65,
-                       eval_every=1, max_epochs=30, time_budget_s=600, untrained_quality=0.01)),
+                       max_epochs=30, time_budget_s=600, untrained_quality=0.01)),
 ]}
 
 

@@ -163,11 +163,46 @@ OPTIONAL_SCENARIOS = {"datacenter": _DATACENTER_OPTIONAL, "edge": {},
 REQUIRED_SCENARIOS["edge,datacenter"] = REQUIRED_SCENARIOS["datacenter,edge"]
 OPTIONAL_SCENARIOS["edge,datacenter"] = OPTIONAL_SCENARIOS["datacenter,edge"]
 
-# Compliance audits a closed result needs, and the models and scenarios exempt from TEST04
-# (no caching advantage possible there).
+# --- compliance audits ------------------------------------------------------------------------
+# Source: mlcommons/inference r1.1 compliance/nvidia/TEST0x (audit.config, run_verification.py,
+# verify_*.py) and the checker's check_compliance_dir. Where a value is mlpace's choice, not
+# MLPerf's, the comment says so.
+
+# Audits a closed result needs, and the models and scenarios exempt from TEST04 (no caching
+# advantage possible there: variable-size samples; MultiStream queries repeat anyway).
 COMPLIANCE_TESTS = ("TEST01", "TEST04-A", "TEST04-B", "TEST05")
 TEST04_EXEMPT_CLASSES = ("rnnt", "bert-99", "bert-99.9", "dlrm-99", "dlrm-99.9")
 TEST04_EXEMPT_SCENARIOS = ("MultiStream",)
+
+AUDIT_MODE = 2        # audit.config `mode`: 0 submission, 1 accuracy, 2 performance, 3 find peak
+TEST01_LOG_SEED = 720381539243781796              # accuracy_log_rng_seed of every TEST01
+# accuracy_log_sampling_target of TEST01: the responses it asks LoadGen to log, by benchmark.
+# ssd-mobilenet (1024) and dlrm (4096) are mlcommons' values. The others are mlpace's choice:
+# no authoritative copy was at hand, so mlpace logs about one performance sample set (the
+# rule the TEST01 README gives: chosen from the performance sample count and a response's size).
+TEST01_SAMPLING_TARGET = {"resnet50": 1024, "ssd-mobilenet": 1024, "ssd-resnet34": 64,
+                          "bert": 4096, "dlrm": 4096, "rnnt": 2513, "3d-unet": 16}
+TEST01_DEFAULT_SAMPLING_TARGET = 1024             # mlpace's choice, for a model not above (tests' toys)
+TEST04B_SAME_INDEX = 3                            # the one sample TEST04-B issues P times
+TEST05_SEEDS = {"qsl_rng_seed": 313588358309856706,
+                "sample_index_rng_seed": 471397156132239067,
+                "schedule_rng_seed": 413914573387865862}
+
+# Pass thresholds of the verify scripts: the audit's metric against the result's.
+TEST01_PERFORMANCE_TOLERANCE = 0.10   # either way
+TEST04_TOLERANCE = 0.10               # TEST04-B may be this much faster than TEST04-A (noise)
+TEST05_TOLERANCE = 0.05               # not this much worse than the result
+# Latencies at or below these (ns) are noisy: the tolerance is SHORT_LATENCY_TOLERANCE instead.
+# MultiStream's bound is the later rounds' scripts' (v1.1 had no latency metric there): the
+# MultiStream mlpace runs is that later scenario.
+SHORT_LATENCY_NS = {"SingleStream": 200_000, "MultiStream": 1_600_000}
+SHORT_LATENCY_TOLERANCE = 0.20
+# TEST01's fall-back when responses differ (non-determinism is allowed): the accuracy of the
+# logged samples must be within this relative delta of the accuracy run's on the same
+# samples, by accuracy fraction (the TEST01 README, part III).
+TEST01_ACCURACY_DELTA = {0.99: 0.01, 0.999: 0.001}
+# Scenarios whose metric is a latency (lower is better); the others' is a rate.
+LATENCY_SCENARIOS = ("SingleStream", "MultiStream")
 
 # mlpace's inference benchmarks (the names `mlpace infer` takes), in the round's order, with
 # the accuracy fractions each has, and the scenarios mlpace runs for it: the v1.1 ones, plus
@@ -228,6 +263,17 @@ def compliance_tests(mlperf_class_name: str, scenario: str) -> list[str]:
     if mlperf_class_name in TEST04_EXEMPT_CLASSES or scenario in TEST04_EXEMPT_SCENARIOS:
         return ["TEST01", "TEST05"]
     return list(COMPLIANCE_TESTS)
+
+
+def compliance_tests_of(loadgen_model: str, scenario: str) -> list[str]:
+    """The audits for a model by its mlperf.conf name (`bert`: the bert-99 class's, the same
+    for both of its classes); an unknown name (a test's toy model) is its own class."""
+    known = [m for m in MODELS.values() if m.loadgen_model == loadgen_model]
+    return compliance_tests(known[0].mlperf_class if known else loadgen_model, scenario)
+
+
+def test01_sampling_target(loadgen_model: str) -> int:
+    return TEST01_SAMPLING_TARGET.get(loadgen_model, TEST01_DEFAULT_SAMPLING_TARGET)
 
 
 def availability(spelling: str) -> str | None:

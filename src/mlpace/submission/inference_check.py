@@ -6,6 +6,11 @@ line; MLCommons review accepts neither); each becomes a FAIL here. What it only 
 (an unknown system-description field, a closed scenario outside the round) is a WARN. The
 rules themselves are data in `mlpace.rules.inference`.
 
+One known difference, where the official checker has a bug: its `check_compliance_dir`
+overwrites the performance verdict in its loop over the audits, so only the last one
+(TEST05) counts, and a TEST01 or TEST04-A whose verification says TEST FAIL goes unreported.
+mlpace fails every audit whose verification failed, as the compliance rules ask.
+
 Verdicts are never taken from a result's own files: the accuracy is re-read from the headline
 the official accuracy script printed (the checker's own regex) and compared with the round's
 absolute target (closed division); LoadGen's verdict and settings come from

@@ -61,7 +61,37 @@ def _finite(text: str) -> float | None:
 
 def parse_summary_text(text: str, path: str = "<text>") -> dict:
     """The fields of one `mlperf_log_summary.txt` (see module doc); never raises on content."""
-    summary = {
+    summary = _empty_summary(path)
+    section = "results"
+    after_mode = False      # between "Mode" and "Result is": where the result metric stands
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("====="):
+            continue
+        if line in _SECTIONS:
+            section = _SECTIONS[line]
+            continue
+        if _read_message_count(summary, line):
+            continue
+        name, _, value = line.partition(":")
+        name, value = name.strip(), value.strip()
+        if not value:   # no `name : value` (titles such as "Recommendations:" included)
+            continue
+        if section == "results":
+            after_mode = _read_result_line(summary, name, value, after_mode)
+        elif section == "stats":
+            _read_stats_line(summary, name, value)
+        else:
+            summary["settings"][name] = _number(value)
+    return summary
+
+
+# The titles that open each part of the summary after the results.
+_SECTIONS = {"Additional Stats": "stats", "Test Parameters Used": "settings"}
+
+
+def _empty_summary(path) -> dict:
+    return {
         "path": str(path), "sut_name": None, "scenario": None, "mode": None,
         "metric": None, "value": None, "result": None, "valid": False,
         "min_duration_satisfied": None, "min_queries_satisfied": None,
@@ -69,64 +99,50 @@ def parse_summary_text(text: str, path: str = "<text>") -> dict:
         "latency_percentiles_ns": {}, "stats": {}, "settings": {},
         "warnings": None, "errors": None,
     }
-    section = "results"
-    after_mode = False
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("====="):
-            continue
-        if line == "Additional Stats":
-            section = "stats"
-            continue
-        if line == "Test Parameters Used":
-            section = "settings"
-            continue
-        if line.startswith("No warnings encountered"):
-            summary["warnings"] = False
-            continue
-        if line.startswith("No errors encountered"):
-            summary["errors"] = False
-            continue
-        if re.match(r"^\d+ warnings? encountered", line):
-            summary["warnings"] = True
-            continue
-        if re.match(r"^\d+ errors? encountered", line):
-            summary["errors"] = True
-            continue
-        if ":" not in line:
-            continue
-        name, _, value = line.partition(":")
-        name, value = name.strip(), value.strip()
-        if not value:   # section titles such as "Recommendations:"
-            continue
-        lower = name.lower()
-        if section == "results":
-            if lower == "sut name":
-                summary["sut_name"] = value
-            elif lower == "scenario":
-                summary["scenario"] = canonical_scenario(value) or value
-            elif lower == "mode":
-                summary["mode"] = value
-                after_mode = True
-            elif lower == "result is":
-                summary["result"] = value
-                summary["valid"] = value.upper() == "VALID"
-                after_mode = False
-            elif lower in _CONSTRAINTS:
-                summary[_CONSTRAINTS[lower]] = value.lower().startswith("yes")
-            elif after_mode and summary["metric"] is None:
-                summary["metric"], summary["value"] = name, _number(value)
-            else:
-                summary["stats"][name] = _number(value)
-        elif section == "stats":
-            match = _PERCENTILE.match(name)
-            if match and _finite(match.group(1)) is not None:      # not "99.99.90 percentile"
-                summary["latency_percentiles_ns"][_finite(match.group(1))] = _number(value)
-            else:
-                summary["stats"][name] = _number(value)
-        else:
-            summary["settings"][name] = _number(value)
-    return summary
+
+
+def _read_message_count(summary: dict, line: str) -> bool:
+    """"No warnings encountered", "2 errors encountered" ...: True when `line` was one."""
+    for kind in ("warnings", "errors"):
+        if line.startswith(f"No {kind} encountered"):
+            summary[kind] = False
+            return True
+        if re.match(rf"^\d+ {kind[:-1]}s? encountered", line):
+            summary[kind] = True
+            return True
+    return False
+
+
+def _read_result_line(summary: dict, name: str, value: str, after_mode: bool) -> bool:
+    """One `name : value` line of the results part; returns whether the metric is still to come."""
+    lower = name.lower()
+    if lower == "sut name":
+        summary["sut_name"] = value
+    elif lower == "scenario":
+        summary["scenario"] = canonical_scenario(value) or value
+    elif lower == "mode":
+        summary["mode"] = value
+        return True
+    elif lower == "result is":
+        summary["result"] = value
+        summary["valid"] = value.upper() == "VALID"
+        return False
+    elif lower in _CONSTRAINTS:
+        summary[_CONSTRAINTS[lower]] = value.lower().startswith("yes")
+    elif after_mode and summary["metric"] is None:
+        summary["metric"], summary["value"] = name, _number(value)
+    else:
+        summary["stats"][name] = _number(value)
+    return after_mode
+
+
+def _read_stats_line(summary: dict, name: str, value: str) -> None:
+    """A line of "Additional Stats": a latency percentile, or another figure."""
+    match = _PERCENTILE.match(name)
+    if match and _finite(match.group(1)) is not None:      # not "99.99.90 percentile"
+        summary["latency_percentiles_ns"][_finite(match.group(1))] = _number(value)
+    else:
+        summary["stats"][name] = _number(value)
 
 
 def parse_summary_file(path: str | os.PathLike) -> dict:

@@ -12,7 +12,6 @@ file, and existing results are never touched unless the user asks for `overwrite
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import shlex
@@ -29,7 +28,7 @@ from mlpace.errors import MlpaceError
 from mlpace.harness.config import config_dict
 from mlpace.harness.timed_run import Progress, RunOutcome, StopRequest, Submitter, run_once
 from mlpace.harness.workload import RunContext
-from mlpace.io import safe_name, write_atomic
+from mlpace.io import json_text, refuse_linked_folders, safe_name, write_atomic
 from mlpace.rules.benchmarks import BenchmarkSpec
 from mlpace.rules.divisions import default_division, require_division_allowed
 from mlpace.rules.rounds import MLPACE_RULESET as RULESET
@@ -86,6 +85,8 @@ def run_seeds(base: int, n: int) -> list[int]:
 def _prepare_dirs(req: TrainRequest, system: str) -> tuple[Path, Path]:
     result_dir = Path(req.out) / req.org / "results" / system / req.benchmark
     systems_dir = Path(req.out) / req.org / "systems"
+    refuse_linked_folders(req.out, [Path(req.org) / "results" / system / req.benchmark,
+                                    Path(req.org) / "systems"])
     try:
         result_dir.mkdir(parents=True, exist_ok=True)
         systems_dir.mkdir(parents=True, exist_ok=True)
@@ -158,9 +159,9 @@ def _train_result(req: TrainRequest, progress_for, announce, placement: dict) ->
     system_file = Path(req.out) / req.org / "systems" / f"{system}.json"
     if lead:
         result_dir, system_file = _prepare_dirs(req, system)
-        write_atomic(system_file, json.dumps(description, indent=4) + "\n")
-        write_atomic(result_dir / "mlpace_config.json",
-                          json.dumps(config_dict(workloads[0].config), indent=2) + "\n")
+        write_atomic(system_file, json_text(description, indent=4))
+        # strict JSON: a config may hold infinity (rnnt's clip_norm: no clipping), written null
+        write_atomic(result_dir / "mlpace_config.json", json_text(config_dict(workloads[0].config)))
     base = req.seed if req.seed is not None else random.SystemRandom().randrange(2**31)
     base = distributed.broadcast(base, RunContext(**placement))   # one seed for all ranks
     seeds = run_seeds(base, req.runs)
@@ -196,7 +197,7 @@ def _train_result(req: TrainRequest, progress_for, announce, placement: dict) ->
                                       spec.olympic_drop)
             if lead:
                 write_atomic(result_dir / "score.json",
-                                  json.dumps(_score_record(req, spec, seeds, outcomes, score, base), indent=2) + "\n")
+                             json_text(_score_record(req, spec, seeds, outcomes, score, base)))
             if stop.requested:
                 raise RunInterrupted(f"interrupted: {plural(len(outcomes), 'run')} finished, logs in {result_dir}")
     return ResultSet(spec, req.scale, result_dir, system_file, seeds, outcomes, score, base)

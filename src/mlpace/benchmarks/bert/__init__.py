@@ -3,11 +3,6 @@
 SCALES = ("mini", "reference")
 
 
-def make_workload(scale: str, overrides: dict):
-    from mlpace.benchmarks.bert.workload import make
-    return make(scale, overrides)
-
-
 def tiny_config(scale: str, root):
     """Overrides for a few steps on tiny generated data (`mlpace validate`'s smoke run)."""
     from mlpace.benchmarks.bert.data import tiny_config as config

@@ -92,10 +92,7 @@ class BertWorkload(Workload):
 
     def setup(self, ctx: RunContext) -> None:
         cfg = self.config
-        self.ctx = ctx
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
-        torch.manual_seed(ctx.seed)
+        self.begin_setup(ctx)
         self.generator = torch.Generator().manual_seed(ctx.seed)  # the same shuffle on every rank
         self.local_batch = distributed.local_batch(cfg.batch_size, ctx)
         train = bert_data.read_shards(bert_data.shard_paths(self.root / "training"))

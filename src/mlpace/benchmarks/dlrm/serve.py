@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from mlpace.errors import MlpaceError
 from mlpace.inference.models import BuildOptions
 from mlpace.inference.task import InferenceTask
 
@@ -44,29 +43,20 @@ def _auc(labels: np.ndarray):
 
 
 def build(options: BuildOptions) -> InferenceTask:
-    import torch
-
     from mlpace.harness.datasets import data_root
     from mlpace.harness.workload import RunContext
-    from mlpace.training.models import ModelCache, prepared_workload
-    from mlpace.inference.task import serve_bundle
+    from mlpace.inference.task import model_and_data, serve_bundle, served_count
 
-    if options.scale == "reference" and not options.checkpoint:
-        raise MlpaceError("reference dlrm needs --checkpoint (a DLRM state_dict)")
-    torch.set_num_threads(max(1, options.threads))
-    workload = prepared_workload(TRAINING_BENCHMARK, options.scale, options.data_dir, options.train_overrides)
+    workload, cache = model_and_data(options, "dlrm", TRAINING_BENCHMARK, "a DLRM state_dict")
     # The training setup reads and encodes the click logs and sizes the embedding tables;
     # its evaluation day is what inference serves.
     workload.setup(RunContext(device="cpu", seed=0, data_dir=data_root(options.data_dir)))
-    cache = ModelCache("dlrm-" + options.scale, TRAINING_BENCHMARK, options.data_dir,
-                       options.train_overrides, options.checkpoint, options.train_epochs)
     model = cache.load_or_train(lambda: workload.model)
     dense, categorical, labels = (t.numpy() for t in workload.val)
-    total = len(labels) if options.limit is None else min(options.limit, len(labels))
 
     def load(index):
         return dense[index], categorical[index]
 
     return serve_bundle(options, cache, _bundle(model), name="dlrm",
-                        total=total, load=load, output_dtype="float32", score=_auc(labels), metric="AUC",
-                        max_batch=1024)
+                        total=served_count(options, len(labels)), load=load, output_dtype="float32",
+                        score=_auc(labels), metric="AUC", max_batch=1024)

@@ -81,13 +81,10 @@ class DlrmWorkload(Workload):
 
     def setup(self, ctx: RunContext) -> None:
         cfg = self.config
-        self.ctx = ctx
         if ctx.world_size > 1:   # sparse embedding gradients would need their own all-reduce
             raise MlpaceError("dlrm trains in one process; data-parallel dlrm is not implemented "
                               "(drop --nproc-per-node)")
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
-        torch.manual_seed(ctx.seed)
+        self.begin_setup(ctx)
         self.generator = torch.Generator().manual_seed(ctx.seed)
         train = click_data.read_days(click_data.day_files(self.root, cfg.train_days), cfg.max_ind_range)
         (eval_path,) = click_data.day_files(self.root, (cfg.eval_day,))

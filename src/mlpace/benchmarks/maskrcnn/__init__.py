@@ -4,11 +4,6 @@ on generated COCO-format scenes with instance masks."""
 SCALES = ("mini", "reference")
 
 
-def make_workload(scale: str, overrides: dict):
-    from mlpace.benchmarks.maskrcnn.workload import make
-    return make(scale, overrides)
-
-
 def tiny_config(scale: str, root):
     """Overrides for a few steps on tiny generated data (`mlpace validate`'s smoke run); the
     reference pipeline's resize is shrunk (the code path stays the 800/1333 one)."""

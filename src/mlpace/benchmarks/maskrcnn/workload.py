@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from mlpace.benchmarks import coco
 from mlpace.benchmarks.detection import (CocoWorkload, batched_nms, box_iou, cxcywh_to_xyxy, decode,
                                          encode, flip_batch, normalize, xyxy_to_cxcywh)
+from mlpace.benchmarks.images import read_image
 from mlpace.benchmarks.maskrcnn.model import (ROI_VARIANCES, RPN_VARIANCES, maskrcnn_mini,
                                               maskrcnn_resnet50_fpn, mlperf_tensor_names, roi_align)
 from mlpace.errors import MlpaceError
@@ -100,7 +101,7 @@ class CocoInstances(torch.utils.data.Dataset):
         return len(self.split)
 
     def __getitem__(self, i: int):
-        img = torch.from_numpy(np.asarray(coco.read_image(self.split.files[i])).copy()).permute(2, 0, 1)
+        img = torch.from_numpy(np.asarray(read_image(self.split.files[i])).copy()).permute(2, 0, 1)
         h, w = img.shape[-2:]
         scale = min(self.min_size / min(h, w), self.max_size / max(h, w))
         size = (round(h * scale), round(w * scale))

@@ -3,11 +3,6 @@
 SCALES = ("mini", "reference")
 
 
-def make_workload(scale: str, overrides: dict):
-    from mlpace.benchmarks.minigo.workload import make
-    return make(scale, overrides)
-
-
 def tiny_config(scale: str, root):
     """Overrides for a few steps on tiny generated data (at reference scale, a target player
     written under `root`): `mlpace validate`'s smoke run."""

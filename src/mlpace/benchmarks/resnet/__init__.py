@@ -3,11 +3,6 @@
 SCALES = ("mini", "reference")
 
 
-def make_workload(scale: str, overrides: dict):
-    from mlpace.benchmarks.resnet.workload import make
-    return make(scale, overrides)
-
-
 def tiny_config(scale: str, root):
     """Overrides for a few steps on tiny generated data (written under `root` for the
     reference scale, in the real format its loader reads): `mlpace validate`'s smoke run."""

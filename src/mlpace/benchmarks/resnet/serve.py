@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from mlpace.errors import MlpaceError
 from mlpace.inference.models import BuildOptions
 from mlpace.inference.task import InferenceTask
 
@@ -32,19 +31,11 @@ def _bundle(model):
 
 
 def build(options: BuildOptions) -> InferenceTask:
-    import torch
-
     from mlpace.benchmarks.resnet import data as image_data
     from mlpace.benchmarks.resnet.model import resnet50, resnet_mini
-    from mlpace.training.models import ModelCache, prepared_workload
-    from mlpace.inference.task import serve_bundle
+    from mlpace.inference.task import model_and_data, serve_bundle, served_count
 
-    torch.set_num_threads(max(1, options.threads))
-    if options.scale == "reference" and not options.checkpoint:
-        raise MlpaceError("reference resnet50 needs --checkpoint (a ResNet-50 v1.5 state_dict)")
-    workload = prepared_workload(TRAINING_BENCHMARK, options.scale, options.data_dir, options.train_overrides)
-    cache = ModelCache("resnet50-" + options.scale, TRAINING_BENCHMARK, options.data_dir,
-                       options.train_overrides, options.checkpoint, options.train_epochs)
+    workload, cache = model_and_data(options, "resnet50", TRAINING_BENCHMARK, "a ResNet-50 v1.5 state_dict")
     if options.scale == "mini":
         images, labels, classes = image_data.load_into_memory(workload.root, "val")
         # The training code's own evaluation preprocessing, done once at load time.
@@ -59,7 +50,6 @@ def build(options: BuildOptions) -> InferenceTask:
         model = cache.load_or_train(lambda: resnet50(len(dataset.classes)))
         load = lambda i: dataset[i][0].numpy()  # noqa: E731 - decoded on demand by the QSL
 
-    total = len(labels) if options.limit is None else min(options.limit, len(labels))
     return serve_bundle(options, cache, _bundle(model), name="resnet50",
-                        total=total, load=load, output_dtype="int32", score=_top1(labels),
-                        metric="accuracy", max_batch=64)
+                        total=served_count(options, len(labels)), load=load, output_dtype="int32",
+                        score=_top1(labels), metric="accuracy", max_batch=64)

@@ -72,10 +72,7 @@ class ResnetWorkload(Workload):
 
     def setup(self, ctx: RunContext) -> None:
         cfg = self.config
-        self.ctx = ctx
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
-        torch.manual_seed(ctx.seed)
+        self.begin_setup(ctx)
         # Augmentation draws from a per-rank seed; the shuffle is the same on every rank,
         # which then takes its own part of each global batch (one generator when alone).
         self.generator = torch.Generator().manual_seed(distributed.rank_seed(ctx.seed, ctx))

@@ -70,29 +70,18 @@ def _wer(texts: list[str], tokenizer):
 
 
 def build(options: BuildOptions) -> InferenceTask:
-    import torch
+    from mlpace.inference.task import model_and_data, serve_predict, served_count
 
-    from mlpace.training.models import ModelCache, prepared_workload
-    from mlpace.inference.task import with_reference_score
-
-    if options.backend == "onnxruntime":
-        raise MlpaceError("rnnt runs on the torch backends only (greedy decoding loops over frames)")
-    if options.scale == "reference" and not options.checkpoint:
-        raise MlpaceError("reference rnnt needs --checkpoint (an RNN-T state_dict)")
-    torch.set_num_threads(max(1, options.threads))
-    workload = prepared_workload(TRAINING_BENCHMARK, options.scale, options.data_dir, options.train_overrides)
+    workload, cache = model_and_data(options, "rnnt", TRAINING_BENCHMARK, "an RNN-T state_dict",
+                                     torch_only="greedy decoding loops over frames")
     # The training benchmark's tokenizer and dev-clean features, computed as its evaluation does.
     workload.load_evaluation()
     config = workload.config
-    cache = ModelCache("rnnt-" + options.scale, TRAINING_BENCHMARK, options.data_dir,
-                       options.train_overrides, options.checkpoint, options.train_epochs)
     model = cache.load_or_train(workload.build_model).to(options.device)
     features = [f.numpy() for f in workload.eval_features]
-    total = len(features) if options.limit is None else min(options.limit, len(features))
-    task = InferenceTask(
-        name="rnnt", total=total, load=features.__getitem__,
-        predict=_decoder(model, config, options.device, options.precision), output_dtype="int32",
-        score=_wer(workload.eval_texts, workload.tokenizer), metric="WER", reference_score=0.0,
-        direction="min", max_batch=config.eval_batch_size,
-        notes=cache.meta.get("training", {}))
-    return with_reference_score(task, cache, _decoder(model, config, options.device, "fp32"))
+    return serve_predict(
+        cache, _decoder(model, config, options.device, options.precision),
+        _decoder(model, config, options.device, "fp32"),
+        name="rnnt", total=served_count(options, len(features)), load=features.__getitem__,
+        output_dtype="int32", score=_wer(workload.eval_texts, workload.tokenizer), metric="WER",
+        direction="min", max_batch=config.eval_batch_size)

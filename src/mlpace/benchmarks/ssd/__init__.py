@@ -4,11 +4,6 @@ scenes; `backbone=mobilenet` swaps in MobileNet-v1 (the backbone of inference's 
 SCALES = ("mini", "reference")
 
 
-def make_workload(scale: str, overrides: dict):
-    from mlpace.benchmarks.ssd.workload import make
-    return make(scale, overrides)
-
-
 def tiny_config(scale: str, root):
     """Overrides for a few steps on tiny generated data (`mlpace validate`'s smoke run)."""
     from mlpace.benchmarks import coco

@@ -13,8 +13,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from mlpace.benchmarks.coco import CocoSplit, read_image
+from mlpace.benchmarks.coco import CocoSplit
 from mlpace.benchmarks.detection import normalize
+from mlpace.benchmarks.images import read_image
 
 CROP_MIN_IOU = (None, 0.1, 0.3, 0.5, 0.7, 0.9, -1.0)   # None: keep the whole image
 

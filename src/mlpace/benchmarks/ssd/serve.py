@@ -67,33 +67,25 @@ def _coco_map(split):
 
 def build(options: BuildOptions, name: str = "ssd-resnet34") -> InferenceTask:
     """`name`: the variant served, ssd-resnet34 or ssd-mobilenet (see VARIANTS)."""
-    import torch
-
     from mlpace.benchmarks import coco
     from mlpace.benchmarks.detection import normalize
     from mlpace.benchmarks.ssd.workload import build_model
-    from mlpace.training.models import ModelCache, prepared_workload
-    from mlpace.inference.task import serve_bundle
+    from mlpace.inference.task import model_and_data, serve_bundle, served_count
 
     if options.scale != "mini":
         raise MlpaceError(f"{name} runs at mini scale only in this mlpace (reference COCO is not wired yet)")
-    torch.set_num_threads(max(1, options.threads))
     backbone = VARIANTS[name]["backbone"]
     if options.train_overrides.get("backbone", backbone) != backbone:
         raise MlpaceError(f"{name} is the SSD with the {backbone} backbone; drop backbone= from --set")
-    overrides = {**VARIANTS[name], **options.train_overrides}
-    workload = prepared_workload(TRAINING_BENCHMARK, "mini", options.data_dir, overrides)
-    config = workload.config
+    workload, cache = model_and_data(options, name, TRAINING_BENCHMARK, "an SSD state_dict",
+                                     overrides={**VARIANTS[name], **options.train_overrides})
     split = coco.load_split(workload.root, "val")
     images = normalize(coco.load_images(split)).numpy()
-    cache = ModelCache(name + "-mini", TRAINING_BENCHMARK, options.data_dir, overrides,
-                       options.checkpoint, options.train_epochs)
-    model = cache.load_or_train(lambda: build_model(config, len(split.category_ids) + 1))
-    total = len(split) if options.limit is None else min(options.limit, len(split))
+    model = cache.load_or_train(lambda: build_model(workload.config, len(split.category_ids) + 1))
 
     def load(index):
         return index, images[index]   # the index goes into the response rows, as MLPerf's do
 
-    return serve_bundle(options, cache, _bundle(model), name=name, total=total,
+    return serve_bundle(options, cache, _bundle(model), name=name, total=served_count(options, len(split)),
                         load=load, output_dtype="float32", score=_coco_map(split), metric="mAP",
                         max_batch=64)

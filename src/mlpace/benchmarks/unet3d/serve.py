@@ -79,18 +79,11 @@ def build(options: BuildOptions) -> InferenceTask:
 
     from mlpace.benchmarks.unet3d import data as kits
     from mlpace.benchmarks.unet3d.model import UNet3D
-    from mlpace.training.models import ModelCache, prepared_workload
-    from mlpace.inference.task import with_reference_score
+    from mlpace.inference.task import model_and_data, serve_predict, served_count
 
-    if options.backend == "onnxruntime":
-        raise MlpaceError("3d-unet runs on the torch backends only (sliding-window inference)")
-    if options.scale == "reference" and not options.checkpoint:
-        raise MlpaceError("reference 3d-unet needs --checkpoint (a 3D U-Net state_dict)")
-    torch.set_num_threads(max(1, options.threads))
-    workload = prepared_workload(TRAINING_BENCHMARK, options.scale, options.data_dir, options.train_overrides)
+    workload, cache = model_and_data(options, "3d-unet", TRAINING_BENCHMARK, "a 3D U-Net state_dict",
+                                     torch_only="sliding-window inference")
     config = workload.config
-    cache = ModelCache("3d-unet-" + options.scale, TRAINING_BENCHMARK, options.data_dir,
-                       options.train_overrides, options.checkpoint, options.train_epochs)
     model = cache.load_or_train(lambda: UNet3D(1, 3, config.filters)).to(options.device)
     if options.backend == "torch-compile":
         model = torch.compile(model, dynamic=True)
@@ -98,10 +91,9 @@ def build(options: BuildOptions) -> InferenceTask:
     cases = kits.load_split(eval_cases, (config.roi_size,) * 3)
     volumes, labels = [x for x, _ in cases], [y for _, y in cases]
     pad_value = (kits.CLIP_HU[0] - kits.MEAN_HU) / kits.STD_HU
-    total = len(cases) if options.limit is None else min(options.limit, len(cases))
-    task = InferenceTask(
-        name="3d-unet", total=total, load=volumes.__getitem__,
-        predict=_segmenter(model, config, options.device, pad_value, options.precision),
+    return serve_predict(
+        cache, _segmenter(model, config, options.device, pad_value, options.precision),
+        _segmenter(model, config, options.device, pad_value, "fp32"),
+        name="3d-unet", total=served_count(options, len(cases)), load=volumes.__getitem__,
         output_dtype="uint8", score=_dice(volumes, labels, config, pad_value), metric="DICE",
-        reference_score=0.0, max_batch=1, notes=cache.meta.get("training", {}))
-    return with_reference_score(task, cache, _segmenter(model, config, options.device, pad_value, "fp32"))
+        max_batch=1)

@@ -79,12 +79,9 @@ class Unet3dWorkload(Workload):
 
     def setup(self, ctx: RunContext) -> None:
         cfg = self.config
-        self.ctx = ctx
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
         if cfg.optimizer not in ("sgd", "adam"):
             raise MlpaceError(f"unet3d optimizer must be sgd or adam, got {cfg.optimizer!r}")
-        torch.manual_seed(ctx.seed)
+        self.begin_setup(ctx)
         # Patches and flips draw from a per-rank stream; the case order is the same on every
         # rank (each takes its part of every batch), and alone the two are one stream.
         self.rng = np.random.default_rng(distributed.rank_seed(ctx.seed, ctx))

@@ -8,6 +8,9 @@ maps MLPerf's inference model names to those folders. Each `serve` module define
     def build(options: BuildOptions, **variant) -> InferenceTask
 
 The benchmarks' MLPerf facts (model names, targets, scenarios) are in `mlpace.rules.inference`.
+What every `build` shares is in `mlpace.inference.task`: `model_and_data` (the checks, torch's
+threads, the training benchmark's data and the served model's cache), `served_count`
+(`--limit`), and `serve_bundle` / `serve_predict` (the task, its target relative to FP32).
 
 Modules import torch only inside `build`, so listing is cheap.
 """
