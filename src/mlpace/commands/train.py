@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 
 from mlpace.errors import MlpaceError
+from mlpace.io import out_folder
 from mlpace.rules.divisions import TRAINING_AVAILABILITY, DIVISIONS
 
 TRAIN_EXIT_CODES = """exit codes:
@@ -68,7 +69,7 @@ def register(subparsers) -> None:
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scale", choices=["mini", "reference"], default="mini")
-    p.add_argument("--out", type=Path, default=None,
+    p.add_argument("--out", type=out_folder, default=None,
                    help="results folder (default: mlpace-results/<date-time>)")
     p.add_argument("--org", default="mlpace", help="submitter name (submission_org)")
     p.add_argument("--system", default=None, help="system name (default: host_accelerator_pytorch)")
@@ -79,7 +80,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE",
                    help="override a config key (repeatable)")
     p.add_argument("--config", default=None, metavar="FILE", help="JSON/YAML file of config overrides")
-    p.add_argument("--data-dir", type=Path, default=None,
+    p.add_argument("--data-dir", type=out_folder, default=None,
                    help="where data sets live (default: $MLPACE_DATA or the user cache folder)")
     p.add_argument("--division", choices=DIVISIONS, default=None)
     p.add_argument("--availability", choices=TRAINING_AVAILABILITY, default="onprem")
@@ -230,8 +231,10 @@ def cmd_suite(args) -> int:
     console = Console()
     wall0, cpu0 = time.monotonic(), process_cpu_seconds()
     names = [r["name"] for r in list_benchmarks() if args.scale in r["scales"]]
-    if args.only:
+    if args.only is not None:
         wanted = [n.strip() for n in args.only.split(",") if n.strip()]
+        if not wanted:      # `--only ""` would otherwise run every benchmark
+            raise MlpaceError(f"--only {args.only!r} names no benchmark (e.g. --only resnet,bert)")
         missing = [n for n in wanted if n not in names]
         if missing:
             raise MlpaceError(f"--only: {', '.join(missing)} not implemented at the {args.scale} scale "

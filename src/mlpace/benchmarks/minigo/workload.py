@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from mlpace.benchmarks.minigo.data import reference_player_path, symmetry, training_examples
 from mlpace.benchmarks.minigo.go import Position
 from mlpace.benchmarks.minigo.mcts import match, network_evaluator, play_games
-from mlpace.benchmarks.minigo.model import MiniGoNet, load_weights, mlperf_tensor_names
+from mlpace.benchmarks.minigo.model import MiniGoNet, load_weights, mlperf_tensor_names, save_weights
 from mlpace.errors import MlpaceError
 from mlpace.harness.config import apply_overrides
 from mlpace.harness.workload import RunContext, Workload
@@ -191,6 +191,24 @@ class MinigoWorkload(Workload):
 
     def evaluate(self, epoch: int) -> float:
         return self.generations.match(self.reference, self.config.eval_games, self.eval_rng)
+
+
+def tiny_config(scale: str, root: Path) -> dict:
+    """`mlpace validate`'s few steps: one generation of one self-play game with one readout a
+    move, two training steps and a two-game match, on one thread (an untrained 19x19 game runs
+    to its 722-move limit: each position evaluated is the cost). At reference scale, on the
+    19x19 reference network, against a target player in the weights format the real one comes
+    in: a freshly initialised reference network (written under `root`), as the real player
+    cannot be shipped."""
+    tiny = {"selfplay_games": 1, "readouts": 1, "eval_games": 2, "train_steps": 2, "batch_size": 32,
+            "threads": 1}
+    if scale == "mini":
+        return tiny
+    player = Path(root) / "reference_player.json"
+    with torch.random.fork_rng():           # the same player every time, the caller's seed untouched
+        torch.manual_seed(7)
+        save_weights(new_model(CONFIGS["reference"]), player)
+    return {**tiny, "reference_player": str(player)}
 
 
 def make(scale: str, overrides: dict) -> MinigoWorkload:
