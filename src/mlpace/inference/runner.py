@@ -286,13 +286,13 @@ def _run_loadgen(sut: BatchingSUT, qsl: SampleLibrary, test_settings, log_settin
         finished = _wait(done, deadline)
     except KeyboardInterrupt:
         with gate:
-            began = phase[0] == "running"
-            if not began:
+            running = phase[0] == "running"
+            if not running:
                 phase[0] = "cancelled"
-        if began:
+        if running:
             sut.abort("interrupted")    # so that LoadGen completes and closes its logs
-            began = not _wait(done, 60.0)
-        if not began:                   # LoadGen is over (or never ran): the hard bound may go
+            running = not _wait(done, 60.0)
+        if not running:                 # LoadGen is over (or never ran): the hard bound may go
             guard.cancel()
         if sut_handle is not None:      # (stop() cannot join workers that never started)
             sut.stop()
