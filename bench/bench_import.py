@@ -1,11 +1,11 @@
-"""Time importing a whole published training round (about 1,900 logs) into a fresh store.
+"""Time importing a whole published training round (about 2,750 logs) into a fresh store, then again.
 
 The synthetic round is the published v1.0 fixture logs (135 real logs, 26 MB) repeated under
 renamed organisations (`NVIDIA_c2`, ...) until it holds `--logs` result files, so the importer
 sees real, messy logs at the size of a real round. Files are hard-linked when the file system
 allows (copied otherwise). Prints one line per measurement:
 
-    .venv/bin/python bench/bench_import.py                  # 1,890 logs, SQLite in a temp folder
+    .venv/bin/python bench/bench_import.py                  # 2,835 logs, SQLite in a temp folder
     .venv/bin/python bench/bench_import.py --db postgresql  # a throw-away PostgreSQL server
     .venv/bin/python bench/bench_import.py --db postgresql+psycopg://user@host/db   # yours
 
@@ -71,7 +71,8 @@ def fresh_store_url(db: str | None, tmp: Path):
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--logs", type=int, default=1890, help="result files in the synthetic round")
+    parser.add_argument("--logs", type=int, default=2750,
+                        help="result files in the synthetic round (default 2,750: the size of v2.0)")
     parser.add_argument("--db", help="SQLAlchemy URL, or 'postgresql' for a throw-away local server "
                                      "(default: a fresh SQLite file in a temp folder)")
     args = parser.parse_args()

@@ -25,8 +25,17 @@ COMMAND_MODULES = [
 ]
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse's parser, with its errors in the house style: one line `error: ...`, exit 2
+    (argparse prints the whole usage first, and echoes a bad value's control characters)."""
+
+    def error(self, message: str):
+        print(f"error: {printable(message)} (see `{self.prog} --help`)", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="mlpace",
         description="MLPerf-style benchmarks: train to a quality target, serve under LoadGen, "
         "package, check, score and compare results.",
@@ -38,13 +47,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "handler", None):
-        parser.print_help()
-        return 2
+def _check_working_folder() -> None:
+    """Relative paths (the default --out, a --db file name) and `sysinfo`'s disk all start
+    from the working folder; one that was deleted under the shell fails them with a traceback."""
+    import os
     try:
+        os.getcwd()
+    except FileNotFoundError:
+        raise MlpaceError("the current folder no longer exists (it was deleted or moved); "
+                          "cd into an existing folder and run the command again") from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        _check_working_folder()
+        parser = build_parser()      # imports every command module: Ctrl-C may land here too
+        args = parser.parse_args(argv)
+        if not getattr(args, "handler", None):
+            parser.print_help()
+            return 2
         return int(args.handler(args) or 0)
     except MlpaceError as err:
         print(f"error: {printable(err)}", file=sys.stderr)   # one line, whatever a name held

@@ -105,6 +105,69 @@ def refuse_colliding(folder, names, canonical) -> None:
 
 # --------------------------------------------------------------------------- writing
 
+def out_folder(text: str) -> Path:
+    """A folder an option names for writing (`--out`, `--data-dir`). Empty is refused:
+    `--out "$UNSET"` would otherwise write into the current folder; so is an existing file
+    (checked before any work)."""
+    path = _named_path(text, "a folder")
+    if path.exists() and not path.is_dir():
+        raise MlpaceError(f"{text} exists and is not a folder")
+    return path
+
+
+def out_file(text: str) -> Path:
+    """A file an option names for writing (`--json`, `--csv`): not empty, not a folder."""
+    path = _named_path(text, "an output file")
+    if path.is_dir():
+        raise MlpaceError(f"{text} is a folder; name a file")
+    return path
+
+
+def _named_path(text: str, what: str) -> Path:
+    if not str(text).strip():
+        raise MlpaceError(f"an empty name is not {what}")
+    return Path(text)
+
+
+def refuse_writing_into(target: str | os.PathLike, trees, option: str, top_ok: bool = False) -> None:
+    """Nothing is written into a tree a verb reads: `package runs/ --out runs/sub` would be
+    found by the next package of runs/ as a second copy of every result, and a --json inside
+    a checked tree becomes part of the tree. `top_ok`: a file right in a tree's top folder is
+    never read as part of it (`mlpace check . --json report.json`)."""
+    where = Path(target).resolve()
+    for tree in trees:
+        tree = Path(tree).resolve()
+        if top_ok and where.parent == tree:
+            continue
+        if where == tree or tree in where.parents:
+            raise MlpaceError(f"{option} {printable(target)} is inside {printable(tree)}, which this "
+                              "command reads; write it somewhere else")
+
+
+def refuse_linked_folders(root: Path, names) -> None:
+    """Folders under an existing output folder that mlpace writes into must be real folders:
+    a `site/assets -> /elsewhere` left by someone else would send the writes outside --out.
+    A name may be a relative path (`org/results/system`): each folder on it is checked.
+    (A link as --out itself is the user's own choice, and is followed.)"""
+    for name in names:
+        path = Path(root)
+        for part in Path(name).parts:
+            path = path / part
+            if path.is_symlink() or (path.exists() and not path.is_dir()):
+                raise MlpaceError(f"{path} is a symbolic link or not a folder; mlpace writes only "
+                                  "inside --out: remove it or choose another --out")
+
+
+def make_folder(path: str | os.PathLike) -> Path:
+    """Create the folder `path` (and its parents) if needed, with errors as one line."""
+    path = out_folder(str(path))
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise MlpaceError(f"cannot create {path}: {err.strerror or err}") from None
+    return path
+
+
 def write_atomic(path: str | os.PathLike, text: str) -> Path:
     """Write `text` to `path` via a temporary file and a rename: readers (and a crash) see the
     old file or the new one, never half of one. The one atomic writer of mlpace."""
@@ -252,6 +315,16 @@ def loads_bounded(text: str, where: str = "JSON text", max_depth: int = MAX_JSON
         return json.loads(text, parse_constant=no_constant)
     except (ValueError, RecursionError) as err:
         raise MlpaceError(f"{where} is not valid JSON: {err}") from None
+
+
+def read_option_file(path: str | os.PathLike, what: str) -> str:
+    """A file named by an option (--config, --system-desc): the user's own link is followed,
+    but only a regular file is read (a FIFO would block, /dev/zero never ends), within the
+    size limit, and bytes that are not UTF-8 decode to U+FFFD, so the parser names the spot."""
+    try:
+        return read_text_limited(Path(path).resolve(), encoding="utf-8")
+    except MlpaceError as err:
+        raise MlpaceError(f"{what}: {err}") from None
 
 
 def read_json_limited(path: str | os.PathLike, limit: int = MAX_FILE_BYTES):

@@ -9,9 +9,10 @@ import torch
 
 from mlpace.benchmarks import make_workload
 from mlpace.benchmarks.minigo.go import BLACK, Position
-from mlpace.benchmarks.minigo.mcts import match, network_evaluator, play_games, training_examples
-from mlpace.benchmarks.minigo.model import features, load_weights, save_weights, symmetry
-from mlpace.benchmarks.minigo.workload import CONFIGS, SHIPPED_REFERENCE, Generations, new_model
+from mlpace.benchmarks.minigo.data import SHIPPED_REFERENCE, features, symmetry, training_examples
+from mlpace.benchmarks.minigo.mcts import match, network_evaluator, play_games
+from mlpace.benchmarks.minigo.model import load_weights, save_weights, search_network
+from mlpace.benchmarks.minigo.workload import CONFIGS, Generations, new_model
 from mlpace.errors import MlpaceError
 from mlpace.harness.timed_run import run_once
 from mlpace.harness.workload import RunContext
@@ -109,6 +110,26 @@ def test_reference_network_plays_and_learns_on_19x19():
     loss = -(pi * torch.log_softmax(logits, 1)).sum(1).mean() + ((value - torch.from_numpy(outcomes)) ** 2).mean()
     loss.backward()
     assert torch.isfinite(loss) and model.stem.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("feature_set", ["basic", "mlperf07"])
+def test_search_network_is_the_eval_forward_with_batch_norms_folded(feature_set):
+    torch.manual_seed(0)
+    model = new_model(CONFIGS["mini"]) if feature_set == "basic" else new_model(CONFIGS["reference"])
+    for module in model.modules():      # batch norm statistics far from the initial 0 / 1
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-1, 1)
+            module.running_var.uniform_(0.5, 2)
+            if module.affine:
+                module.weight.data.uniform_(0.5, 1.5)
+                module.bias.data.uniform_(-0.5, 0.5)
+    model.eval()
+    size = model.board_size
+    x = (torch.rand(6, 3 if feature_set == "basic" else 13, size, size) > 0.5).float()
+    with torch.no_grad():
+        logits, value = model(x)
+        folded_logits, folded_value = search_network(model)(x)
+    assert torch.allclose(folded_logits, logits, atol=1e-4) and torch.allclose(folded_value, value, atol=1e-5)
 
 
 def test_weights_file_round_trip_and_bad_files(tmp_path):

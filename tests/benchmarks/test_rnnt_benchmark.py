@@ -61,7 +61,8 @@ def test_evaluation_alone_needs_only_dev_clean(tmp_path):
     root = tmp_path / "libri"
     libri.generate_mini(root, train_utterances=2, eval_utterances=2, train_speakers=1, eval_speakers=1)
     chars = {"data_path": str(root), "sentencepiece_vocab": 0}     # the tokenizer is tested below
-    full = make_workload("rnnt", "reference", chars)
+    # one global batch of the two training utterances, so that the full setup can train
+    full = make_workload("rnnt", "reference", {**chars, "batch_size": 2, "grad_accumulation_steps": 1})
     full.prepare_data(tmp_path)
     full.setup(RunContext(seed=1))
     shutil.rmtree(root / "train-clean-100")
@@ -243,6 +244,27 @@ def test_training_steps_lower_the_loss(tmp_path):
     for epoch in range(1, 13):
         assert sum(w.train_epoch(epoch)) == 8
     assert w.losses[-1] < 0.7 * w.losses[0], w.losses     # one batch: the same 8 utterances
+
+
+def test_global_batch_is_whole_and_splits_into_equal_micro_batches(tmp_path):
+    """The reference's 8 accumulation steps on a training set smaller than one global batch
+    used to split it into empty micro-batches (IndexError in the middle of the timed run);
+    now a short set or a batch the steps do not divide is one line before the run, and a
+    whole batch trains in equal micro-batches."""
+    root = tmp_path / "libri"
+    libri.generate_mini(root, train_utterances=4, eval_utterances=1, train_speakers=1, eval_speakers=1)
+    base = {"data_path": str(root), "sentencepiece_vocab": 0, "enc_n_hid": 32, "pred_n_hid": 16,
+            "joint_n_hid": 16, "eval_batch_size": 1}
+    for bad, match in (({"batch_size": 16}, "4 training utterances .* fewer than one global batch of 16"),
+                       ({"batch_size": 4, "grad_accumulation_steps": 3}, "multiple of grad_accumulation_steps 3")):
+        w = make_workload("rnnt", "reference", {**base, **bad})
+        w.prepare_data(tmp_path)
+        with pytest.raises(MlpaceError, match=match):
+            w.setup(RunContext(seed=1))
+    w = make_workload("rnnt", "reference", {**base, "batch_size": 4, "grad_accumulation_steps": 2})
+    w.prepare_data(tmp_path)
+    w.setup(RunContext(seed=1))
+    assert list(w.train_epoch(1)) == [4] and len(w.losses) == 2     # one step of two micro-batches
 
 
 @pytest.mark.slow

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from mlpace.benchmarks import coco
+from mlpace.benchmarks.maskrcnn.data import instance_masks
 from mlpace.errors import MlpaceError
 from mlpace.harness.datasets import cached_dataset
 
@@ -32,7 +33,7 @@ def test_generated_scenes_are_in_coco_layout_and_read_back(scenes):
         assert ((labels >= 1) & (labels <= len(coco.MINI_CLASSES))).all()   # ids 1,3,5.. -> 1..5
         assert (boxes[:, 2:] > boxes[:, :2]).all() and boxes.min() >= 0 and boxes.max() <= 64
     # each box is the tight box of the object's visible mask (COCO's convention)
-    masks = train.masks(0)
+    masks = instance_masks(train, 0)
     assert masks.shape == (len(train.boxes[0]), 64, 64)
     for box, mask in zip(train.boxes[0], masks):
         ys, xs = np.nonzero(mask)

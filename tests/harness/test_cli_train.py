@@ -72,7 +72,7 @@ def test_output_dir_that_is_a_file(capsys, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("precious")
     code, _, err = run_cli(["train", "resnet", "--out", str(blocker)], capsys)
-    assert code == 2 and "cannot write results" in err and blocker.read_text() == "precious"
+    assert code == 2 and "exists and is not a folder" in err and blocker.read_text() == "precious"
 
 
 @pytest.mark.slow

@@ -96,6 +96,56 @@ def test_importing_twice_adds_nothing_and_changed_files_are_kept_beside_the_old(
     assert importers.import_trees(store, [tree]).added == 0          # and that is idempotent too
 
 
+def test_reimporting_unchanged_files_reads_none_of_them(db_url, tmp_path, monkeypatch):
+    tree = tmp_path / "tree"
+    copy_org("Google", tree)
+    store = open_store(db_url)
+    assert importers.import_trees(store, [tree]).added == 5
+    before = counts(store)
+
+    def never(*args):
+        raise AssertionError("an unchanged file was read again")
+    from mlpace.submission import summarize
+    monkeypatch.setattr(importers, "_hash_files", never)
+    monkeypatch.setattr(summarize, "parse_result_file", never)
+    again = importers.import_trees(store, [tree])
+    assert (again.added, again.unchanged, again.failures) == (0, 5, [])
+    assert counts(store) == before
+
+
+def test_a_file_rewritten_with_its_size_and_mtime_is_still_seen(db_url, tmp_path):
+    # The stamp holds the change time too, which no tool sets back: the file is hashed again.
+    import os
+    tree = tmp_path / "tree"
+    copy_org("Google", tree)
+    store = open_store(db_url)
+    importers.import_trees(store, [tree])
+    log = tree / "training_v1.0/Google/results/tpu-v4-128-TF/resnet/result_0.txt"
+    old, data = log.stat(), log.read_bytes()
+    log.write_bytes(data.replace(b'"run_stop"', b'"run_stop"'.upper(), 1))     # same size
+    os.utime(log, ns=(old.st_atime_ns, old.st_mtime_ns))
+    assert (log.stat().st_size, log.stat().st_mtime_ns) == (old.st_size, old.st_mtime_ns)
+    again = importers.import_trees(store, [tree])
+    assert (again.added, again.unchanged, again.failures) == (1, 4, [])
+
+
+def test_a_changed_system_description_is_stored_on_reimport(db_url, tmp_path):
+    import json
+    tree = tmp_path / "tree"
+    org = copy_org("Google", tree)
+    store = open_store(db_url)
+    importers.import_trees(store, [tree])
+    desc_path = org / "systems" / "tpu-v4-128-TF.json"
+    desc = json.loads(desc_path.read_text())
+    desc["framework"] = "TensorFlow, a later note"
+    desc_path.write_text(json.dumps(desc))
+    assert importers.import_trees(store, [tree]).unchanged == 5
+    with store.read() as conn:
+        stored = conn.execute(select(schema.systems.c.framework)
+                              .where(schema.systems.c.name == "tpu-v4-128-TF")).scalar()
+    assert stored == "TensorFlow, a later note"
+
+
 def test_a_bad_file_fails_its_whole_submission_and_names_the_file(db_url, tmp_path):
     tree = tmp_path / "tree"
     copy_org("Intel", tree)

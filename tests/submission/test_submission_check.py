@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mlpace.submission.check import FAIL, PASS, WARN, check, plain_compliance_message
+from mlpace.submission.check import FAIL, PASS, WARN, _is_known_drift, check, plain_compliance_message
 
 FIXTURES = Path(__file__).resolve().parents[1] / "data" / "mlperf"
 TRAINING = FIXTURES / "training_v1.0"
@@ -42,6 +42,18 @@ def test_plain_words():
     message = ("CHECK for 'opt_base_learning_rate' failed in line 12:\n:::MLLOG {...}\n"
                "failed test: v['value'] > 0\ncurrent context[s]={}")
     assert plain_compliance_message(message) == "line 12 ('opt_base_learning_rate') breaks the rule `v['value'] > 0`"
+
+
+def test_a_failed_check_is_named_by_its_rule_not_by_the_state_dump():
+    # The closed rnnt rules keep `initialized_tensors` in their state, so every failure under
+    # them dumps it; an eval_samples failure was reported (and excused as 1.1.0 drift) as a
+    # weights_initialization one.
+    message = ("CHECK for 'eval_samples' failed in line 38:\n:::MLLOG {...}\nfailed test:  v['value'] == 2703 \n"
+               "current context[s]={\n  \"initialized_tensors\": []\n}")
+    assert plain_compliance_message(message) == "line 38 ('eval_samples') breaks the rule `v['value'] == 2703`"
+    assert not _is_known_drift("1.1.0", message)
+    tensors = "failed test: sorted(s['initialized_tensors']) == sorted(['pre_rnn'])\ncurrent context[s]={}"
+    assert _is_known_drift("1.1.0", tensors) and "weights_initialization" in plain_compliance_message(tensors)
 def test_published_resnet_with_one_aborted_run(tmp_path):
     report = check(_small_org(tmp_path), workers=1)
     compliance = [f for f in report.findings if f.rule.startswith("compliance")]

@@ -246,3 +246,87 @@ def test_parse_cost_refusal_is_exact(tmp_path_factory, lengths, mllog, limit, ch
         except MlpaceError:
             refused = True
     assert refused == (exact > limit)
+
+
+# ---------------------------------------------------------------- the scoring reader
+
+# What the scoring reader (all_evals=False, `mlpace summarize`) may hold differently.
+PARTIAL = ("evals", "epochs", "mllog_lines", "bad_lines", "notes", "all_evals")
+
+
+def same_but_evals(scoring, full) -> None:
+    """The scoring reader's run is the full one but for PARTIAL: its evaluations are some of
+    the full ones, the last one among them; it counts no lines and fewer bad ones."""
+    scoring, full = asdict(scoring), asdict(full)
+    assert {k: v for k, v in scoring.items() if k not in PARTIAL} == \
+        {k: v for k, v in full.items() if k not in PARTIAL}
+    assert all(e in full["evals"] for e in scoring["evals"])
+    assert full["evals"][-1:] == scoring["evals"][-1:] or not full["evals"]
+    if scoring["mllog_lines"] is None:          # not counted, but there are some
+        assert full["mllog_lines"] or full["bad_lines"]
+    else:                                       # none, or a v0.6 log (decoded whole)
+        assert scoring["mllog_lines"] == full["mllog_lines"]
+    assert scoring["bad_lines"] <= full["bad_lines"] and scoring["all_evals"] is False
+
+
+@pytest.mark.parametrize("path", LOGS, ids=lambda p: str(p.relative_to(FIXTURES)))
+def test_scoring_reader_on_published_logs(path):
+    scoring, full = parse_result_file(path, all_evals=False), parse_result_file(path)
+    same_but_evals(scoring, full)
+    # On real logs the last evaluation is the one before run_stop: same epochs, same notes.
+    assert (scoring.epochs, scoring.notes, scoring.bad_lines) == (full.epochs, full.notes, full.bad_lines)
+    assert scoring.mllog_lines is None and len(scoring.evals) <= 1 < len(full.evals)
+
+
+def test_scoring_reader_on_the_messy_log(tmp_path):
+    path = write(tmp_path, MESSY)
+    scoring = parse_result_file(path, all_evals=False)
+    same_but_evals(scoring, parse_result_file(path))
+    assert scoring.evals == [(3, 50.0, 0.9)] and scoring.minutes == 30 / 60 / 1000
+
+
+def test_scoring_reader_skips_a_cut_last_evaluation(tmp_path):
+    # The job was killed while logging an evaluation: the one before it is the last one.
+    path = write(tmp_path, [record("run_start", 1), record("eval_accuracy", 2, 0.5, epoch_num=1),
+                            record("eval_accuracy", 3, 0.8, epoch_num=2),
+                            record("run_stop", 4, status="success"),
+                            record("eval_accuracy", 5, 0.9, epoch_num=3)[:-20]], end="")
+    scoring = parse_result_file(path, all_evals=False)
+    same_but_evals(scoring, parse_result_file(path))
+    assert scoring.evals == [(2, 3.0, 0.8)] and scoring.bad_lines == 1
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(line, max_size=25), last_cut=st.integers(9, 200), chunk=st.integers(1, 300),
+       end=st.sampled_from(["\n", ""]))
+def test_generated_logs_scored_alike(tmp_path, lines, last_cut, chunk, end):
+    lines = lines + [record("epoch_stop", 7)[:last_cut]]
+    path = write(tmp_path, lines, end)
+    same_but_evals(parse_result_file(path, chunk_bytes=chunk, whole_bytes=chunk, all_evals=False),
+                   parse_result_file(path))
+
+
+def test_summarize_reads_every_evaluation_when_the_last_misses_the_target(tmp_path):
+    # The closed rule asks whether ANY evaluation reaches the target: when the last one does
+    # not, summarize reads them all rather than count the run as failed.
+    import shutil
+
+    from mlpace.submission.summarize import summarize
+    nvidia = FIXTURES / "training_v1.0" / "NVIDIA"
+    system = "dgxa100_ngc21.05_mxnet"
+    org = tmp_path / "training_v1.0" / "NVIDIA"
+    folder = org / "results" / system / "resnet"
+    shutil.copytree(nvidia / "results" / system / "resnet", folder)
+    (org / "systems").mkdir()
+    shutil.copyfile(nvidia / "systems" / f"{system}.json", org / "systems" / f"{system}.json")
+    before = {r.path: r.minutes for r in summarize(org).training[0].runs}
+    path = folder / "result_0.txt"
+    text = path.read_bytes().decode("latin-1")
+    stop = text.index('"key": "run_stop"')
+    at = text.rindex("\n", 0, stop) + 1                     # a low evaluation after the real ones
+    late = record("eval_accuracy", 1, 0.1, epoch_num=99) + "\n"
+    path.write_bytes((text[:at] + late + text[at:]).encode("latin-1"))
+    [result] = summarize(org).training
+    run = next(r for r in result.runs if r.path == str(path))
+    assert run.minutes == before[str(path)] is not None and run.all_evals
+    assert {r.path: r.minutes for r in result.runs} == before

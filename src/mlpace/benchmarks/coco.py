@@ -52,15 +52,6 @@ class CocoSplit:
     def __len__(self) -> int:
         return len(self.image_ids)
 
-    def masks(self, index: int) -> np.ndarray:
-        """Instance masks of one image, N x H x W uint8 (same order as boxes/labels)."""
-        coco = self.coco
-        anns = _usable_annotations(coco, self.image_ids[index])
-        info = coco.imgs[self.image_ids[index]]
-        if not anns:
-            return np.zeros((0, info["height"], info["width"]), np.uint8)
-        return np.stack([coco.annToMask(a) for a in anns])
-
 
 def _quiet():
     """pycocotools prints progress to stdout; keep it out of the user's terminal."""

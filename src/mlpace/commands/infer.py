@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from mlpace.errors import MlpaceError
+from mlpace.io import out_folder
 from mlpace.rules.divisions import DIVISIONS, require_division_allowed
 from mlpace.rules.inference import SCENARIOS as SCENARIO_CHOICES   # the rules are data: cheap to import
 
@@ -30,7 +31,7 @@ def register(subparsers) -> None:
                         "performance run, the accuracy run, the TEST01/TEST04/TEST05 audits and "
                         "their verification (35-50 min per benchmark and scenario)")
     p.add_argument("--scale", choices=["mini", "reference"], default="mini")
-    p.add_argument("--data-dir", type=Path, help="data root (default: mlpace's data cache)")
+    p.add_argument("--data-dir", type=out_folder, help="data root (default: mlpace's data cache)")
     p.add_argument("--checkpoint", type=Path, help="model weights (state_dict); required at reference scale")
     p.add_argument("--backend", choices=["torch", "torch-compile", "onnxruntime"], default="torch")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
@@ -47,7 +48,7 @@ def register(subparsers) -> None:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", dest="set_options",
                    help="mini scale: a training config key for the mini model and its data (repeatable)")
     p.add_argument("--timeout", type=float, help="watchdog: seconds before a run is ended as ERROR")
-    p.add_argument("--out", type=Path, default=Path("mlpace-results"), help="output root")
+    p.add_argument("--out", type=out_folder, default=Path("mlpace-results"), help="output root")
     p.add_argument("--division", choices=DIVISIONS, default="open")
     p.add_argument("--org", default="mlpace")
     p.add_argument("--system", help="system name (default: derived from this machine)")
@@ -73,6 +74,7 @@ def _request(args: argparse.Namespace):
     if not names:
         raise MlpaceError("no inference benchmark is available in this mlpace")
     _check_options(args)
+    _refuse_links_in_out(args.out, Path(args.division) / args.org)
     user = {}
     if args.target_qps is not None:
         user["target_qps"] = check_value("target_qps", args.target_qps, "--target-qps: ")
@@ -91,6 +93,15 @@ def _request(args: argparse.Namespace):
                        workers=args.workers, max_batch=args.max_batch, timeout_s=args.timeout,
                        user_settings=user),
         find_peak=args.find_peak, submission=args.submission, target_fraction=round(float(args.accuracy_target) / 100, 6))   # 0.999, not 0.9990000000000001
+
+
+def _refuse_links_in_out(out: Path, base: Path) -> None:
+    """Every folder infer may write into under an existing --out must be a real one: a link
+    there (`out/open -> /elsewhere`) would take the results outside --out."""
+    from mlpace.io import refuse_linked_folders
+    below = [p.relative_to(out) for p in (out / base).rglob("*") if p.is_symlink() or p.is_dir()] \
+        if (out / base).is_dir() and not (out / base).is_symlink() else []
+    refuse_linked_folders(out, [base, *below])
 
 
 def _check_options(args: argparse.Namespace) -> None:

@@ -8,6 +8,9 @@ import io
 import json
 import sys
 
+from mlpace.errors import MlpaceError
+from mlpace.io import out_folder, printable
+
 DB_HELP = ("results store: a SQLAlchemy URL (sqlite:///file.db, postgresql://...) or a file path; "
            "default $MLPACE_DB, else results.sqlite in the user data folder")
 
@@ -17,7 +20,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("import", help="load submission trees (yours or published) into the results store")
     p.add_argument("paths", nargs="+", metavar="PATH",
                    help="folders holding <org>/results + <org>/systems (a round, a division, or one org)")
-    p.add_argument("--round", dest="round_name", metavar="NAME",
+    p.add_argument("--round", dest="round_name", metavar="NAME", type=round_name,
                    help="round to file the results under (default: from a folder such as "
                         "training_v1.0, else 'training local' / 'inference local')")
     p.add_argument("--db", help=DB_HELP)
@@ -37,7 +40,7 @@ def register(subparsers) -> None:
     p.set_defaults(handler=run_results)
 
     p = subparsers.add_parser("report", help="write the static HTML report site (works offline)")
-    p.add_argument("--out", required=True, help="folder to write the site into")
+    p.add_argument("--out", required=True, type=out_folder, help="folder to write the site into")
     p.add_argument("--compare", metavar="SYSTEM", help="system to compare with all others on compare.html")
     p.add_argument("--db", help=DB_HELP)
     p.set_defaults(handler=run_report)
@@ -50,6 +53,15 @@ def register(subparsers) -> None:
     p.add_argument("--format", choices=["table", "csv", "json"], default="table")
     p.add_argument("--db", help=DB_HELP)
     p.set_defaults(handler=run_compare)
+
+
+def round_name(text: str) -> str:
+    """--round as the store keeps it: a name people read in tables and on the report site, so
+    no control characters and not blank (which would file results under a round named " ")."""
+    if not text.strip() or printable(text) != text or len(text) > 64:
+        raise MlpaceError(f"--round {printable(text)!r} must be a name of 1 to 64 printable "
+                          "characters, such as 'training v1.0' or 'my lab'")
+    return text.strip()
 
 
 def format_rows(rows: list[dict], columns: list[str], fmt: str) -> str:
@@ -79,17 +91,23 @@ def _cell(value) -> str:
 
 
 def run_import(args) -> int:
+    from mlpace.io import refuse_writing_into
     from mlpace.results.importers import import_trees
-    from mlpace.results.store import open_store
+    from mlpace.results.store import open_store, sqlite_file
 
+    database = sqlite_file(args.db)
+    if database is not None:
+        refuse_writing_into(database, args.paths, "--db")
     store = open_store(args.db)
 
     def progress(sub, outcome):
+        # printable: the root is a path the user typed, and may hold control characters
         if isinstance(outcome, Exception):
-            print(f"error: {sub.submitter} ({sub.round_name}) not imported: {outcome}", file=sys.stderr)
+            print(printable(f"error: {sub.submitter} ({sub.round_name}) not imported: {outcome}"),
+                  file=sys.stderr)
         else:
-            print(f"{sub.submitter} ({sub.round_name}, {sub.root}): {outcome['added']} added, "
-                  f"{outcome['unchanged']} unchanged")
+            print(printable(f"{sub.submitter} ({sub.round_name}, {sub.root}): {outcome['added']} "
+                            f"added, {outcome['unchanged']} unchanged"))
 
     report = import_trees(store, args.paths, args.round_name, on_submission=progress)
     for problem in report.problems:
@@ -116,7 +134,7 @@ def run_results(args) -> int:
     filters = queries.Filters(**{name: getattr(args, name) for name in (
         "round", "division", "availability", "benchmark", "system", "submitter", "accelerator",
         "scenario")})
-    with open_store(args.db).read() as conn:
+    with open_store(args.db, create=False).read() as conn:
         if args.kind == "training":
             rows, columns = queries.training_results(conn, filters, args.every), TRAINING_COLUMNS
             for row in rows:
@@ -134,7 +152,7 @@ def run_report(args) -> int:
     from mlpace.report.site import build_site
     from mlpace.results.store import open_store
 
-    index = build_site(open_store(args.db), args.out, compare_system=args.compare)
+    index = build_site(open_store(args.db, create=False), args.out, compare_system=args.compare)
     print(f"report written: {index}")
     return 0
 
@@ -143,7 +161,7 @@ def run_compare(args) -> int:
     from mlpace.results import queries
     from mlpace.results.store import open_store
 
-    with open_store(args.db).read() as conn:
+    with open_store(args.db, create=False).read() as conn:
         rows = queries.compare(conn, args.system, args.against, args.benchmark)
     print(format_rows(rows, ["benchmark", "scale", "target", "system", "division", "minutes",
                              "against", "against_division", "against_minutes", "speedup"],

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 
+from mlpace.io import out_file, out_folder
 from mlpace.rules.divisions import DIVISIONS
 from mlpace.rules.rounds import MLPACE_RULESET
 
@@ -22,13 +23,13 @@ def register(subparsers) -> None:
     p.add_argument("--availability", default="onprem",
                    help="onprem, cloud, preview or research (default: onprem)")
     p.add_argument("--overrides", metavar="JSON", help="JSON file of fields to set by hand")
-    p.add_argument("--out", metavar="FILE", help="write to FILE instead of standard output")
+    p.add_argument("--out", metavar="FILE", type=out_file, help="write to FILE instead of standard output")
     p.set_defaults(handler=_sysinfo)
 
     p = subparsers.add_parser("package", help="turn mlpace runs into an official submission tree")
     p.add_argument("sources", nargs="+", metavar="RESULTS", help="folders written by `mlpace train` / `mlpace infer`")
     p.add_argument("--org", required=True, help="organisation name used in the tree")
-    p.add_argument("--out", required=True, help="folder to create the submission in")
+    p.add_argument("--out", required=True, type=out_folder, help="folder to create the submission in")
     p.add_argument("--division", default="open", choices=DIVISIONS)
     p.add_argument("--availability", default="onprem",
                    help="onprem (available on-premise), cloud, preview or research (default: onprem)")
@@ -44,7 +45,7 @@ def register(subparsers) -> None:
 
     p = _tree_verb(subparsers, "summarize", "score a submission tree: the MLPerf results table", _summarize,
                    workers_for="parsing", json_help="write scores, rules applied and details as JSON")
-    p.add_argument("--csv", metavar="FILE", help="write the table as CSV")
+    p.add_argument("--csv", metavar="FILE", type=out_file, help="write the table as CSV")
 
 
 def _tree_verb(subparsers, name: str, summary: str, handler, workers_for: str, json_help: str):
@@ -53,7 +54,7 @@ def _tree_verb(subparsers, name: str, summary: str, handler, workers_for: str, j
     p = subparsers.add_parser(name, help=summary)
     p.add_argument("root", help="submission folder (an org, a round, or a division)")
     p.add_argument("--ruleset", help="training ruleset, e.g. 1.0.0 (default: from folder name or run dates)")
-    p.add_argument("--json", metavar="FILE", help=json_help)
+    p.add_argument("--json", metavar="FILE", type=out_file, help=json_help)
     p.add_argument("--workers", type=int, default=None, help=f"processes for {workers_for} (default: up to 4)")
     p.set_defaults(handler=handler)
     return p
@@ -96,8 +97,10 @@ def _sysinfo(args) -> int:
 
 
 def _package(args) -> int:
+    from mlpace.io import refuse_writing_into
     from mlpace.submission.package import package
     from mlpace.submission.sysinfo import load_overrides
+    refuse_writing_into(args.out, args.sources, "--out")
     out = package(args.sources, args.org, args.out, division=args.division,
                   availability=args.availability, overrides=load_overrides(args.system_desc),
                   ruleset=args.ruleset or MLPACE_RULESET, system_type=args.system_type)
@@ -110,7 +113,9 @@ def _check(args) -> int:
     from rich.table import Table
 
     from mlpace.submission.check import FAIL, PASS, WARN, check
-    from mlpace.io import json_text, write_atomic
+    from mlpace.io import json_text, refuse_writing_into, write_atomic
+    if args.json:
+        refuse_writing_into(args.json, [args.root], "--json", top_ok=True)
     report = check(args.root, ruleset=args.ruleset, compliance=not args.no_compliance,
                    workers=_workers(args.workers))
     console = Console()
@@ -141,7 +146,11 @@ def _summarize(args) -> int:
     from rich.table import Table
 
     from mlpace.submission.output import write_summary_csv, write_summary_json
+    from mlpace.io import refuse_writing_into
     from mlpace.submission.summarize import summarize
+    for option, path in (("--csv", args.csv), ("--json", args.json)):
+        if path:
+            refuse_writing_into(path, [args.root], option, top_ok=True)
     summary = summarize(args.root, ruleset=args.ruleset, workers=_workers(args.workers))
     console = Console()
     if summary.training_rows:

@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 
 from mlpace.errors import MlpaceError
+from mlpace.io import out_folder
 from mlpace.rules.divisions import TRAINING_AVAILABILITY, DIVISIONS
 
 TRAIN_EXIT_CODES = """exit codes:
@@ -59,12 +60,16 @@ def register(subparsers) -> None:
     _add_run_options(p)
     p.add_argument("--only", default=None, metavar="NAMES",
                    help="comma-separated benchmarks to run (default: all implemented at --scale)")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="benchmarks run side by side, each in its own process with its share of the "
+                        "cores (default: one single-thread process per core on CPU, which finishes the "
+                        "mini suite sooner than one process using every thread; 1: in turn, one process)")
     p.set_defaults(handler=cmd_suite)
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scale", choices=["mini", "reference"], default="mini")
-    p.add_argument("--out", type=Path, default=None,
+    p.add_argument("--out", type=out_folder, default=None,
                    help="results folder (default: mlpace-results/<date-time>)")
     p.add_argument("--org", default="mlpace", help="submitter name (submission_org)")
     p.add_argument("--system", default=None, help="system name (default: host_accelerator_pytorch)")
@@ -75,7 +80,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", dest="overrides", action="append", metavar="KEY=VALUE",
                    help="override a config key (repeatable)")
     p.add_argument("--config", default=None, metavar="FILE", help="JSON/YAML file of config overrides")
-    p.add_argument("--data-dir", type=Path, default=None,
+    p.add_argument("--data-dir", type=out_folder, default=None,
                    help="where data sets live (default: $MLPACE_DATA or the user cache folder)")
     p.add_argument("--division", choices=DIVISIONS, default=None)
     p.add_argument("--availability", choices=TRAINING_AVAILABILITY, default="onprem")
@@ -219,13 +224,17 @@ def cmd_suite(args) -> int:
     from mlpace.console import make_console as Console
     from mlpace.benchmarks import list_benchmarks, make_workload
     from mlpace.training.result_tables import print_suite, suite_verdict
-    from mlpace.training.runs import RunInterrupted, train_result
+    from mlpace.training.runs import RunInterrupted
+    from mlpace.training.suite import default_workers, run_suite
     from mlpace.harness.timed_run import process_cpu_seconds
+    from mlpace.words import plural
     console = Console()
     wall0, cpu0 = time.monotonic(), process_cpu_seconds()
     names = [r["name"] for r in list_benchmarks() if args.scale in r["scales"]]
-    if args.only:
+    if args.only is not None:
         wanted = [n.strip() for n in args.only.split(",") if n.strip()]
+        if not wanted:      # `--only ""` would otherwise run every benchmark
+            raise MlpaceError(f"--only {args.only!r} names no benchmark (e.g. --only resnet,bert)")
         missing = [n for n in wanted if n not in names]
         if missing:
             raise MlpaceError(f"--only: {', '.join(missing)} not implemented at the {args.scale} scale "
@@ -238,28 +247,31 @@ def cmd_suite(args) -> int:
     if args.seed is None:   # one base seed for the whole suite, so one command repeats it
         args.seed = random.SystemRandom().randrange(2**31)
     requests = [_request(args, name, 1, suite=True) for name in names]
+    if args.workers is not None:
+        from mlpace.harness.config import check_count
+        check_count("--workers", args.workers, 1, 256)
     _check_suite_keys(args, names)
     for req in requests:   # every benchmark's config is checked before the first run starts
         make_workload(req.benchmark, req.scale, req.overrides)
     console.print(f"suite base seed {args.seed}; reproduce: {_suite_command(args, names)}",
                   highlight=False, soft_wrap=True)
-    results = []
-    for name, req in zip(names, requests):
-        try:
-            results.append(train_result(req, _progress_factory(args, Console(stderr=True)),
-                                        _announcer(console, f"{name}: ")))
-        except RunInterrupted:   # say what the suite did before it was stopped, then stop
-            if results:
-                print_suite(console, results)
-            console.print(suite_verdict(results, time.monotonic() - wall0, process_cpu_seconds() - cpu0,
-                                        interrupted=name, not_run=names[names.index(name) + 1:]),
-                          highlight=False, soft_wrap=True)
-            raise
-    print_suite(console, results)
+    workers = args.workers or default_workers(len(requests), requests[0].device)
+    suite = run_suite(requests, workers,
+                      progress_for=lambda name: _progress_factory(args, Console(stderr=True)),
+                      announce_for=lambda name: _announcer(console, f"{name}: "),
+                      say=lambda line: console.print(line, highlight=False, soft_wrap=True))
+    if suite.results:
+        print_suite(console, suite.results)
+    if suite.interrupted or suite.not_run:   # say what the suite did before it was stopped, then stop
+        console.print(suite_verdict(suite.results, time.monotonic() - wall0, process_cpu_seconds() - cpu0,
+                                    interrupted=suite.interrupted, not_run=suite.not_run),
+                      highlight=False, soft_wrap=True)
+        raise RunInterrupted(f"interrupted: {plural(len(suite.results), 'benchmark')} finished, "
+                             f"logs in {out}")
     _record(args, out)
-    console.print(suite_verdict(results, time.monotonic() - wall0, process_cpu_seconds() - cpu0),
+    console.print(suite_verdict(suite.results, time.monotonic() - wall0, process_cpu_seconds() - cpu0),
                   highlight=False, soft_wrap=True)
-    return 0 if all(r.outcomes[0].converged for r in results) else 1
+    return 0 if all(r.outcomes[0].converged for r in suite.results) else 1
 
 
 def _check_suite_keys(args, names: list[str]) -> None:
@@ -286,6 +298,8 @@ def _suite_command(args, names: list[str]) -> str:
         parts += ["--max-epochs", str(args.max_epochs)]
     if args.time_budget is not None:
         parts += ["--time-budget", f"{args.time_budget:g}"]
+    if args.workers is not None:   # a worker's torch threads change its float rounding
+        parts += ["--workers", str(args.workers)]
     return " ".join(parts)
 
 

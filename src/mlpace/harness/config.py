@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mlpace.errors import MlpaceError
+from mlpace.io import read_option_file
 
 
 def parse_set_options(items: list[str] | None) -> dict[str, str]:
@@ -33,10 +34,7 @@ def load_config_file(path: str | Path | None) -> dict[str, Any]:
     if not path:
         return {}
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as err:
-        raise MlpaceError(f"cannot read config file {path}: {err.strerror or err}") from None
+    text = read_option_file(path, "cannot read config file")
     try:
         if path.suffix in (".yaml", ".yml"):
             import yaml
@@ -82,6 +80,8 @@ def _convert(name: str, value: Any, typ: Any) -> Any:
 # until the machine swaps). Names are matched on their last word.
 MAX_BATCH = 65536               # the largest global batch of any published MLPerf result
 MAX_COUNT = 10**9               # steps, images, epochs, layers ...
+MAX_THREADS = 4096              # torch threads: threads=100000 crashes torch (segfault)
+MAX_PROCESSES = 256             # data-loader workers: each one is a new process
 FRACTIONS = ("dropout", "momentum", "beta1", "beta2", "label_smoothing", "overlap",
              "oversampling", "ema")                       # in [0, 1)
 NEGATIVE_SENTINELS = {"eval_interval_samples": -1}         # -1: MLPerf's own schedule
@@ -127,6 +127,11 @@ def check_meaning(name: str, value: Any) -> Any:
                               f"not {value!r}")
     elif value < 0:
         raise MlpaceError(f"config key {name!r} must not be negative, not {value!r}")
+    if name.endswith("threads") and value > MAX_THREADS:
+        raise MlpaceError(f"config key {name!r} is a thread count: at most {MAX_THREADS}, not {value!r}")
+    if name.endswith("workers") and value > MAX_PROCESSES:
+        raise MlpaceError(f"config key {name!r} is a count of processes: at most {MAX_PROCESSES}, "
+                          f"not {value!r}")
     if isinstance(value, int) and value > MAX_COUNT:
         raise MlpaceError(f"config key {name!r} = {value} is over the limit of {MAX_COUNT}")
     return value

@@ -32,8 +32,7 @@ from html import escape
 from importlib import resources
 from pathlib import Path
 
-from mlpace.errors import MlpaceError
-from mlpace.io import write_atomic
+from mlpace.io import make_folder, refuse_linked_folders, write_atomic
 from mlpace.report import svg
 from mlpace.results import comparable, queries
 from mlpace.results.store import Store
@@ -212,11 +211,13 @@ def _training_benchmark(benchmark: str, rows: list[dict], runs: dict[int, list[d
                      f"and {spec.olympic_drop} slowest.</p>")
     by_round = defaultdict(list)
     for row in rows:
-        by_round[(row["scale"] == "mini", row["version"], row["round"])].append(row)
-    # Published (reference-scale) rounds first; mini runs after them, under their own heading.
-    for key in sorted(by_round, key=lambda k: (k[0], queries.version_key(k[1]))):
+        by_round[(row["scale"], row["version"], row["round"])].append(row)
+    # Reference-scale rounds first; mini runs (and own runs whose scale nothing states) after
+    # them, each under its own heading: one table is sorted by time, so it holds one scale.
+    for key in sorted(by_round, key=lambda k: (k[0] != "reference", k[0], queries.version_key(k[1]))):
         round_rows = sorted(by_round[key], key=lambda r: (r["minutes"] is None, r["minutes"] or 0))
-        heading = f"{key[2]}, mini scale (not comparable with published rounds)" if key[0] else key[2]
+        heading = key[2] if key[0] == "reference" else \
+            f"{key[2]}, {key[0]} scale (not comparable with published rounds)"
         parts.append(f"<h2>{escape(heading)}</h2>")
         groups = [(_name(r),
                    [run["minutes"] for run in runs[r["result_id"]] if run["minutes"] is not None],
@@ -409,13 +410,8 @@ def _history(training: list[dict], inference: list[dict], progress: list[dict]) 
 
 def build_site(store: Store, out: str | os.PathLike, compare_system: str | None = None) -> Path:
     """Write the whole site under `out`; returns the path of index.html."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise MlpaceError(f"{out} exists and is not a folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise MlpaceError(f"cannot create {out}: {err.strerror or err}") from None
+    out = make_folder(out)
+    refuse_linked_folders(out, ("assets", "benchmarks", "systems"))
     with store.read() as conn:
         training = queries.training_results(conn)
         inference = queries.inference_results(conn)

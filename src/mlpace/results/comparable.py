@@ -35,24 +35,27 @@ def official_target(benchmark: str, round_version: str):
 
 def training_target(benchmark: str, round_version: str, logged):
     """Published rounds: the round's official target. Own results: the target the logs (or
-    mlpace's score.json) state, else the benchmark's reference target."""
+    mlpace's score.json) state, else unknown (None). Never the reference target by default:
+    mlpace's own logs do not state their target, and a packaged mini result (no score.json)
+    would then claim ImageNet's 75.9 % and be divided by a DGX's time."""
     if is_published(round_version):
         official = official_target(benchmark, round_version)
         return official if official is not None else logged
-    if logged is not None:
-        return logged
-    spec = BENCHMARKS.get(benchmark)
-    return spec.reference.target if spec else None
+    return logged
 
 
 def training_scale(benchmark: str, round_version: str, target, declared: str | None = None) -> str:
     """mini or reference: as mlpace's score.json declares it; published results are reference
-    scale; otherwise mini exactly when the target is the benchmark's mini target."""
+    scale; own ones are mini exactly when the target is the benchmark's mini target, and
+    unknown when nothing states their target."""
     if declared in SCALES:
         return declared
+    if is_published(round_version):
+        return "reference"
+    if target is None:
+        return "unknown"
     spec = BENCHMARKS.get(benchmark)
-    if (not is_published(round_version) and spec and target == spec.mini.target
-            and target != spec.reference.target):
+    if spec and target == spec.mini.target and target != spec.reference.target:
         return "mini"
     return "reference"
 

@@ -6,12 +6,15 @@ Layouts (the official ones, which mlpace writes too):
   mlperf_log_summary.txt` and `.../<scenario>/accuracy/accuracy.txt`
 
 The unit of import is a *submission*: one `<org>` folder of one round. For each one:
-1. every result folder is hashed (its files' names and bytes);
+1. every result folder is hashed (its files' names and bytes), unless the store already holds
+   the hash of files with the very same stamp (`folder_stamp`: names, sizes, modification
+   and change times, inodes): re-importing an unchanged round then reads no file at all;
 2. only folders whose hash the store does not already hold are parsed and scored, with the
    submission module's parsers (`training_log`, `loadgen_log`) and its scoring under the
    round's rules (`summarize.score_result`: olympic mean, scaling.json, RCP from v2.1 on);
    a file that is not a usable log fails the whole submission, naming the file and why,
-   before anything is written;
+   before anything is written (the new training logs of every submission given are parsed
+   together, in worker processes when they add up to enough bytes);
 3. one transaction writes the submission: all of it lands or none of it. A result whose hash
    is already stored for its system and benchmark is left alone (importing twice adds
    nothing); a result with other files (the benchmark trained again) is added beside the
@@ -78,6 +81,7 @@ class ResultFolder:
     files: list[Path]             # what the content hash covers
     extras: dict[str, Path] = field(default_factory=dict)   # mlpace's own notes, by file name
     content_hash: str = ""
+    stamp: str | None = None      # folder_stamp, taken before hashing
     parsed: object = None         # filled in only when the store lacks this hash
     facts: dict = field(default_factory=dict)               # scale, metric, target, ...
 
@@ -204,6 +208,45 @@ def find_submissions(paths: list[str | os.PathLike], round_name: str | None = No
 
 # ---------------------------------------------------------------- hashing and parsing
 
+def folder_stamp(folder: Path, files: list[Path]) -> str | None:
+    """What the files look like from outside: names, sizes, mtime, ctime, inode and device;
+    None when one cannot be looked at (hashing will say why). Any write to a file changes
+    its ctime, which no tool can set back (`touch -d`, `cp -p` and rsync set mtime only), so
+    files with the stamp of hashed ones hold the same bytes - short of a changed system clock
+    or a write to the raw device, which is the trade-off for not reading them again."""
+    digest, skip = hashlib.sha256(), len(str(folder)) + 1
+    try:
+        for path in files:
+            st = os.stat(path, follow_symlinks=False)
+            digest.update(f"{str(path)[skip:]}\0{st.st_size} {st.st_mtime_ns} "
+                          f"{st.st_ctime_ns} {st.st_ino} {st.st_dev}\0".encode())
+    except (OSError, ValueError):
+        return None
+    return digest.hexdigest()
+
+
+def _known_hashes(conn, stamps: list[str]) -> dict[str, str]:
+    """{stamp: content hash} of the stamps the store has seen."""
+    known = {}
+    for start in range(0, len(stamps), 500):      # bound the statement's parameters
+        part = stamps[start:start + 500]
+        known.update(conn.execute(select(s.file_stamps.c.stamp, s.file_stamps.c.content_hash)
+                                  .where(s.file_stamps.c.stamp.in_(part))).all())
+    return known
+
+
+def _record_stamps(conn, results: list[ResultFolder]) -> None:
+    """Store the stamps of these results' files beside their content hashes."""
+    stamps = {r.stamp: r.content_hash for r in results if r.stamp}
+    for start in range(0, len(stamps), 500):
+        part = list(stamps)[start:start + 500]
+        have = set(conn.execute(select(s.file_stamps.c.stamp)
+                                .where(s.file_stamps.c.stamp.in_(part))).scalars())
+        rows = [{"stamp": k, "content_hash": stamps[k]} for k in part if k not in have]
+        if rows:
+            conn.execute(insert(s.file_stamps), rows)
+
+
 def _hash_files(folder: Path, files: list[Path]) -> str:
     digest = hashlib.sha256()
     for path in files:
@@ -260,20 +303,24 @@ def _parse_inference(result: ResultFolder) -> dict:
     return {"runs": runs, "accuracy": accuracy, "notes": notes}
 
 
-def _stored_hashes(store: Store, sub: Submission) -> set[tuple]:
+# Built once: SQLAlchemy works a join's condition out anew each time one is made.
+_SYSTEMS = s.systems.join(s.rounds).join(s.submitters)
+_TRAINING = _SYSTEMS.join(s.training_results)
+_INFERENCE = _SYSTEMS.join(s.inference_results)
+
+
+def _stored_hashes(conn, sub: Submission) -> set[tuple]:
     """{(system, benchmark, scenario, hash)} already in the store for this submission."""
-    with store.read() as conn:
-        join = s.systems.join(s.rounds).join(s.submitters)
-        where = and_(s.rounds.c.name == sub.round_name, s.submitters.c.name == sub.submitter)
-        if sub.kind == "training":
-            rows = conn.execute(select(s.systems.c.name, s.training_results.c.benchmark,
-                                       s.training_results.c.content_hash)
-                                .select_from(join.join(s.training_results)).where(where))
-            return {(name, bench, None, h) for name, bench, h in rows}
-        rows = conn.execute(select(s.systems.c.name, s.inference_results.c.benchmark,
-                                   s.inference_results.c.scenario, s.inference_results.c.content_hash)
-                            .select_from(join.join(s.inference_results)).where(where))
-        return {tuple(row) for row in rows}
+    where = and_(s.rounds.c.name == sub.round_name, s.submitters.c.name == sub.submitter)
+    if sub.kind == "training":
+        rows = conn.execute(select(s.systems.c.name, s.training_results.c.benchmark,
+                                   s.training_results.c.content_hash)
+                            .select_from(_TRAINING).where(where))
+        return {(name, bench, None, h) for name, bench, h in rows}
+    rows = conn.execute(select(s.systems.c.name, s.inference_results.c.benchmark,
+                               s.inference_results.c.scenario, s.inference_results.c.content_hash)
+                        .select_from(_INFERENCE).where(where))
+    return {tuple(row) for row in rows}
 
 
 def _extra_json(result: ResultFolder, name: str) -> dict:
@@ -316,20 +363,46 @@ def _read_descriptions(sub: Submission) -> dict[str, dict]:
     return descriptions
 
 
-def prepare(store: Store, sub: Submission) -> dict[str, dict]:
-    """Hash every result, parse the new ones; returns the system descriptions. Writes nothing."""
+def _stored_systems(conn, sub: Submission) -> dict[str, dict]:
+    """{system name: its stored row (the columns system_row gives)} for this submission."""
+    columns = [s.systems.c[name] for name in SYSTEM_COLUMNS]
+    rows = conn.execute(select(s.systems.c.name, *columns).select_from(_SYSTEMS)
+                        .where(s.rounds.c.name == sub.round_name,
+                               s.submitters.c.name == sub.submitter))
+    return {row[0]: dict(zip(SYSTEM_COLUMNS, row[1:])) for row in rows}
+
+
+def find_new(store: Store, sub: Submission) -> tuple[dict[str, dict], list[ResultFolder] | None]:
+    """Hash every result: (the system descriptions, the results the store lacks), or None
+    for the results when the store holds all of it already (every result, stamp and system
+    row): then there is nothing to write. Writes nothing."""
     descriptions = _read_descriptions(sub)
-    stored = _stored_hashes(store, sub)
     for result in sub.results:
-        result.content_hash = _hash_files(result.folder, result.files)
+        result.stamp = folder_stamp(result.folder, result.files)
+    with store.read() as conn:            # one connection for the three look-ups
+        stored = _stored_hashes(conn, sub)
+        known = _known_hashes(conn, [r.stamp for r in sub.results if r.stamp])
+        systems = _stored_systems(conn, sub)
+    for result in sub.results:
+        result.content_hash = known.get(result.stamp) or _hash_files(result.folder, result.files)
     new = [r for r in sub.results
            if (r.system, r.benchmark, r.scenario, r.content_hash) not in stored]
+    if not new and all(r.stamp in known for r in sub.results) and \
+            all(systems.get(name) == system_row(description, sub.division)
+                for name, description in descriptions.items()):
+        return descriptions, None
+    return descriptions, new
+
+
+def score_new(sub: Submission, descriptions: dict[str, dict], new: list[ResultFolder],
+              parsed: dict[Path, TrainingRun]) -> None:
+    """Score the results the store lacks (their training logs parsed already: `parsed`)."""
     if sub.kind == "training":
-        parsed = parse_many([path for r in new for path in r.logs], None)
-        for run in parsed:
+        runs_parsed = [parsed[path] for r in new for path in r.logs]
+        for run in runs_parsed:
             _check_training_run(run)
-        rules = _scoring_round(sub, parsed)
-        runs = iter(parsed)
+        rules = _scoring_round(sub, runs_parsed)
+        runs = iter(runs_parsed)
         for result in new:
             scored = TrainingResult(str(sub.root), result.system, result.benchmark,
                                     runs=[next(runs) for _ in result.logs])
@@ -344,7 +417,6 @@ def prepare(store: Store, sub: Submission) -> dict[str, dict]:
             result.facts = {
                 "scale": comparable.inference_scale(sub.round_version, declared),
                 "division": system_row(descriptions[result.system], sub.division)["division"]}
-    return descriptions
 
 
 # ---------------------------------------------------------------- writing
@@ -372,6 +444,10 @@ def _get_or_create(conn, table, key: dict, values: dict | None, where: Path | st
     if found is not None:
         return found
     return conn.execute(insert(table).values(**key, **(values or {}))).inserted_primary_key[0]
+
+
+SYSTEM_COLUMNS = ("title", "division", "availability", "nodes", "processor", "processor_count",
+                  "accelerator", "accelerator_count", "framework", "description")
 
 
 def system_row(description: dict, division: str | None) -> dict:
@@ -451,6 +527,7 @@ def write_submission(conn, sub: Submission, descriptions: dict[str, dict]) -> di
                                    sub.root / "systems" / f"{name}.json")
         conn.execute(update(s.systems).where(s.systems.c.id == system_id).values(**columns))
         system_ids[name] = system_id
+    _record_stamps(conn, sub.results)
     table = s.training_results if sub.kind == "training" else s.inference_results
     for result in sub.results:
         where = [table.c.system_id == system_ids[result.system], table.c.benchmark == result.benchmark,
@@ -480,10 +557,31 @@ def import_trees(store: Store, paths: list[str | os.PathLike], round_name: str |
     stored before it stay, complete; the one being written was rolled back.
     """
     report = ImportReport()
-    for sub in find_submissions(paths, round_name, report.problems):
+    subs = find_submissions(paths, round_name, report.problems)
+    # Every submission is hashed first, and the new training logs of all of them are parsed
+    # together: a round is dozens of organisations, each too small on its own for the worker
+    # processes of parse_many, together hundreds of MB.
+    found: list[tuple | MlpaceError] = []
+    for sub in subs:
         try:
-            descriptions = prepare(store, sub)
-            counts = store.write(write_submission, sub, descriptions)
+            found.append(find_new(store, sub))
+        except StoreError:
+            raise
+        except MlpaceError as err:
+            found.append(err)
+    logs = [path for sub, got in zip(subs, found) if sub.kind == "training"
+            and isinstance(got, tuple) and got[1] for result in got[1] for path in result.logs]
+    parsed = dict(zip(logs, parse_many(logs, None)))
+    for sub, got in zip(subs, found):
+        try:
+            if isinstance(got, MlpaceError):
+                raise got
+            descriptions, new = got
+            if new is None:
+                counts = {"added": 0, "unchanged": len(sub.results), "runs": 0}
+            else:
+                score_new(sub, descriptions, new, parsed)
+                counts = store.write(write_submission, sub, descriptions)
         except StoreError:
             raise
         except MlpaceError as err:

@@ -98,6 +98,10 @@ def _sqlite_rebuild(connection: Connection, table: Table) -> None:
     connection.execute(text(f"ALTER TABLE {new.name} RENAME TO {table.name}"))
 
 
+def _v3_file_stamps(connection: Connection) -> None:
+    s.file_stamps.create(connection)
+
+
 # Any fixed number: the advisory lock that keeps two migrations from running at once.
 MIGRATION_LOCK = 7_270_801
 
@@ -107,6 +111,7 @@ MIGRATIONS = [
      _initial),
     (2, "results carry scale, metric, division, date and config; every result set is kept",
      _v2_facts_and_history),
+    (3, "file stamps: importing unchanged files again hashes none of them", _v3_file_stamps),
 ]
 
 

@@ -124,3 +124,12 @@ inference_results = Table(
     UniqueConstraint("system_id", "benchmark", "scenario", "content_hash",
                      name="uq_inference_result_files"),
 )
+
+# What imports have hashed: a stamp of a result folder's files (names, sizes, modification
+# and change times, inodes: `importers.folder_stamp`) and the content hash those files had,
+# so importing files that did not change reads none of them.
+file_stamps = Table(
+    "file_stamps", metadata,
+    Column("stamp", String(64), primary_key=True),
+    Column("content_hash", String(64), nullable=False),
+)

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3
 import time
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 from sqlalchemy import create_engine, event
@@ -68,6 +69,18 @@ def _as_url(db: str | os.PathLike | None) -> str:
     return f"sqlite:///{Path(db).expanduser().resolve()}"
 
 
+def sqlite_file(db: str | os.PathLike | None) -> Path | None:
+    """The SQLite file `db` names (after $MLPACE_DB and the default), or None for a server
+    database or an in-memory one."""
+    try:
+        url = make_url(_as_url(db))
+    except (ArgumentError, ValueError):
+        return None             # not a URL at all: opening the store says so
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return Path(url.database).expanduser()
+
+
 def _shown(url: str) -> str:
     """The URL as messages show it: never with its password."""
     try:
@@ -76,12 +89,17 @@ def _shown(url: str) -> str:
         return url
 
 
-def _check_sqlite_path(url: URL) -> None:
-    """An explicit SQLite file must be in a folder that exists; only the default one is made."""
+def _check_sqlite_path(url: URL, create: bool = True) -> None:
+    """An explicit SQLite file must be in a folder that exists; only the default one is made.
+    A reader (`create=False`) never makes an explicit one: a mistyped --db would otherwise
+    become a new empty store that answers "no results". An existing file must be an mlpace
+    store or empty: connecting switches it to WAL and migrating adds tables, so another
+    program's database is refused before either happens."""
     if url.database in (None, "", ":memory:"):
         return
     path = Path(url.database).expanduser()
-    if path.resolve() == _default_path().resolve():
+    default = path.resolve() == _default_path().resolve()
+    if default:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as err:
@@ -91,6 +109,26 @@ def _check_sqlite_path(url: URL) -> None:
                          "exist (create it first)")
     if path.is_dir():
         raise StoreError(f"cannot open results store {url}: {path} is a folder")
+    if not path.exists():
+        if not create and not default:
+            raise StoreError(f"no results store at {path} (`mlpace import PATH --db {path}` "
+                             "makes one)")
+        return
+    try:
+        tables = _sqlite_tables(path)
+    except sqlite3.Error as err:
+        raise StoreError(f"results store {url}: {err}") from None
+    if tables and "schema_version" not in tables:
+        shown = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
+        raise StoreError(f"{path} is a SQLite database of something else (tables: {shown}), "
+                         "not an mlpace results store; refusing to change it")
+
+
+def _sqlite_tables(path: Path) -> list[str]:
+    """The tables of an existing SQLite file, read without changing it (read-only)."""
+    from urllib.parse import quote
+    with closing(sqlite3.connect(f"file:{quote(str(path.resolve()))}?mode=ro", uri=True)) as db:
+        return [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
 
 
 def _sqlite_setup(engine: Engine, foreign_keys: bool = True) -> None:
@@ -114,7 +152,7 @@ def _sqlite_setup(engine: Engine, foreign_keys: bool = True) -> None:
 class Store:
     """A connection pool to one results database, migrated to the newest schema."""
 
-    def __init__(self, db: str | os.PathLike | None = None):
+    def __init__(self, db: str | os.PathLike | None = None, create: bool = True):
         self.url = _as_url(db)
         self.shown_url = _shown(self.url)
         try:
@@ -124,7 +162,7 @@ class Store:
                 url = url.set(drivername="postgresql+psycopg")
             options = {}
             if url.get_backend_name() == "sqlite":
-                _check_sqlite_path(url)
+                _check_sqlite_path(url, create)
             elif url.get_backend_name() == "postgresql" and "connect_timeout" not in url.query:
                 options["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S}
             self.engine = create_engine(url, **options)
@@ -168,6 +206,11 @@ class Store:
                     time.sleep(0.05 * (attempt + 1))
                     continue
                 raise self._error(err) from None
+            except OverflowError as err:
+                # SQLite's driver refuses an integer over 64 bits before SQLAlchemy sees it
+                # (PostgreSQL's DataError is a DBAPIError, above): only this work fails, alike.
+                raise MlpaceError(f"results store {self.shown_url}: a number too large for the "
+                                  f"database ({err})") from None
 
     def _error(self, err: DBAPIError) -> MlpaceError:
         """A lost or refused connection stops everything (StoreError); anything else, such as
@@ -201,5 +244,7 @@ def _short(err: Exception) -> str:
     return str(getattr(err, "orig", err)).splitlines()[0]
 
 
-def open_store(db: str | os.PathLike | None = None) -> Store:
-    return Store(db)
+def open_store(db: str | os.PathLike | None = None, create: bool = True) -> Store:
+    """The store at `db` (see `_as_url`); `create=False` for verbs that only read it: they
+    refuse a SQLite file that does not exist rather than make an empty one."""
+    return Store(db, create)

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlpace.errors import MlpaceError
-from mlpace.io import SafeTree, read_json_limited, safe_name
+from mlpace.io import SafeTree, make_folder, read_json_limited, refuse_linked_folders, safe_name
 from mlpace.rules import inference as inference_rules
 from mlpace.rules.divisions import AVAILABILITY_SPELLINGS, DIVISIONS, require_division_allowed
 from mlpace.rules.rounds import MLPACE_RULESET, round_for_ruleset
@@ -252,7 +252,8 @@ def package(sources: list[str | os.PathLike], org: str, out: str | os.PathLike,
         if target.exists():
             raise MlpaceError(f"{target} already exists; choose another --out or move it away "
                               "(package never overwrites a submission)")
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)    # an existing file named as --out: one line, not a traceback
+    refuse_linked_folders(out, [org, *DIVISIONS, *(Path(d) / org for d in DIVISIONS)])
     staging = Path(tempfile.mkdtemp(prefix=".mlpace-package-", dir=out))
     try:
         problems = _write_training(staging, plan.training, org, division, status, overrides or {}, ruleset)

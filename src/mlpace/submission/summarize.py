@@ -108,16 +108,18 @@ def _result_json(result: TrainingResult) -> dict:
     }
 
 
-def parse_many(paths: list[Path], workers: int | None) -> list[TrainingRun]:
-    """Parse result files, in worker processes when there are enough of them."""
+def parse_many(paths: list[Path], workers: int | None, all_evals: bool = True) -> list[TrainingRun]:
+    """Parse result files, in worker processes when there are enough of them. `all_evals=False`:
+    the scoring reader (`parse_result_file`), enough for `score_result`."""
     workers = workers if workers is not None else min(4, os.cpu_count() or 1)
+    parse = _parse_quietly if all_evals else _parse_for_score
     if workers <= 1 or _total_bytes(paths) < PARALLEL_MIN_BYTES:
-        return [_parse_quietly(p) for p in paths]
+        return [parse(p) for p in paths]
     # Small batches: log sizes vary 100-fold (a Google bert log vs an NVIDIA maskrcnn one), and
     # on a busy machine a worker that drew the big ones would leave the other idle at the end.
     chunk = max(1, min(PARALLEL_BATCH_FILES, len(paths) // (workers * 8)))
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(_parse_quietly, paths, chunksize=chunk))
+        return list(pool.map(parse, paths, chunksize=chunk))
 
 
 def _total_bytes(paths: list[Path]) -> int:
@@ -130,13 +132,17 @@ def _total_bytes(paths: list[Path]) -> int:
     return total
 
 
-def _parse_quietly(path: Path) -> TrainingRun:
+def _parse_quietly(path: Path, all_evals: bool = True) -> TrainingRun:
     """A TrainingRun even for an unreadable file (its note says why), so one bad file never
     stops the rest of the tree from being scored."""
     try:
-        return parse_result_file(path)
+        return parse_result_file(path, all_evals=all_evals)
     except MlpaceError as err:
         return TrainingRun(path=str(path), notes=[f"unreadable: {err}"])
+
+
+def _parse_for_score(path: Path) -> TrainingRun:
+    return _parse_quietly(path, all_evals=False)
 
 
 def unreadable_reason(run: TrainingRun) -> str | None:
@@ -225,8 +231,7 @@ def _score_changing_failure(run: TrainingRun, round_: Round, division: str) -> s
     if problem:
         return problem
     spec = round_.closed_target(run.benchmark or "")
-    if spec and (run.division or division) == "closed" and \
-            not any(spec.closed_target_reached(value) for _, _, value in run.evals):
+    if spec and (run.division or division) == "closed" and not _closed_target_reached(run, spec):
         return (f"run_stop says success but no eval_accuracy reaches the closed target "
                 f"{spec.reference.target} of ruleset {round_.ruleset}")
     limit = round_.init_limit_ms(run.division or division)
@@ -236,6 +241,22 @@ def _score_changing_failure(run: TrainingRun, round_: Round, division: str) -> s
             return (f"init_start -> init_stop took {took / 60000:.1f} min; ruleset {round_.ruleset} "
                     f"allows less than {limit / 60000:g} min")
     return None
+
+
+def _closed_target_reached(run: TrainingRun, spec) -> bool:
+    """Whether any eval_accuracy of the run passes the closed check. The scoring reader keeps
+    only the last evaluation (the one that stops a converged run), so when that one does not
+    pass, every evaluation is read to decide."""
+    def reached(evals) -> bool:    # from the end: the target is reached last
+        return any(spec.closed_target_reached(value) for _, _, value in reversed(evals))
+    if reached(run.evals) or run.all_evals:
+        return reached(run.evals)
+    try:
+        run.evals = parse_result_file(run.path).evals
+    except MlpaceError:
+        return False                # gone or changed since it was read: counts as not reached
+    run.all_evals = True
+    return reached(run.evals)
 
 
 def score_result(result: TrainingResult, round_: Round, division: str, tree: SafeTree,
@@ -347,7 +368,7 @@ def summarize(root: str | os.PathLike, ruleset: str | None = None,
                         tree.refuse(benchmark_folder, "no result logs (result_<i>.txt): a benchmark "
                                     "folder with zero runs has no score")
                 inference_rows.extend(rows)
-    parsed = dict(zip(files, parse_many(files, workers)))
+    parsed = dict(zip(files, parse_many(files, workers, all_evals=False)))
     all_runs = list(parsed.values())
     round_ = pick_round(root, ruleset, [r.run_start_ms for r in all_runs]) if pending else None
     summary = Summary(str(root), round_, inference_rows=inference_rows)

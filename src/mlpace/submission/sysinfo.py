@@ -8,7 +8,6 @@ A user corrects or completes any field with an overrides file (JSON).
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import re
@@ -21,7 +20,7 @@ from pathlib import Path
 import psutil
 
 from mlpace.errors import MlpaceError
-from mlpace.io import loads_bounded
+from mlpace.io import loads_bounded, read_option_file
 
 REQUIRED_FIELDS = [
     "submitter", "division", "status", "system_name", "number_of_nodes",
@@ -149,16 +148,16 @@ def load_overrides(path: str | os.PathLike | None) -> dict:
     """Fields a user sets by hand, from a JSON object file; unknown fields are refused."""
     if not path:
         return {}
-    try:
-        data = loads_bounded(Path(path).read_text(), f"system description overrides {path}")
-    except FileNotFoundError:
-        raise MlpaceError(f"system description overrides file {path} does not exist") from None
-    except (OSError, json.JSONDecodeError) as err:
-        raise MlpaceError(f"cannot read system description overrides {path}: {err}") from None
+    data = loads_bounded(read_option_file(path, "cannot read system description overrides"),
+                         f"system description overrides {path}")
     if not isinstance(data, dict):
         raise MlpaceError(f"{path} must hold a JSON object of system-description fields")
     from mlpace.rules.inference import SYSTEM_POWER_FIELDS, SYSTEM_REQUIRED_FIELDS
     unknown = sorted(set(data) - set(REQUIRED_FIELDS) - set(SYSTEM_REQUIRED_FIELDS) - set(SYSTEM_POWER_FIELDS))
     if unknown:
         raise MlpaceError(f"{path}: unknown system-description field(s) {', '.join(unknown)}")
+    # The official checkers join these fields as text: a list or an object crashes them.
+    nested = sorted(k for k, v in data.items() if isinstance(v, (list, dict)) and k != "other_software_stack")
+    if nested:
+        raise MlpaceError(f"{path}: field(s) {', '.join(nested)} must be text, not a list or an object")
     return data

@@ -24,6 +24,11 @@ Two readers give the same TrainingRun:
   and only on corrupt logs (tests/submission/test_training_log_fast.py holds the two equal
   on every published fixture log). Chunks without the MLLOG token but with the v0.6 token
   are decoded line by line, as by the plain reader.
+- `parse_result_file(..., all_evals=False)`, the scoring reader of `mlpace summarize`, also
+  leaves out the evaluation lines (three in four of the lines the fast reader decodes) and the
+  line count: of the evaluations it decodes the file's last one, found by a backward byte
+  search. A run that reached its target did so at its last evaluation; summarize reads every
+  evaluation of a run whose last one does not pass (`summarize._closed_target_reached`).
 
 Pure Python, no torch: `mlpace summarize` and the results store import this.
 """
@@ -66,9 +71,22 @@ _SCAN_JSON = json.JSONDecoder().scan_once       # the C scanner json.loads ends 
 _JSON_SPACE = re.compile(r"[ \t\n\r]*")           # what json.loads skips around a value
 _TOKEN = MLLOG_TOKEN.encode()
 _OLD_TOKEN = OLD_TOKEN.encode()
-# `"key": "run_start"` as json.dumps writes it (any spaces or tabs around the colon).
-_RUN_KEY = re.compile(rb'"key"[ \t]*:[ \t]*"(?:' +
-                      b"|".join(re.escape(k.encode()) for k in RUN_KEYS) + rb')"')
+EVAL_KEY = "eval_accuracy"
+
+
+def _key_pattern(keys) -> re.Pattern:
+    """`"key": "run_start"` (for any of `keys`) as json.dumps writes it (any spaces or tabs
+    around the colon)."""
+    return re.compile(rb'"key"[ \t]*:[ \t]*"(?:' + b"|".join(re.escape(k.encode()) for k in keys)
+                      + rb')"')
+
+
+_RUN_KEY = _key_pattern(RUN_KEYS)
+# The scoring reader (`all_evals=False`) leaves out the one key logged dozens of times a run:
+# 3 in 4 of the lines a TrainingRun is made of are evaluations.
+_SCORE_KEY = _key_pattern(k for k in RUN_KEYS if k != EVAL_KEY)
+_EVAL_KEY = _key_pattern([EVAL_KEY])
+_EVAL_NAME = f'"{EVAL_KEY}"'.encode()
 
 
 @dataclass
@@ -92,8 +110,9 @@ class TrainingRun:
     evals: list[tuple] = field(default_factory=list)   # (epoch_num, time_ms, value)
     target: object = None                 # eval target when the log states one
     epochs: float | None = None           # epoch_num of the last eval before run_stop
-    mllog_lines: int = 0
+    mllog_lines: int | None = 0           # None: some, not counted (the scoring reader)
     bad_lines: int = 0                    # lines with the token that did not decode
+    all_evals: bool = True                # False: evals (and epochs) from the last one only
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -379,41 +398,72 @@ class _ParseCost:
 
 
 class _Scan:
-    """The fast reader's state across the chunks of one file."""
+    """The fast reader's state across the chunks of one file. `all_evals=False` makes it the
+    scoring reader: lines are not counted, and of the evaluations only the last one is
+    decoded (see parse_result_file)."""
 
-    def __init__(self, size: int, path, whole: bool):
+    def __init__(self, size: int, path, whole: bool, all_evals: bool = True):
         self.records: list[dict] = []
         self.bad = 0
         self.lines = 0              # MLLOG lines that decoded (or were taken as decoding)
+        self.uncounted = False      # the scoring reader saw MLLOG lines it did not count
         self.last_line = b""        # the last MLLOG line so far, unless already decoded
+        self.last_eval: list[dict] = []     # the scoring reader's last evaluation so far
+        self.all_evals = all_evals
+        self.keys = _RUN_KEY if all_evals else _SCORE_KEY
         self.parse_cost = _ParseCost(size, path, whole)
 
     def chunk(self, data: bytes) -> None:
         """Take in `data`, whole lines (it ends at a newline or at the end of the file)."""
         self.parse_cost.add(data)
-        tokens = data.count(_TOKEN)
-        if not tokens:
+        if _TOKEN not in data:
             if _OLD_TOKEN in data:          # a v0.6 log: decode it all, as the plain reader
                 records, bad = _decode_lines(data.decode("latin-1"))
                 self.records += records
                 self.bad += bad
                 self.lines += len(records)
             return
-        self.lines += tokens
+        if self.all_evals:
+            self.lines += data.count(_TOKEN)
+        else:
+            self.uncounted = True
         last = data.rfind(_TOKEN)
         last_start = data.rfind(b"\n", 0, last) + 1
         self.last_line = data[last_start:_line_end(data, last)]
-        lines, decoded_to = [], 0
-        for match in _RUN_KEY.finditer(data):
+        lines, starts, decoded_to = [], set(), 0
+        for match in self.keys.finditer(data):
             if match.start() < decoded_to:   # a line logging two keys is decoded once
                 continue
             start = data.rfind(b"\n", 0, match.start()) + 1
             decoded_to = _line_end(data, match.end())
             lines.append(data[start:decoded_to])
-            if start == last_start:
-                self.last_line = b""
+            starts.add(start)
+        if last_start in starts:
+            self.last_line = b""
         if lines:
             self._decode(b"\n".join(lines))
+        if not self.all_evals:
+            self._find_last_eval(data, starts, last_start)
+
+    def _find_last_eval(self, data: bytes, decoded: set[int], last_start: int) -> None:
+        """The last evaluation in `data`, searched backwards and decoded alone (lines the
+        forward search decoded already are skipped: their records are in)."""
+        end = len(data)
+        while (at := data.rfind(_EVAL_NAME, 0, end)) >= 0:
+            start = data.rfind(b"\n", 0, at) + 1
+            end = start                      # next: the lines before this one
+            line_end = _line_end(data, at)
+            if start in decoded or not _EVAL_KEY.search(data, start, line_end):
+                continue
+            if start == last_start:
+                self.last_line = b""
+            text = data[start:line_end].decode("latin-1")
+            records, bad = _decode_whole_lines(text) or _decode_lines(text)
+            self.bad += bad
+            found = [r for r in records if r["key"] == EVAL_KEY]
+            if found:
+                self.last_eval = found
+                return
 
     def _decode(self, lines: bytes) -> None:
         """Decode whole lines exactly as the plain reader decodes them (which may split them
@@ -429,6 +479,11 @@ class _Scan:
         if self.last_line:                   # a job killed mid-write cuts the last line
             self._decode(self.last_line)
             self.last_line = b""
+        self.records += self.last_eval
+        self.last_eval = []
+
+    def mllog_lines(self) -> int | None:
+        return None if self.uncounted else self.lines
 
 
 def _line_end(data: bytes, pos: int) -> int:
@@ -467,15 +522,22 @@ def _in_chunks(handle, chunk_bytes: int, limit: int, path):
 
 
 def parse_result_file(path: str | os.PathLike, limit: int = MAX_FILE_BYTES,
-                      chunk_bytes: int = CHUNK_BYTES, whole_bytes: int = WHOLE_BYTES) -> TrainingRun:
+                      chunk_bytes: int = CHUNK_BYTES, whole_bytes: int = WHOLE_BYTES,
+                      all_evals: bool = True) -> TrainingRun:
     """Parse one result file with the fast reader (module doc); raises MlpaceError only when
     it cannot be read at all (`mlpace.io.open_limited` refuses links, folders, devices and
     sizes over `limit`), or its MLLOG lines would cost the official parser more than
-    MAX_OFFICIAL_PARSE_COST (not a log anyone can check)."""
+    MAX_OFFICIAL_PARSE_COST (not a log anyone can check).
+
+    `all_evals=False` is the scoring reader (`mlpace summarize`): the same TrainingRun, but
+    `evals` holds the last evaluation of the file (plus any on a line decoded for another
+    key) and `epochs` follows from those, `all_evals` is False, and `mllog_lines` is None
+    when the file has MLLOG lines (they are not counted). Enough for a score: a run that
+    reached its target evaluated last (the caller reads every evaluation when it did not)."""
     try:
         with open_limited(path, limit) as handle:
             size = os.fstat(handle.fileno()).st_size
-            scan = _Scan(size, path, whole=size <= whole_bytes)
+            scan = _Scan(size, path, whole=size <= whole_bytes, all_evals=all_evals)
             chunks = [_in_one_piece(handle, size, limit, path)] if scan.parse_cost.whole \
                 else _in_chunks(handle, chunk_bytes, limit, path)
             for data in chunks:
@@ -487,4 +549,6 @@ def parse_result_file(path: str | os.PathLike, limit: int = MAX_FILE_BYTES,
     except OSError as err:
         raise MlpaceError(f"cannot read {path}: {err.strerror or err}") from None
     scan.finish()
-    return run_from_records(str(Path(path)), scan.records, scan.bad, scan.lines)
+    run = run_from_records(str(Path(path)), scan.records, scan.bad, scan.lines)
+    run.mllog_lines, run.all_evals = scan.mllog_lines(), all_evals
+    return run

@@ -28,7 +28,7 @@ from mlpace.errors import MlpaceError
 from mlpace.harness.config import config_dict
 from mlpace.harness.timed_run import Progress, RunOutcome, StopRequest, Submitter, run_once
 from mlpace.harness.workload import RunContext
-from mlpace.io import json_text, safe_name, write_atomic
+from mlpace.io import json_text, refuse_linked_folders, safe_name, write_atomic
 from mlpace.rules.benchmarks import BenchmarkSpec
 from mlpace.rules.divisions import default_division, require_division_allowed
 from mlpace.rules.rounds import MLPACE_RULESET as RULESET
@@ -85,6 +85,8 @@ def run_seeds(base: int, n: int) -> list[int]:
 def _prepare_dirs(req: TrainRequest, system: str) -> tuple[Path, Path]:
     result_dir = Path(req.out) / req.org / "results" / system / req.benchmark
     systems_dir = Path(req.out) / req.org / "systems"
+    refuse_linked_folders(req.out, [Path(req.org) / "results" / system / req.benchmark,
+                                    Path(req.org) / "systems"])
     try:
         result_dir.mkdir(parents=True, exist_ok=True)
         systems_dir.mkdir(parents=True, exist_ok=True)

@@ -3,14 +3,16 @@
 At each scale it builds the workload on tiny generated data (for the reference scale, in the
 real format, read by the real loader), trains one short epoch (a few steps), and runs the
 official MLPerf compliance checker on the log: mini logs as open-division runs, reference
-logs as closed-division runs, so that the closed rules' keys are checked too. A few steps
-cannot reach a quality target, so the closed rules' complaint about the target is the one
-finding that does not fail validation.
+logs as closed-division runs, so that the closed rules' keys are checked too. A few steps on
+tiny data can neither reach the quality target nor have the full data set's size, so the
+closed rules' complaints about the target and about the size keys (TINY_SIZE_KEYS) are the
+findings that do not fail validation; the check's line names them.
 """
 
 from __future__ import annotations
 
 import importlib
+import re
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -60,9 +62,21 @@ def _tiny_config(benchmark: str):
     return tiny
 
 
-def _is_target_finding(message: str) -> bool:
-    """The closed rules' check that the quality target was reached (`eval_accuracy >= target`)."""
-    return "eval_accuracy" in message and (">=" in message or "ATLEAST_ONE_CHECK" in message)
+# Keys whose closed-rule CHECK pins them to the full data set's size (rnnt eval_samples == 2703,
+# unet3d train_samples == 168 and eval_samples == 42) or to a full generation's (minigo's 8192
+# self-play games): tiny data breaks these by being tiny, whatever the code does.
+TINY_SIZE_KEYS = ("train_samples", "eval_samples", "min_selfplay_games_per_generation",
+                  "actual_selfplay_games_per_generation")
+
+
+def _unavoidable_on_tiny_data(message: str) -> str:
+    """What a closed-rule finding is about when a few steps on tiny data must break that rule
+    (the quality target, or a size key's value); '' for every other finding."""
+    first = message.strip().splitlines()[0] if message.strip() else ""
+    if first.startswith("Failed checks for eval_accuracy"):    # its at-least-one check: the target
+        return "the quality target"
+    m = re.match(r"CHECK for '(\w+)' failed", first)
+    return f"{m.group(1)} (tiny data)" if m and m.group(1) in TINY_SIZE_KEYS else ""
 
 
 def _checker(log: Path, scale: str) -> list[Check]:
@@ -70,10 +84,12 @@ def _checker(log: Path, scale: str) -> list[Check]:
     valid, errors, _warnings = _compliance((str(log), MLPACE_RULESET))
     if valid:
         return [Check(scale, "official compliance checker", True, f"{DIVISION[scale]} rules: pass")]
-    real = [e for e in errors if not (scale == "reference" and _is_target_finding(e))]
+    unavoidable = [_unavoidable_on_tiny_data(e) if scale == "reference" else "" for e in errors]
+    real = [e for e, why in zip(errors, unavoidable) if not why]
     if errors and not real:
         return [Check(scale, "official compliance checker", True,
-                      "closed rules: pass but for the quality target (not reached in a few steps)")]
+                      f"closed rules: pass but for what a few steps on tiny data cannot meet: "
+                      f"{', '.join(unavoidable)}")]
     return [Check(scale, "official compliance checker", False, plain_compliance_message(e))
             for e in real or ["invalid log (no message)"]]
 

@@ -8,24 +8,27 @@ between rounds) and returns the finished games through StopIteration (`yield fro
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 import numpy as np
 import torch
 
 from mlpace.benchmarks.minigo.go import BLACK, Position
-from mlpace.benchmarks.minigo.model import features
+from mlpace.benchmarks.minigo.data import GameRecord, features
+from mlpace.benchmarks.minigo.model import search_network
 
 # positions -> (move priors [B, A] over legal moves, values [B] for the player to play)
 Evaluator = Callable[[list[Position]], tuple[np.ndarray, np.ndarray]]
 
 
 def network_evaluator(model: torch.nn.Module, device: str = "cpu") -> Evaluator:
-    @torch.no_grad()
+    """The evaluator of `model` as it stands now (its weights are snapshot, batch norms folded)."""
+    network, feature_set = search_network(model), model.feature_set
+
+    @torch.inference_mode()
     def evaluate(positions: list[Position]) -> tuple[np.ndarray, np.ndarray]:
-        x = torch.from_numpy(features(positions, model.feature_set)).to(device)
-        logits, values = model(x)
+        x = torch.from_numpy(features(positions, feature_set)).to(device)
+        logits, values = network(x)
         legal = torch.from_numpy(np.array([p.legal_moves() for p in positions])).to(device)
         priors = torch.softmax(logits.float().masked_fill(~legal, -1e9), dim=1)
         return priors.cpu().numpy(), values.float().cpu().numpy()
@@ -112,14 +115,6 @@ def _backup(path: list[tuple[Node, int]], leaf_value: float) -> None:
         node.record(move, value)
 
 
-@dataclass
-class GameRecord:
-    positions: list[Position] = field(default_factory=list)
-    search_policies: list[np.ndarray] = field(default_factory=list)  # visit shares per position
-    winner: int = 0                                                # BLACK or WHITE
-    final: Position | None = None
-
-
 def play_games(n_games: int, new_position: Callable[[], Position],
                player: Callable[[int, int], Evaluator], readouts: int,
                rng: np.random.Generator, sample_moves: int, noise: tuple[float, float] | None = None,
@@ -168,15 +163,6 @@ def match(candidate: Evaluator, reference: Evaluator, games: int, new_position: 
         records = done.value
     wins = sum(1 for g, record in enumerate(records) if record.winner == colour_of(g))
     return wins / games
-
-
-def training_examples(games: list[GameRecord], feature_set: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(planes, search policies, outcomes for the player to play) of every position played."""
-    positions = [p for g in games for p in g.positions]
-    policies = np.stack([pi for g in games for pi in g.search_policies])
-    outcomes = np.array([1.0 if g.winner == p.to_play else -1.0 for g in games for p in g.positions],
-                        dtype=np.float32)
-    return features(positions, feature_set), policies, outcomes
 
 
 def colour_of(game: int) -> int:

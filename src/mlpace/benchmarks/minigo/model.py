@@ -1,5 +1,5 @@
-"""MiniGo's policy-value network (the dual residual net of the MLPerf reference), its input
-features, the board symmetries used for augmentation, and a small weights file format.
+"""MiniGo's policy-value network (the dual residual net of the MLPerf reference) and a small
+weights file format (its input features and the board symmetries: `mlpace.benchmarks.minigo.data`).
 
 The network: a 3x3 conv + BN stem, `blocks` residual blocks (two 3x3 conv + BN each), a policy
 head (1x1 conv to 2 planes, BN without scale/shift, a dense layer to size*size+1 move logits)
@@ -23,60 +23,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from mlpace.benchmarks.minigo.go import BLACK, HISTORY, Position, neighbours
+from mlpace.benchmarks.minigo.data import FEATURE_PLANES
 from mlpace.errors import MlpaceError
-
-# Input feature sets: planes per position, from the point of view of the player to play.
-#   basic     3 planes: my stones, the opponent's stones, "black to play" (the mini network)
-#   mlperf07 13 planes: MLPerf's closed set (minigo's features.py / cc/model/features.h,
-#             `--input_features=mlperf07`): my and the opponent's stones in this position and
-#             the 3 before it (8; zeros where the game is younger), "black to play" (1), stones
-#             whose group has 1, 2 or >= 3 liberties (3), legal points that capture (1)
-FEATURE_PLANES = {"basic": 3, "mlperf07": 13}
-
-
-def features(positions: list[Position], feature_set: str = "basic") -> np.ndarray:
-    """Input planes [B, FEATURE_PLANES[feature_set], size, size]."""
-    size = positions[0].size
-    boards = np.array([p.board for p in positions], dtype=np.int8).reshape(-1, size, size)
-    me = np.array([p.to_play for p in positions], dtype=np.int8)[:, None, None]
-    out = np.zeros((len(positions), FEATURE_PLANES[feature_set], size, size), dtype=np.float32)
-    if feature_set == "basic":
-        out[:, 0] = boards == me
-        out[:, 1] = boards == -me
-        out[:, 2] = me == BLACK
-        return out
-    for i, p in enumerate(positions):
-        for t, board in enumerate((p.board,) + p.history[:HISTORY]):
-            b = np.array(board, dtype=np.int8).reshape(size, size)
-            out[i, 2 * t] = b == p.to_play
-            out[i, 2 * t + 1] = b == -p.to_play
-        libs = np.array(p.liberties()).reshape(size, size)
-        out[i, 9], out[i, 10], out[i, 11] = libs == 1, libs == 2, libs >= 3
-        out[i, 12] = np.array(would_capture(p)).reshape(size, size)
-    out[:, 8] = me == BLACK
-    return out
-
-
-def would_capture(position: Position) -> list[bool]:
-    """Per point: a legal move there captures (it takes the last liberty of an opponent group)."""
-    board, libs, legal = position.board, position.liberties(), position.legal_moves()
-    nbrs = neighbours(position.size)
-    return [legal[p] and any(board[n] == -position.to_play and libs[n] == 1 for n in nbrs[p])
-            for p in range(len(board))]
-
-
-def symmetry(planes: torch.Tensor, policy: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Apply one of the 8 board symmetries (k in 0..7) to a batch of planes and move targets."""
-    n, _, size, _ = planes.shape
-    points = policy[:, :size * size].reshape(n, 1, size, size)
-
-    def transform(x):
-        x = torch.rot90(x, k % 4, dims=(2, 3))
-        return torch.flip(x, dims=(3,)) if k >= 4 else x
-    points = transform(points).reshape(n, size * size)
-    return transform(planes), torch.cat([points, policy[:, size * size:]], dim=1)
-
 
 class ResidualBlock(nn.Module):
     def __init__(self, width: int):
@@ -122,6 +70,41 @@ class MiniGoNet(nn.Module):
         v = F.relu(self.value_bn(self.value_conv(x))).flatten(1)
         v = torch.tanh(self.value_fc2(F.relu(self.value_fc1(v)))).squeeze(1)
         return self.policy_fc(p), v
+
+
+def _fold(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
+    """The weights and bias of one convolution followed by its batch norm in eval mode."""
+    scale = (bn.running_var + bn.eps).rsqrt()
+    if bn.affine:
+        scale = scale * bn.weight
+    shift = -bn.running_mean * scale + (bn.bias if bn.affine else 0)
+    return conv.weight * scale[:, None, None, None], shift
+
+
+def search_network(model: MiniGoNet):
+    """`model`'s eval-mode forward with each batch norm folded into its convolution, as a plain
+    function of a snapshot of the weights: what MCTS calls tens of thousands of times a
+    generation on small batches, where the module calls and the separate batch norms cost
+    about as much as the convolutions. Same values as `model.eval()(x)` up to float rounding."""
+    with torch.no_grad():
+        stem = _fold(model.stem, model.stem_bn)
+        blocks = [(_fold(b.conv1, b.bn1), _fold(b.conv2, b.bn2)) for b in model.blocks]
+        policy = _fold(model.policy_conv, model.policy_bn)
+        value = _fold(model.value_conv, model.value_bn)
+        policy_fc = (model.policy_fc.weight.clone(), model.policy_fc.bias.clone())
+        value_fc1 = (model.value_fc1.weight.clone(), model.value_fc1.bias.clone())
+        value_fc2 = (model.value_fc2.weight.clone(), model.value_fc2.bias.clone())
+
+    def forward(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = F.relu(F.conv2d(x, *stem, padding=1))
+        for first, second in blocks:
+            y = F.relu(F.conv2d(x, *first, padding=1))
+            x = F.relu(x + F.conv2d(y, *second, padding=1))
+        p = F.relu(F.conv2d(x, *policy)).flatten(1)
+        v = F.relu(F.conv2d(x, *value)).flatten(1)
+        v = torch.tanh(F.linear(F.relu(F.linear(v, *value_fc1)), *value_fc2)).squeeze(1)
+        return F.linear(p, *policy_fc), v
+    return forward
 
 
 def mlperf_tensor_names(model: MiniGoNet) -> list[str]:

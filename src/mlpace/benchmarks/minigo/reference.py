@@ -16,7 +16,8 @@ from pathlib import Path
 import torch
 
 from mlpace.benchmarks.minigo.model import save_weights
-from mlpace.benchmarks.minigo.workload import CONFIGS, SHIPPED_REFERENCE, Generations
+from mlpace.benchmarks.minigo.data import SHIPPED_REFERENCE
+from mlpace.benchmarks.minigo.workload import CONFIGS, Generations
 
 SEED = 20211
 GENERATIONS = 10

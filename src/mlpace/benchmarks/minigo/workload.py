@@ -9,7 +9,8 @@ Reference: the MLPerf v1.0/v1.1 closed set-up, 19x19 Go with the reference netwo
 13 input planes (values as in the reference's flags and the published closed logs);
 it needs the target player's weights (`--set reference_player=FILE`, an mlpace weights file).
 Mini: 5x5 Go, a small network, and a reference player that mlpace ships
-(reference_player.json, made by `python -m mlpace.benchmarks.minigo.reference`).
+(reference_player.json, made by `python -m mlpace.benchmarks.minigo.reference`; the games,
+examples and that player's file: `mlpace.benchmarks.minigo.data`).
 """
 
 from __future__ import annotations
@@ -23,16 +24,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from mlpace.benchmarks.minigo.data import reference_player_path, symmetry, training_examples
 from mlpace.benchmarks.minigo.go import Position
-from mlpace.benchmarks.minigo.mcts import match, network_evaluator, play_games, training_examples
-from mlpace.benchmarks.minigo.model import MiniGoNet, load_weights, mlperf_tensor_names, symmetry
+from mlpace.benchmarks.minigo.mcts import match, network_evaluator, play_games
+from mlpace.benchmarks.minigo.model import MiniGoNet, load_weights, mlperf_tensor_names, save_weights
 from mlpace.errors import MlpaceError
 from mlpace.harness.config import apply_overrides
 from mlpace.harness.workload import RunContext, Workload
 from mlpace.rules.benchmarks import get_spec
-
-SHIPPED_REFERENCE = Path(__file__).with_name("reference_player.json")
-
 
 @dataclass(frozen=True)
 class MinigoConfig:
@@ -146,15 +145,7 @@ class MinigoWorkload(Workload):
         cfg = self.config
         if cfg.eval_games < 2 or cfg.eval_games % 2:
             raise MlpaceError(f"eval_games must be an even number >= 2 (colours alternate), got {cfg.eval_games}")
-        if cfg.reference_player:
-            self.reference_path = Path(cfg.reference_player).expanduser()
-        elif self.scale == "mini":
-            self.reference_path = SHIPPED_REFERENCE
-        else:
-            raise MlpaceError("the reference minigo needs the target player's weights: "
-                              "pass --set reference_player=/path/to/player.json")
-        if not self.reference_path.is_file():
-            raise MlpaceError(f"minigo reference player not found at {self.reference_path}")
+        self.reference_path = reference_player_path(cfg.reference_player, self.scale)
 
     def setup(self, ctx: RunContext) -> None:
         cfg = self.config
@@ -200,6 +191,24 @@ class MinigoWorkload(Workload):
 
     def evaluate(self, epoch: int) -> float:
         return self.generations.match(self.reference, self.config.eval_games, self.eval_rng)
+
+
+def tiny_config(scale: str, root: Path) -> dict:
+    """`mlpace validate`'s few steps: one generation of one self-play game with one readout a
+    move, two training steps and a two-game match, on one thread (an untrained 19x19 game runs
+    to its 722-move limit: each position evaluated is the cost). At reference scale, on the
+    19x19 reference network, against a target player in the weights format the real one comes
+    in: a freshly initialised reference network (written under `root`), as the real player
+    cannot be shipped."""
+    tiny = {"selfplay_games": 1, "readouts": 1, "eval_games": 2, "train_steps": 2, "batch_size": 32,
+            "threads": 1}
+    if scale == "mini":
+        return tiny
+    player = Path(root) / "reference_player.json"
+    with torch.random.fork_rng():           # the same player every time, the caller's seed untouched
+        torch.manual_seed(7)
+        save_weights(new_model(CONFIGS["reference"]), player)
+    return {**tiny, "reference_player": str(player)}
 
 
 def make(scale: str, overrides: dict) -> MinigoWorkload:

@@ -191,9 +191,21 @@ class RnntWorkload(Workload):
         else:
             self.optimizer = torch.optim.Adam(params, lr=cfg.base_lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.epsilon)
         self.ema_model = copy.deepcopy(self.model).eval() if cfg.ema else None
-        self.steps_per_epoch = max(1, len(self.train_audio) // cfg.batch_size)
+        self.steps_per_epoch = self._steps_per_epoch(len(self.train_audio))
         self.step = 0
         self.losses: list[float] = []          # per-utterance training loss of every (micro)batch
+
+    def _steps_per_epoch(self, utterances: int) -> int:
+        """Full global batches only, each split into `grad_accumulation_steps` equal micro-batches
+        (a short batch would claim a global batch it does not have, and split into empty parts)."""
+        cfg = self.config
+        if cfg.grad_accumulation_steps < 1 or cfg.batch_size % cfg.grad_accumulation_steps:
+            raise MlpaceError(f"rnnt batch_size {cfg.batch_size} must be a multiple of "
+                              f"grad_accumulation_steps {cfg.grad_accumulation_steps} (1 or more)")
+        if utterances < cfg.batch_size:
+            raise MlpaceError(f"rnnt has {utterances} training utterances (up to {cfg.max_duration:g} s), "
+                              f"fewer than one global batch of {cfg.batch_size}: lower batch_size")
+        return utterances // cfg.batch_size
 
     def load_evaluation(self) -> None:
         """Only what evaluation needs (tokenizer, dev-clean texts and features), without the

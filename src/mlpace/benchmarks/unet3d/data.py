@@ -159,10 +159,26 @@ def write_case(folder: Path, image: np.ndarray, label: np.ndarray, spacing: tupl
 
 
 def generate_mini(root: Path, train_cases: int = 32, eval_cases: int = 8,
-                  shape: tuple[int, int, int] = (48, 48, 48), seed: int = 20190319) -> None:
-    """Write the mini data set in KiTS19 layout (deterministic for a given seed)."""
+                  shape: tuple[int, int, int] = (48, 48, 48), seed: int = 20190319,
+                  spacing: tuple[float, float, float] = TARGET_SPACING) -> None:
+    """Write the mini data set in KiTS19 layout (deterministic for a given seed); `spacing`
+    other than the target's makes the loader resample, as it does real KiTS19 cases."""
     rng = np.random.default_rng(seed)
     names = [f"case_{i:05d}" for i in range(train_cases + eval_cases)]
     for name in names:
-        write_case(Path(root) / name, *draw_case(rng, shape), TARGET_SPACING)
+        write_case(Path(root) / name, *draw_case(rng, shape), spacing)
     (Path(root) / EVAL_LIST).write_text("\n".join(names[train_cases:]) + "\n")
+
+
+def tiny_config(scale: str, root: Path) -> dict:
+    """`mlpace validate`'s few steps: a handful of small generated cases; for the reference
+    scale in KiTS19 layout at twice the target spacing (the loader resamples them to 64³),
+    read as real data, by the MLPerf-size 3D U-Net (filters 32-320) on 64³ patches and
+    windows instead of 128³ (its five halvings leave 2³ at the bottom; instance norm needs
+    more than one voxel)."""
+    if scale == "mini":
+        return {"train_cases": 8, "eval_cases": 2, "volume_size": 32, "batch_size": 4}
+    folder = Path(root) / "kits19"
+    coarse = tuple(2 * s for s in TARGET_SPACING)
+    generate_mini(folder, train_cases=2, eval_cases=1, shape=(32, 32, 32), seed=7, spacing=coarse)
+    return {"data_path": str(folder), "patch_size": 64, "roi_size": 64}
