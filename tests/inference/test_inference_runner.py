@@ -122,9 +122,18 @@ def test_ctrl_c_ends_the_test_and_leaves_loadgen_logs_complete(tmp_path):
     import signal
     import threading
 
-    threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT)).start()   # a real Ctrl-C
+    # A real Ctrl-C, sent once LoadGen is running and waits on the hung SUT (a timer could
+    # fire before LoadGen began on a busy machine: then there are no logs to complete).
+    task, once = toy_task(hang=True), threading.Lock()
+    hang = task.predict
+
+    def interrupted(samples):
+        if once.acquire(blocking=False):
+            os.kill(os.getpid(), signal.SIGINT)
+        return hang(samples)
+    task.predict = interrupted
     with pytest.raises(KeyboardInterrupt):
-        run_test(toy_task(hang=True), "Server", "performance", options(tmp_path))
+        run_test(task, "Server", "performance", options(tmp_path))
     folder = tmp_path / "open/mlpace/results/testsys/toy/Server/performance/run_1"
     assert parse_summary_file(folder / "mlperf_log_summary.txt")["result"] == "INVALID"
 

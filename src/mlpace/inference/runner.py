@@ -248,41 +248,62 @@ def _run_loadgen(sut: BatchingSUT, qsl: SampleLibrary, test_settings, log_settin
     """LoadGen's test in a thread under the watchdog (see module doc); the seconds it took.
 
     Past `deadline` the SUT is aborted so that LoadGen finishes and writes its logs; a failure
-    of LoadGen itself becomes `sut.error`. Ctrl-C ends the test the same way, then re-raises."""
+    of LoadGen itself becomes `sut.error`. Ctrl-C ends the test the same way, then re-raises,
+    whenever it comes: before LoadGen began, the test never begins (no thread is left behind
+    to start it, no watchdog left armed); after, LoadGen's logs are complete when it re-raises."""
     import mlperf_loadgen as lg
 
-    sut_handle = sut.start()
-    qsl_handle = qsl.construct()
     failure: list[BaseException] = []
+    done = threading.Event()            # set when StartTest has returned (or will never run)
+    gate = threading.Lock()             # makes "LoadGen began" and "cancelled" exclusive
+    phase = ["ready"]                   # ready -> running | cancelled
 
     def loadgen() -> None:
+        with gate:
+            if phase[0] == "cancelled":     # Ctrl-C came first: the test must not begin
+                return
+            phase[0] = "running"
         try:
             # A missing audit.config path: an audit.config in the user's cwd must not leak in.
             lg.StartTestWithLogSettings(sut_handle, qsl_handle, test_settings, log_settings,
                                         str(audit_path))
         except BaseException as err:  # noqa: BLE001 - reported below
             failure.append(err)
+        finally:
+            done.set()
 
-    started = time.monotonic()
-    guard = Watchdog(deadline + GRACE_S, what)
+    # Completion is `done`, not Thread.join: a join interrupted by Ctrl-C marks a running thread
+    # as ended in CPython 3.9-3.11 (python/cpython#90882), so join() and is_alive() would lie.
     thread = threading.Thread(target=loadgen, name="mlpace-loadgen", daemon=True)
-    thread.start()
+    guard = Watchdog(deadline + GRACE_S, what, armed=False)
+    started = time.monotonic()
+    sut_handle = None
     try:
-        thread.join(deadline)
+        sut_handle = sut.start()
+        qsl_handle = qsl.construct()
+        guard.arm()
+        thread.start()
+        finished = _wait(done, deadline)
     except KeyboardInterrupt:
-        sut.abort("interrupted")       # so that LoadGen closes its logs
-        thread.join(60.0)
-        if not thread.is_alive():
+        with gate:
+            running = phase[0] == "running"
+            if not running:
+                phase[0] = "cancelled"
+        if running:
+            sut.abort("interrupted")    # so that LoadGen completes and closes its logs
+            running = not _wait(done, 60.0)
+        if not running:                 # LoadGen is over (or never ran): the hard bound may go
             guard.cancel()
-        sut.stop()
+        if sut_handle is not None:      # (stop() cannot join workers that never started)
+            sut.stop()
         raise
-    if thread.is_alive():
+    if not finished:
         sut.abort(f"watchdog: no result after {deadline:.0f} s (SUT hung or far slower than "
                   "the requested rate)")
-        thread.join(60.0)
+        finished = _wait(done, 60.0)
     elapsed = time.monotonic() - started
     sut.stop()
-    if thread.is_alive():
+    if not finished:
         raise MlpaceError(f"LoadGen did not finish after the watchdog fired; partial logs in {folder}")
     guard.cancel()      # LoadGen came back: the hard bound is no longer needed
     sut.destroy(sut_handle)
@@ -290,6 +311,22 @@ def _run_loadgen(sut: BatchingSUT, qsl: SampleLibrary, test_settings, log_settin
     if failure:
         sut.error = sut.error or f"LoadGen raised {failure[0]!r}"
     return elapsed
+
+
+WAIT_SLICE_S = 0.2
+
+
+def _wait(event: threading.Event, seconds: float) -> bool:
+    """`event.wait(seconds)` in short slices. A signal that lands just before a blocking wait
+    begins does not wake it: CPython runs the Ctrl-C handler only when the wait returns, so
+    one long wait would hold a Ctrl-C back until the deadline (minutes in a full run)."""
+    end = time.monotonic() + seconds
+    while not event.is_set():
+        left = end - time.monotonic()
+        if left <= 0:
+            return False
+        event.wait(min(left, WAIT_SLICE_S))
+    return True
 
 
 def _performance_verdict(folder: Path, error: str | None, options: RunOptions) -> dict:

@@ -38,14 +38,24 @@ def check_timeout(seconds) -> float:
 
 
 class Watchdog:
-    """Armed on creation; `cancel()` when the bounded work is over. If it fires first, it
-    prints `error: <what> ...` on stderr and ends the process with EXIT_CODE."""
+    """Armed on creation (or by `arm()`); `cancel()` when the bounded work is over. If it fires
+    first, it prints `error: <what> ...` on stderr and ends the process with EXIT_CODE."""
 
-    def __init__(self, seconds: float, what: str):
+    def __init__(self, seconds: float, what: str, armed: bool = True):
         self.seconds, self.what = seconds, what
         self._timer = threading.Timer(seconds, self._fire)
         self._timer.daemon = True
-        self._timer.start()
+        if armed:
+            self.arm()
+
+    def arm(self) -> None:
+        """Start the clock. `cancel()` works before, during and after, so a caller can create
+        the object first and cancel it whenever a Ctrl-C comes; one inside leaves no timer."""
+        try:
+            self._timer.start()
+        except BaseException:
+            self._timer.cancel()
+            raise
 
     def _fire(self) -> None:
         try:
