@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from toy_task import toy_task  # noqa: E402
 
 from mlpace.inference.runner import RunOptions, run_test  # noqa: E402
-from mlpace.inference.sut import BatchingSUT, responses  # noqa: E402
+from mlpace.inference.sut import BatchingSUT, BatchPolicy, responses  # noqa: E402
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -123,6 +123,13 @@ def test_abort_answers_every_outstanding_sample_exactly_once(tmp_path, monkeypat
     answered = [i for batch in calls for i in batch]
     assert len(answered) == len(set(answered))
     assert sorted(answered) == sorted(issued) and len(issued) > 10
+
+
+def test_stop_before_start_is_harmless():
+    # A run that fails before LoadGen starts the SUT still stops it; joining a thread that was
+    # never started raises RuntimeError.
+    sut = BatchingSUT(None, lambda samples: [], BatchPolicy(max_batch=4, workers=2))
+    sut.stop()
 
 
 THREADS_SCRIPT = """

@@ -149,7 +149,8 @@ class BatchingSUT:
         with self._answered:
             self._answered.notify_all()
         for worker in self._workers:
-            worker.join(timeout=1.0)
+            if worker.ident is not None:   # a worker never started (start() not called) has nothing to join
+                worker.join(timeout=1.0)
 
     def abort(self, reason: str) -> None:
         """Answer everything outstanding (and everything later) with an empty response."""
