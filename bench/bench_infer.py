@@ -176,9 +176,11 @@ def main(argv=None) -> int:
     from mlpace.inference.peak import find_peak_server
     from mlpace.inference.runner import (RunOptions, calibrate, performance_sample_count, run_test,
                                          server_max_batch)
+    from mlpace.inference.sut import keep_freed_memory
     from mlpace.rules.inference import scenarios_of
 
     torch.set_num_threads(args.threads)
+    keep_freed_memory()    # the allocator settings the SUT serves under, for (a) from its first pair
     results = {"threads": args.threads, "device": args.device, "cpu_count": os.cpu_count(),
                "seconds": args.seconds, "repeats": args.repeats,
                "load_before": os.getloadavg(), "benchmarks": {}}
