@@ -93,10 +93,13 @@ def test_each_response_points_at_its_own_bytes(tmp_path):
 
 def test_responses_of_a_batch_are_consecutive_slices_of_one_buffer():
     outs = [np.array([1, 2], np.int32), np.zeros(0, np.int32), np.array([3.0], np.float64)]
-    built = responses([7, 8, 9], outs)
+    built, buffer = responses([7, 8, 9], outs)
     assert [r.id for r in built] == [7, 8, 9]
     assert [r.size for r in built] == [8, 0, 8]
     assert built[1].data == built[0].data + 8 and built[2].data == built[1].data
+    # the responses point into the returned buffer, which the caller keeps alive
+    assert built[0].data == np.frombuffer(buffer, np.uint8).__array_interface__["data"][0]
+    assert bytes(buffer) == outs[0].tobytes() + outs[2].tobytes()
 
 
 def test_abort_answers_every_outstanding_sample_exactly_once(tmp_path, monkeypatch):

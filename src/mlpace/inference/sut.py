@@ -272,7 +272,9 @@ class BatchingSUT:
             if self._in_flight.pop(id(ids), None) is None:
                 return
             self.completed += len(ids)
-        lg.QuerySamplesComplete(responses(ids, outputs))
+        answers, buffer = responses(ids, outputs)
+        lg.QuerySamplesComplete(answers)   # LoadGen reads `buffer` during this call: keep it alive
+        del buffer
 
     def _complete_empty(self, ids: list[int]) -> None:
         import mlperf_loadgen as lg
@@ -280,16 +282,19 @@ class BatchingSUT:
             lg.QuerySamplesComplete([lg.QuerySampleResponse(i, 0, 0) for i in ids])
 
 
-def responses(ids: list[int], outputs: Sequence[np.ndarray]) -> list:
+def responses(ids: list[int], outputs: Sequence[np.ndarray]) -> tuple[list, bytes]:
     """LoadGen's responses for one batch: every output's bytes (C order, whatever the array's
-    layout) in one buffer, and one response per sample pointing into it. LoadGen copies the
-    bytes it logs before QuerySamplesComplete returns, so the buffer may go after that call."""
+    layout) in one buffer, and one response per sample pointing into it; returns both. The
+    responses hold raw addresses, not references: the caller must keep the buffer alive until
+    QuerySamplesComplete returns (LoadGen copies the bytes it logs during that call). Returning
+    only the responses freed the buffer before LoadGen read it (garbage in the accuracy log
+    once freed memory was reused)."""
     import mlperf_loadgen as lg
     chunks = list(map(_bytes_of, outputs))
     data = b"".join(chunks)
     base = np.frombuffer(data, dtype=np.uint8).__array_interface__["data"][0] if data else 0
     sizes = list(map(len, chunks))
-    return list(map(lg.QuerySampleResponse, ids, accumulate(sizes, initial=base), sizes))
+    return list(map(lg.QuerySampleResponse, ids, accumulate(sizes, initial=base), sizes)), data
 
 
 def _bytes_of(output) -> bytes:
