@@ -127,9 +127,12 @@ def offline_vs_bare(task, samples, batch, options, seconds, args, run_test) -> d
             "model_share_of_serving_cpu": statistics.median(share)}
 
 
-def peak_server(task, ceiling: float, options, find_peak_server, calibrate, server_max_batch) -> dict:
+def peak_server(task, ceiling: float, options, find_peak_server, calibrate, server_max_batch,
+                warm_up) -> dict:
     """(c): the Server search from the first estimate (b)."""
-    server_options = replace(options, max_batch=server_max_batch(task, calibrate(task)),
+    batch = server_max_batch(task, calibrate(task))
+    warm_up(task, batch)
+    server_options = replace(options, max_batch=batch,
                              test_minimums={**options.test_minimums, "min_query_count": SERVER_QUERIES})
     started = time.monotonic()
     peak = find_peak_server(task, server_options, 0.5 * ceiling, ceiling=ceiling)
@@ -178,7 +181,7 @@ def main(argv=None) -> int:
     from mlpace.inference import models
     from mlpace.inference.peak import find_peak_server
     from mlpace.inference.runner import (RunOptions, calibrate, performance_sample_count, run_test,
-                                         server_max_batch)
+                                         server_max_batch, warm_up)
     from mlpace.inference.sut import keep_freed_memory
     from mlpace.rules.inference import scenarios_of
 
@@ -211,7 +214,7 @@ def main(argv=None) -> int:
               f"{row['offline_over_bare_per_cpu_s']:.3f}", flush=True)
         if not args.no_server and "Server" in scenarios_of(name):
             row["server"] = peak_server(task, row["offline"], options, find_peak_server, calibrate,
-                                        server_max_batch)
+                                        server_max_batch, warm_up)
             s = row["server"]
             print(f"  (c) {s['peak_qps'] or 0:,.1f} QPS (Server batches up to {s['batch']}): "
                   f"{s['error'] or 'VALID'}; search: {s['report']}", flush=True)

@@ -358,13 +358,23 @@ def _accuracy_verdict(task: InferenceTask, folder: Path, error: str | None, opti
 QUICK_SECONDS = 5.0
 
 
-WARM_UP_SIZES = 16          # calibrate() runs every batch size up to this once
+WARM_UP_SIZES = 16          # calibrate() runs every batch size up to this once (Server: `warm_up`)
 
 
 @dataclass
 class Calibration:
     single_latency_s: float      # one sample, batch of one
     batch_rate: float            # samples/s at the task's max batch
+
+
+def warm_up(task: InferenceTask, largest: int) -> None:
+    """Run every batch size up to `largest` once (lazy init, compilation). oneDNN builds a
+    convolution for each new input shape on first use (tens of ms, and fresh memory): in a
+    Server run, whose batches come in every size up to its cap, each first use made a batch
+    late, and a short run's p99 counts them (16 cold sizes of ~20 samples: 2 % of 15,000)."""
+    samples = [task.load(i % task.total) for i in range(min(largest, task.total))]
+    for size in range(1, len(samples) + 1):
+        task.predict(samples[:size])
 
 
 def calibrate(task: InferenceTask, max_batch: int | None = None, repeats: int = 5) -> Calibration:
@@ -374,11 +384,8 @@ def calibrate(task: InferenceTask, max_batch: int | None = None, repeats: int = 
     neighbours, and an underestimate makes LoadGen's Offline query too small to last."""
     batch = min(max_batch or task.max_batch, task.total)
     samples = [task.load(i % task.total) for i in range(batch)]
-    # Warm-up (lazy init, compilation), every small batch size included: oneDNN builds a
-    # convolution for each new input shape on first use (tens of ms), which would otherwise
-    # land on the first queries of a Server run, whose batches are small and of every size.
-    for size in sorted({*range(1, min(batch, WARM_UP_SIZES) + 1), batch}):
-        task.predict(samples[:size])
+    warm_up(task, min(batch, WARM_UP_SIZES))
+    task.predict(samples)
 
     def fastest(items) -> float:
         times = []

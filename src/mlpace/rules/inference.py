@@ -326,3 +326,12 @@ def mlperf_conf_text() -> str:
     lines += [f"{name}.Server.target_latency = {ms}" for name, ms in servers.items()]
     lines += _CONF_EXTRA
     return "\n".join(lines) + "\n"
+
+# dlrm: one LoadGen sample is one user's query, a run of consecutive click-log lines (user-
+# item pairs). Its length is drawn from the quantile function in mlcommons' reference
+# (tools/dist_quantile.txt, read with np.random.seed(123): --numpy-rand-seed's default):
+# 100 pairs with probability 0.10, 200 with 0.60, 300 with 0.10, 400-700 with 0.05 each,
+# 270 on average. These values reproduce the reference's published verification trace
+# (tools/dist_trace_verification.txt) draw for draw.
+DLRM_PAIRS_QUANTILE = (100, 100) + (200,) * 12 + (300, 300, 400, 500, 600, 700)
+DLRM_PAIRS_SEED = 123
