@@ -115,8 +115,8 @@ def _dlrm_offline(rate: float) -> "conf.ResolvedSettings":
 
 
 def test_a_full_length_dlrm_offline_submission_is_judged_by_the_memory_it_needs(monkeypatch):
-    """A system serving 45k dlrm samples/s (an early dlrm-mini served lines at that rate): its full-length Offline query holds
-    ~30 M samples, ~12 GiB by the measured cost. A guard at 1 KiB a sample on half of the
+    """A system serving 45k dlrm samples/s (dlrm-mini did when a sample was one line): its
+    full-length Offline query holds ~30 M samples, ~12 GiB by the measured cost. A guard at 1 KiB a sample on half of the
     physical memory refused it on a 23 GiB machine; with 16 GiB available it fits, with 8 not."""
     settings = _dlrm_offline(45_000)
     assert conf.scheduled_samples(settings) == pytest.approx(45_000 * 1.05 * 600 * 1.1)
