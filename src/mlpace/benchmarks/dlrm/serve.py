@@ -20,8 +20,9 @@ from mlpace.inference.task import InferenceTask
 from mlpace.rules import inference as rules
 
 TRAINING_BENCHMARK = "dlrm"
-# Queries per batch: about 1,100 lines, a few ms of dlrm-mini, well inside Server's 30 ms.
-MAX_BATCH_QUERIES = 4
+# Queries per batch: about 2,100 lines, 7-9 ms of dlrm-mini on one core, inside Server's 30 ms
+# (Offline: 4 and 8 within 3 % of each other, 8 ahead in 2 of 3 bench runs).
+MAX_BATCH_QUERIES = 8
 
 
 def query_offsets(lines: int) -> np.ndarray:
