@@ -2,6 +2,11 @@
 
     .venv/bin/python bench/bench_infer.py [--benchmarks resnet50 dlrm ...] [--seconds 3]
                                           [--repeats 3] [--threads 1] [--no-server] [--json F]
+    .venv/bin/python bench/bench_infer.py --benchmarks resnet50 --server-at 2000 2400
+                                          [--server-wait-ms 2 0] [--max-batch 17] [--repeats 3]
+
+The second form skips (a)-(c) and runs Server at fixed rates, alternating batching waits:
+LoadGen's verdict, p50 and p99 of each run (an A/B of the SUT's Server batching).
 
 For each benchmark (mini scale, cached model; trained first if absent, untimed), side by side:
   (a) bare     the model's own batched throughput: the same predict function, the same batch
@@ -144,6 +149,23 @@ def peak_server(task, ceiling: float, options, find_peak_server, calibrate, serv
             "report": peak.report()}
 
 
+def server_at_rates(task, options, rates: list, waits_ms: list, repeats: int, run_test) -> list:
+    """Server runs at fixed rates (no search): for each repeat, rate and batching wait in turn,
+    LoadGen's verdict and its latency percentiles. For A/B tests of the SUT's Server batching."""
+    rows = []
+    for _ in range(repeats):
+        for qps in rates:
+            for wait_ms in waits_ms:
+                run = replace(options, server_wait_s=wait_ms / 1000.0, user_settings={"target_qps": qps})
+                record = run_test(task, "Server", "performance", run)
+                ms = {p: round(v / 1e6, 1) for p, v in record.get("latency_percentiles_ns", {}).items()}
+                rows.append({"qps": qps, "wait_ms": wait_ms, "valid": record.get("valid"),
+                             "achieved": record.get("value"), "p50_ms": ms.get(50.0), "p99_ms": ms.get(99.0)})
+                print(f"  Server {qps:g} QPS, wait {wait_ms:g} ms: {'VALID' if rows[-1]['valid'] else 'INVALID'}"
+                      f", p50 {ms.get(50.0)} ms, p99 {ms.get(99.0)} ms", flush=True)
+    return rows
+
+
 def table(rows: dict) -> str:
     def fmt(x, digits=None):
         if x is None:
@@ -174,6 +196,12 @@ def main(argv=None) -> int:
     parser.add_argument("--data-dir", type=Path)
     parser.add_argument("--no-server", action="store_true", help="skip (c), the peak Server search")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    parser.add_argument("--server-at", type=float, nargs="+", metavar="QPS",
+                        help="instead of (a)-(c): Server runs at these rates (5 s each), --repeats times")
+    parser.add_argument("--server-wait-ms", type=float, nargs="+", default=[0.0], metavar="MS",
+                        help="with --server-at: the batching waits to alternate (0: mlpace's greedy batching)")
+    parser.add_argument("--max-batch", type=int, help="with --server-at: the Server batch cap "
+                        "(default: the one mlpace calibrates)")
     args = parser.parse_args(argv)
 
     import torch
@@ -208,6 +236,13 @@ def main(argv=None) -> int:
         seconds = measurement_seconds(task.predict, samples, batch, args.seconds)
         options = RunOptions(out=out / name, system="bench", workers=args.workers,
                              test_minimums={"min_duration": int(seconds * 1000), "min_query_count": 1})
+        if args.server_at:
+            cap = args.max_batch or server_max_batch(task, calibrate(task))
+            warm_up(task, cap)
+            fixed = replace(options, max_batch=cap, test_minimums={"min_duration": 5000, "min_query_count": 100})
+            results["benchmarks"][name] = {"server_batch": cap, "server_at": server_at_rates(
+                task, fixed, args.server_at, args.server_wait_ms, args.repeats, run_test)}
+            continue
         row = offline_vs_bare(task, samples, batch, options, seconds, args, run_test)
         print(f"{name}: (a) {row['bare']:,.1f}/s, (b) {row['offline']:,.1f}/s, (b)/(a) "
               f"{row['offline_over_bare']:.3f} (pairs {row['pairs']}), per CPU-s "
@@ -221,12 +256,20 @@ def main(argv=None) -> int:
         results["benchmarks"][name] = row
     results["load_after"] = os.getloadavg()
     results["wall_s"] = time.monotonic() - started
+    if args.server_at:
+        print(f"\nload average (1 min) before {results['load_before'][0]:.1f}, after "
+              f"{os.getloadavg()[0]:.1f}; bench wall time {time.monotonic() - started:.0f} s")
+        return _write_json(args, results)
     print()
     print(table(results["benchmarks"]))
     print(f"\ngoals: (b)/(a) >= {OFFLINE_GOAL}, (c)/(b) >= {SERVER_GOAL}; medians of {args.repeats} "
           f"pairs of {args.seconds:g} s; load average (1 min) before {results['load_before'][0]:.1f}, "
           f"after {results['load_after'][0]:.1f}; {args.threads} torch thread(s) on "
           f"{os.cpu_count()} cores; bench wall time {results['wall_s']:.0f} s")
+    return _write_json(args, results)
+
+
+def _write_json(args, results: dict) -> int:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=2, default=str) + "\n")

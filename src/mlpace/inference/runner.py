@@ -52,6 +52,9 @@ class RunOptions:
     target_fraction: float = 0.99
     workers: int | None = None
     max_batch: int | None = None
+    # How long a Server worker waits for more samples before it runs a batch (0: it takes what
+    # is waiting; see policy_for). A knob for measuring, not for submitting.
+    server_wait_s: float = 0.0
     timeout_s: float | None = None        # watchdog deadline; None: from the settings
     user_settings: dict | None = None     # user.conf keys (target_qps, target_latency, ...)
     audit: str | None = None              # a compliance test (TEST01, TEST04-A, ...) or None
@@ -171,7 +174,8 @@ def run_test(task: InferenceTask, scenario: str, mode: str, options: RunOptions)
     context = run_context(options)
     values = user_values(task, scenario, options)
     resolved, test_settings, audit_path = _prepare_settings(task, scenario, mode, options, folder, values)
-    policy = policy_for(scenario, options.max_batch or task.max_batch, options.workers)
+    policy = policy_for(scenario, options.max_batch or task.max_batch, options.workers,
+                        server_timeout_s=options.server_wait_s)
     qsl = _sample_library(task, mode, values)
     sut = BatchingSUT(qsl, task.predict, policy)
     deadline = options.timeout_s or 2.0 * conf.expected_duration_s(resolved, mode, task.total) + 60.0
