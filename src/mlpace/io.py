@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import csv
 import errno
+import io
 import json
 import math
 import os
@@ -202,6 +204,34 @@ def _finite_or_none(value):
 def json_text(data, indent: int | None = 2) -> str:
     """Strict JSON (non-finite numbers written as null, never as `NaN`), with a final newline."""
     return json.dumps(_finite_or_none(data), indent=indent, default=str, allow_nan=False) + "\n"
+
+
+# A spreadsheet runs a cell that starts with one of these as a formula (=HYPERLINK(...) can
+# send the sheet's data away): names read from submission trees are untrusted.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value):
+    """A CSV cell: text that a spreadsheet would run as a formula gets a leading apostrophe
+    (OWASP's advice; spreadsheets show the text as it was); numbers, a number written as text
+    ("-3.5") and a lone "-" as they are."""
+    if not isinstance(value, str) or not value.startswith(FORMULA_STARTS) or value in FORMULA_STARTS:
+        return value
+    try:
+        float(value)
+        return value
+    except ValueError:
+        return "'" + value
+
+
+def csv_text(columns: list[str], rows: list[dict]) -> str:
+    """Rows as CSV (only `columns`, in that order; None as an empty cell), formula-safe."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({c: ("" if row.get(c) is None else spreadsheet_safe(row.get(c))) for c in columns})
+    return buffer.getvalue()
 
 
 # --------------------------------------------------------------------------- reading

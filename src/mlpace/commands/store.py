@@ -3,8 +3,6 @@ report, compare. Light at import time: the store and SQLAlchemy load inside the 
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import sys
 
@@ -70,11 +68,8 @@ def format_rows(rows: list[dict], columns: list[str], fmt: str) -> str:
     if fmt == "json":
         return json.dumps(rows, indent=2, default=str)
     if fmt == "csv":
-        out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-        return out.getvalue().rstrip("\n")
+        from mlpace.io import csv_text
+        return csv_text(columns, rows).rstrip("\n")
     text = [[c for c in columns]] + [[_cell(row[c]) for c in columns] for row in rows]
     widths = [max(len(line[i]) for line in text) for i in range(len(columns))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip()

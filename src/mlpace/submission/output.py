@@ -6,31 +6,20 @@ renamed into place), so an interrupted run never leaves half a CSV where a good 
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 from pathlib import Path
 
-from mlpace.io import json_text, write_atomic
+from mlpace.io import csv_text, json_text, write_atomic
 from mlpace.submission.summarize import INFERENCE_COLUMNS, SYSTEM_COLUMNS, Summary
-
-
-def _csv_text(columns: list[str], rows: list[dict]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({c: ("" if row.get(c) is None else row.get(c)) for c in columns})
-    return buffer.getvalue()
 
 
 def training_csv(summary: Summary) -> str:
     """The training table with the official summarizer's columns (scores as full floats)."""
-    return _csv_text(SYSTEM_COLUMNS + summary.benchmark_columns(), summary.training_rows)
+    return csv_text(SYSTEM_COLUMNS + summary.benchmark_columns(), summary.training_rows)
 
 
 def inference_csv(summary: Summary) -> str:
-    return _csv_text(INFERENCE_COLUMNS, summary.inference_rows)
+    return csv_text(INFERENCE_COLUMNS, summary.inference_rows)
 
 
 def write_summary_csv(summary: Summary, path: str | os.PathLike) -> list[Path]:
