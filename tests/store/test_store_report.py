@@ -107,3 +107,31 @@ def test_an_empty_store_gives_a_site_that_says_so(db_url, tmp_path):
     assert "The store is empty" in index.read_text()
     assert "--compare SYSTEM" in (tmp_path / "site" / "compare.html").read_text()
     assert "No scored" in (tmp_path / "site" / "history.html").read_text()
+
+
+def test_a_rebuild_removes_the_pages_of_what_left_the_store_and_nothing_else(db_url, tmp_path):
+    """A site rebuilt into the same folder from a store that lost a system (or from another
+    store) kept the old system's page: a page for a result the store no longer holds."""
+    import json
+    from mlpace.report.site import PAGES_WRITTEN
+    site = tmp_path / "site"
+    first = open_store(f"sqlite:///{tmp_path / 'first.sqlite'}")
+    assert import_trees(first, [TRAINING / "Intel", TRAINING / "Graphcore"]).failures == []
+    build_site(first, site)
+    old_pages = {p.relative_to(site).as_posix() for p in site.glob("*/*.html")}
+    (site / "systems" / "my-notes.html").write_text("mine")        # the user's: never removed
+    (tmp_path / "victim.html").write_text("outside")
+    second = open_store(f"sqlite:///{tmp_path / 'second.sqlite'}")
+    assert import_trees(second, [TRAINING / "Graphcore"]).failures == []
+    build_site(second, site)
+    pages = {p.relative_to(site).as_posix() for p in site.glob("*/*.html")} - {"systems/my-notes.html"}
+    listed = json.loads((site / PAGES_WRITTEN).read_text())
+    assert pages == set(listed) and pages < old_pages             # Intel's pages are gone
+    assert "Intel" not in "".join((site / p).read_text() for p in pages if p.startswith("systems/"))
+    assert (site / "systems" / "my-notes.html").read_text() == "mine"
+    # A crafted list never removes anything but mlpace's own page names inside the site.
+    (site / PAGES_WRITTEN).write_text(json.dumps(["../victim.html", "/etc/hostname", "systems/my-notes.html",
+                                                  "index.html", 7]))
+    build_site(second, site)
+    assert (tmp_path / "victim.html").exists() and (site / "systems" / "my-notes.html").exists()
+    assert (site / "index.html").exists()

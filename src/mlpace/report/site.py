@@ -32,7 +32,9 @@ from html import escape
 from importlib import resources
 from pathlib import Path
 
-from mlpace.io import make_folder, refuse_linked_folders, write_atomic
+from mlpace.errors import MlpaceError
+from mlpace.io import (json_text, make_folder, read_json_limited, refuse_linked_folders,
+                       write_atomic)
 from mlpace.report import svg
 from mlpace.results import comparable, queries
 from mlpace.results.store import Store
@@ -40,6 +42,15 @@ from mlpace.rules.benchmarks import BENCHMARKS
 from mlpace.rules.divisions import AVAILABILITY_TITLES
 
 ASSETS = ("style.css", "sort.js")
+
+# The pages a build wrote, so that the next build into the same folder can remove the ones it
+# no longer writes: a system or benchmark gone from the store (another store, a re-import)
+# left its old page behind, still linked from bookmarks and saying what the store no longer
+# does. Only files listed here, of the form below, are ever removed: never a file of the
+# user's, even in benchmarks/ or systems/, and never a path a crafted list names.
+PAGES_WRITTEN = "mlpace-pages.json"
+GENERATOR = '<meta name="generator" content="mlpace report">'   # on every page, near the top
+OWN_PAGE = re.compile(r"(benchmarks|systems)/[A-Za-z0-9_.-]+\.html")
 SYSTEM_HEADERS = ["Submitter", "System", "Processor", "#", "Accelerator", "#", "Software"]
 
 
@@ -59,6 +70,7 @@ def _page(title: str, body: str, depth: int, benchmarks: list[tuple[str, str]]) 
                 f'<a href="{up}benchmarks/{escape(slug)}.html">{escape(name)}</a>' for slug, name in mine)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
+{GENERATOR}
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{escape(title)} - mlpace results</title>
 <link rel="stylesheet" href="{up}assets/style.css">
@@ -423,6 +435,7 @@ def build_site(store: Store, out: str | os.PathLike, compare_system: str | None 
     benchmarks = sorted({("training-" + r["benchmark"], r["benchmark"]) for r in training}) + \
         sorted({("inference-" + r["benchmark"], r["benchmark"]) for r in inference})
     nav = [(_slug(slug), name) for slug, name in benchmarks]
+    written: set[str] = set()
     for name in ASSETS:
         write_atomic(out / "assets" / name,
                resources.files("mlpace.report").joinpath("assets", name).read_text(encoding="utf-8"))
@@ -433,12 +446,43 @@ def build_site(store: Store, out: str | os.PathLike, compare_system: str | None 
         else:
             body = _inference_benchmark(benchmark, [r for r in inference if r["benchmark"] == benchmark])
         title = f"{name} ({kind})"
+        written.add(f"benchmarks/{_slug(slug)}.html")
         write_atomic(out / "benchmarks" / f"{_slug(slug)}.html", _page(title, body, 1, nav))
     for row in systems:
+        written.add(f"systems/{row['system_id']}.html")
         write_atomic(out / "systems" / f"{row['system_id']}.html",
                _page(f"{row['submitter']}: {row['title'] or row['system']}",
                      _system(row, training, inference), 1, nav))
     write_atomic(out / "compare.html", _page("Compare a system with the others", compare_html, 0, nav))
     write_atomic(out / "history.html", _page("Progress across rounds", _history(*history), 0, nav))
     write_atomic(out / "index.html", _page("Results by round", _index(training, inference), 0, nav))
+    remove_stale_pages(out, written)
     return out / "index.html"
+
+
+def remove_stale_pages(out: Path, written: set[str]) -> list[str]:
+    """Remove the pages the last build listed and this one did not write; list this build's.
+    Stale pages go first, the list last: interrupted, the old list still names what is left."""
+    try:
+        previous = read_json_limited(out / PAGES_WRITTEN)
+    except (MlpaceError, ValueError):
+        previous = []              # none yet (a site built before the list), or not ours
+    removed = []
+    for page in previous if isinstance(previous, list) else []:
+        if not isinstance(page, str) or page in written or not OWN_PAGE.fullmatch(page):
+            continue
+        path = out / page
+        if path.is_file() and not path.is_symlink() and _ours(path):
+            path.unlink()
+            removed.append(page)
+    write_atomic(out / PAGES_WRITTEN, json_text(sorted(written)))
+    return removed
+
+
+def _ours(path: Path) -> bool:
+    """Does the file carry the mark of an mlpace page in its first bytes?"""
+    try:
+        with open(path, "rb") as f:
+            return GENERATOR.encode() in f.read(512)
+    except OSError:
+        return False
