@@ -194,7 +194,7 @@ def test_an_imported_result_is_stored_with_the_scale_the_run_declared(tmp_path):
 
 def test_a_server_worker_takes_what_is_waiting_and_never_waits_for_more():
     """Greedy Server batching: a worker that waited for its batch to fill idled while the
-    samples aged (a 2 ms wait cost resnet50-mini a third of its peak Server QPS)."""
+    samples aged (resnet50-mini at 2,000 QPS: 1 of 6 runs met the p99 with a 2 ms wait, 5 of 6 without)."""
     import threading
     from mlpace.inference.sut import BatchingSUT, SampleLibrary, policy_for
 

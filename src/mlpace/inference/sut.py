@@ -100,8 +100,9 @@ def policy_for(scenario: str, max_batch: int, workers: int | None = None,
 
     Server takes what is waiting and never waits for more (greedy): a worker that waits for a
     batch to fill idles while its samples age, and with one worker that idle time is capacity
-    lost (resnet50-mini on 2 cores: a 2 ms wait cost a third of the peak VALID Server QPS,
-    1,700 against 2,500). Samples that arrive while the model runs make the next batch bigger."""
+    lost (resnet50-mini on 2 cores at 2,000 QPS: 1 of 6 runs with a 2 ms wait met the 15 ms
+    p99, 5 of 6 without it, at half the median latency; BENCHMARKS.md). Samples that arrive
+    while the model runs make the next batch bigger."""
     workers = workers or default_workers()
     if scenario == "SingleStream":     # one sample at a time: a hand-over would only add latency
         return BatchPolicy(1, 0.0, 1, answer_thread=False)
