@@ -9,9 +9,10 @@ The second form skips (a)-(c) and runs Server at fixed rates, alternating batchi
 LoadGen's verdict, p50 and p99 of each run (an A/B of the SUT's Server batching).
 
 For each benchmark (mini scale, cached model; trained first if absent, untimed), side by side:
-  (a) bare     the model's own batched throughput: the same predict function, the same batch
-               size as the SUT, the same torch threads, a plain loop over batches of samples
-               already in memory: passes over all of them in a random order (no LoadGen)
+  (a) bare     the model's own batched throughput: the same predict function and torch
+               threads, a plain loop over exactly the batches the SUT ran in (b), in its order
+               (the same samples and batch sizes, so samples of different sizes weigh alike on
+               both sides; no LoadGen)
   (b) offline  LoadGen Offline through mlpace's SUT (the samples/s LoadGen reports)
   (c) server   the peak Server QPS `find_peak_server` finds from the first estimate (b): its
                short runs, then full runs until LoadGen calls one VALID, with every full run
@@ -21,10 +22,10 @@ For each benchmark (mini scale, cached model; trained first if absent, untimed),
                (c) errs low): a measurement, not a submission. 3d-unet and ssd-mobilenet have no Server scenario in v1.1.
 Goals (issue 15): (b)/(a) >= 0.95 and (c)/(b) >= 0.80.
 
-Durations: (a) and (b) alternate --repeats times, --seconds each (default 3 x 3 s; at least 8
-batches for a slow model: 3d-unet-mini takes about a second a volume), so both
-see the same load; a figure is the median, a ratio the median of the per-pair ratios. 3 s is
-some 3,000 resnet50 or 150,000 dlrm samples, enough for LoadGen's rate to settle (its start-up
+Durations: (b) then (a) --repeats times, (b) --seconds long (default 3 x 3 s; at least 8
+batches for a slow model: 3d-unet-mini takes about a second a volume) and (a) the same work,
+so both see the same load; a figure is the median, a ratio the median of the per-pair ratios.
+3 s is some 12,000 resnet50 samples or 3,000 dlrm queries, enough for LoadGen's rate to settle (its start-up
 is outside its timed window); longer runs only see more of the neighbours' load. The Server
 search takes about 3 short runs of 2 s and one full run of max(--seconds, 600 queries). With
 the defaults the seven benchmarks take some 5 minutes on 2 idle cores, models cached.
@@ -62,6 +63,17 @@ def measurement_seconds(predict, samples: list, batch: int, seconds: float) -> f
     return max(seconds, MIN_BATCHES * (time.perf_counter() - started))
 
 
+def replay_rate(predict, batches: list) -> tuple[float, float]:
+    """Samples per second of predict() over exactly these batches, once each, in a plain loop:
+    per wall-clock second and per CPU second."""
+    done = 0
+    start, cpu = time.perf_counter(), time.process_time()
+    for chunk in batches:
+        predict(chunk)
+        done += len(chunk)
+    return done / max(time.perf_counter() - start, 1e-9), done / max(time.process_time() - cpu, 1e-9)
+
+
 def bare_rate(predict, samples: list, batch: int, seconds: float) -> tuple[float, float]:
     """Samples per second of predict() over in-memory batches in a plain loop: per wall-clock
     second, and per CPU second of this process (which a shared machine disturbs far less)."""
@@ -89,10 +101,12 @@ class ServingMeter:
 
     def reset(self) -> None:
         self.samples, self.first, self.last, self.model = 0, None, 0.0, 0.0
+        self.batches: list = []          # what the SUT ran, in order: (a) replays it
 
     def __call__(self, samples):
         if self.first is None:
             self.first = time.process_time()
+        self.batches.append(samples)
         started = time.thread_time()
         outputs = self.inner(samples)
         self.model += time.thread_time() - started
@@ -111,13 +125,18 @@ def offline_vs_bare(task, samples, batch, options, seconds, args, run_test) -> d
     served = replace(task, predict=meter)
     bare, offline, ratios, cpu_ratios, share = [], [], [], [], []
     record = {}
+    # LoadGen sizes its one Offline query from target_qps: 1.1 x `seconds` at the bare rate,
+    # first from a plain loop over all the samples, then from the last replay.
+    rate = bare_rate(task.predict, samples, batch, seconds)[0]
     for _ in range(args.repeats):
-        bare.append(bare_rate(task.predict, samples, batch, seconds))
-        # LoadGen sizes its one Offline query from target_qps: 1.1 x `seconds` at the bare rate.
-        settings = {"target_qps": round(bare[-1][0], 2)}
+        settings = {"target_qps": round(rate, 2)}
         meter.reset()
         record = run_test(served, "Offline", "performance", replace(options, user_settings=settings))
         offline.append((float(record["value"] or 0.0), meter.samples / meter.window))
+        # (a) is the same work: the batches the SUT ran, in its order, in a plain loop. Samples
+        # of different sizes (3d-unet's volumes, dlrm's queries) then weigh alike on both sides.
+        bare.append(replay_rate(task.predict, meter.batches))
+        rate = bare[-1][0]
         ratios.append(offline[-1][0] / bare[-1][0])
         cpu_ratios.append(offline[-1][1] / bare[-1][1])
         share.append(meter.model / meter.window)
