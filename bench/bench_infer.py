@@ -151,11 +151,9 @@ def offline_vs_bare(task, samples, batch, options, seconds, args, run_test) -> d
             "model_share_of_serving_cpu": statistics.median(share)}
 
 
-def peak_server(task, ceiling: float, options, find_peak_server, calibrate, server_max_batch,
-                warm_up) -> dict:
+def peak_server(task, ceiling: float, options, find_peak_server, calibrate, prepare_server) -> dict:
     """(c): the Server search from the first estimate (b)."""
-    batch = server_max_batch(task, calibrate(task))
-    warm_up(task, batch)
+    batch = prepare_server(task, calibrate(task))
     server_options = replace(options, max_batch=batch,
                              test_minimums={**options.test_minimums, "min_query_count": SERVER_QUERIES})
     started = time.monotonic()
@@ -227,8 +225,8 @@ def main(argv=None) -> int:
 
     from mlpace.inference import models
     from mlpace.inference.peak import find_peak_server
-    from mlpace.inference.runner import (RunOptions, calibrate, performance_sample_count, run_test,
-                                         server_max_batch, warm_up)
+    from mlpace.inference.runner import (RunOptions, calibrate, performance_sample_count,
+                                         prepare_server, run_test)
     from mlpace.inference.sut import keep_freed_memory
     from mlpace.rules.inference import scenarios_of
 
@@ -256,8 +254,7 @@ def main(argv=None) -> int:
         options = RunOptions(out=out / name, system="bench", workers=args.workers,
                              test_minimums={"min_duration": int(seconds * 1000), "min_query_count": 1})
         if args.server_at:
-            cap = args.max_batch or server_max_batch(task, calibrate(task))
-            warm_up(task, cap)
+            cap = prepare_server(task, calibrate(task), args.max_batch)
             fixed = replace(options, max_batch=cap, test_minimums={"min_duration": 5000, "min_query_count": 100})
             results["benchmarks"][name] = {"server_batch": cap, "server_at": server_at_rates(
                 task, fixed, args.server_at, args.server_wait_ms, args.repeats, run_test)}
@@ -268,7 +265,7 @@ def main(argv=None) -> int:
               f"{row['offline_over_bare_per_cpu_s']:.3f}", flush=True)
         if not args.no_server and "Server" in scenarios_of(name):
             row["server"] = peak_server(task, row["offline"], options, find_peak_server, calibrate,
-                                        server_max_batch, warm_up)
+                                        prepare_server)
             s = row["server"]
             print(f"  (c) {s['peak_qps'] or 0:,.1f} QPS (Server batches up to {s['batch']}): "
                   f"{s['error'] or 'VALID'}; search: {s['report']}", flush=True)

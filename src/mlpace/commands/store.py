@@ -7,7 +7,7 @@ import json
 import sys
 
 from mlpace.errors import MlpaceError
-from mlpace.io import out_folder, printable
+from mlpace.io import csv_text, out_folder, printable, refuse_writing_into
 
 DB_HELP = ("results store: a SQLAlchemy URL (sqlite:///file.db, postgresql://...) or a file path; "
            "default $MLPACE_DB, else results.sqlite in the user data folder")
@@ -68,7 +68,6 @@ def format_rows(rows: list[dict], columns: list[str], fmt: str) -> str:
     if fmt == "json":
         return json.dumps(rows, indent=2, default=str)
     if fmt == "csv":
-        from mlpace.io import csv_text
         return csv_text(columns, rows).rstrip("\n")
     text = [[c for c in columns]] + [[_cell(row[c]) for c in columns] for row in rows]
     widths = [max(len(line[i]) for line in text) for i in range(len(columns))]
@@ -81,12 +80,10 @@ def _cell(value) -> str:
         return "-"
     if isinstance(value, float):
         return f"{value:.2f}"
-    from mlpace.io import printable
     return printable(value)     # stored names came from trees: no control codes to the terminal
 
 
 def run_import(args) -> int:
-    from mlpace.io import refuse_writing_into
     from mlpace.results.importers import import_trees
     from mlpace.results.store import open_store, sqlite_file
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import sys
 
-from mlpace.io import out_file, out_folder
+from mlpace.io import (json_text, out_file, out_folder, printable, refuse_writing_into,
+                       write_atomic)
 from mlpace.rules.divisions import DIVISIONS
 from mlpace.rules.rounds import MLPACE_RULESET
 
@@ -65,7 +66,6 @@ def escape(value) -> str:
     (a system description can hold an escape sequence that clears the screen)."""
     from rich.markup import escape as no_markup
 
-    from mlpace.io import printable
     return no_markup(printable(value))
 
 
@@ -79,7 +79,6 @@ def _workers(count: int | None) -> int | None:
 
 def _sysinfo(args) -> int:
     from mlpace.errors import MlpaceError
-    from mlpace.io import write_atomic
     from mlpace.submission.package import AVAILABILITY
     from mlpace.submission.sysinfo import capture_system_description, load_overrides
     status = AVAILABILITY.get(args.availability.lower())
@@ -97,7 +96,6 @@ def _sysinfo(args) -> int:
 
 
 def _package(args) -> int:
-    from mlpace.io import refuse_writing_into
     from mlpace.submission.package import package
     from mlpace.submission.sysinfo import load_overrides
     refuse_writing_into(args.out, args.sources, "--out")
@@ -113,7 +111,6 @@ def _check(args) -> int:
     from rich.table import Table
 
     from mlpace.submission.check import FAIL, PASS, WARN, check
-    from mlpace.io import json_text, refuse_writing_into, write_atomic
     if args.json:
         refuse_writing_into(args.json, [args.root], "--json", top_ok=True)
     report = check(args.root, ruleset=args.ruleset, compliance=not args.no_compliance,
@@ -146,7 +143,6 @@ def _summarize(args) -> int:
     from rich.table import Table
 
     from mlpace.submission.output import write_summary_csv, write_summary_json
-    from mlpace.io import refuse_writing_into
     from mlpace.submission.summarize import summarize
     for option, path in (("--csv", args.csv), ("--json", args.json)):
         if path:

@@ -418,6 +418,14 @@ def server_max_batch(task: InferenceTask, calibration: Calibration, limit: int |
     return max(1, min(limit or task.max_batch, batch))
 
 
+def prepare_server(task: InferenceTask, calibration: Calibration, max_batch: int | None = None) -> int:
+    """The Server batch cap (`max_batch` when given, else `server_max_batch`), with every
+    batch size up to it warmed up: what a Server run needs before LoadGen starts."""
+    batch = max_batch or server_max_batch(task, calibration)
+    warm_up(task, batch)
+    return batch
+
+
 def default_user_settings(scenario: str, calibration: Calibration, quick: bool = False) -> dict:
     """What a submitter would put in user.conf after a first look at the system.
 

@@ -25,8 +25,7 @@ from mlpace.inference import models
 from mlpace.inference import settings as conf
 from mlpace.inference.runner import (Calibration, RunOptions, calibrate, compliance_dir,
                                      default_user_settings, results_dir,
-                                     run_context, run_test, server_max_batch, user_values,
-                                     warm_up)
+                                     prepare_server, run_context, run_test, user_values)
 from mlpace.inference.task import InferenceTask
 from mlpace.io import json_text, write_atomic
 from mlpace.rules import inference as rules
@@ -127,9 +126,7 @@ def infer(request: InferRequest, log: Callable[[str], None] = print) -> list[dic
         for scenario in scenarios:
             run = request.run
             if scenario == "Server":
-                if run.max_batch is None:
-                    run = replace(run, max_batch=server_max_batch(task, calibration))
-                warm_up(task, run.max_batch)      # every batch size a Server run may use
+                run = replace(run, max_batch=prepare_server(task, calibration, run.max_batch))
             if request.submission:
                 options = replace(run, target_fraction=request.target_fraction)
                 for record in run_submission(task, scenario, options, calibration, log):

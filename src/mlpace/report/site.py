@@ -33,8 +33,8 @@ from importlib import resources
 from pathlib import Path
 
 from mlpace.errors import MlpaceError
-from mlpace.io import (json_text, make_folder, read_json_limited, refuse_linked_folders,
-                       write_atomic)
+from mlpace.io import (json_text, make_folder, open_limited, read_json_limited,
+                       refuse_linked_folders, write_atomic)
 from mlpace.report import svg
 from mlpace.results import comparable, queries
 from mlpace.results.store import Store
@@ -471,18 +471,17 @@ def remove_stale_pages(out: Path, written: set[str]) -> list[str]:
     for page in previous if isinstance(previous, list) else []:
         if not isinstance(page, str) or page in written or not OWN_PAGE.fullmatch(page):
             continue
-        path = out / page
-        if path.is_file() and not path.is_symlink() and _ours(path):
-            path.unlink()
+        if _ours(out / page):
+            (out / page).unlink()
             removed.append(page)
     write_atomic(out / PAGES_WRITTEN, json_text(sorted(written)))
     return removed
 
 
 def _ours(path: Path) -> bool:
-    """Does the file carry the mark of an mlpace page in its first bytes?"""
+    """Is `path` a regular file (not a link) with the mark of an mlpace page in its first bytes?"""
     try:
-        with open(path, "rb") as f:
+        with open_limited(path) as f:
             return GENERATOR.encode() in f.read(512)
-    except OSError:
+    except MlpaceError:          # gone, a link, a folder, a pipe: not a page of ours
         return False
