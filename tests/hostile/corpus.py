@@ -299,3 +299,22 @@ def scratch_pattern() -> re.Pattern:
 
 
 ACCESSES = Accesses()
+
+
+# --- running a verb ----------------------------------------------------------------------
+
+def run(capsys, argv) -> tuple[int, str, str]:
+    """`mlpace ARGV` in this process: (exit code, stdout, stderr)."""
+    from mlpace import cli
+    capsys.readouterr()
+    code = cli.main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def one_error_line(code, err, *words):
+    """The house answer to bad input: exit 2 and one line `error: ...` naming `words`."""
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), err
+    for word in words:
+        assert word in lines[0], lines[0]

@@ -11,26 +11,12 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from corpus import INTEL  # noqa: E402
+from corpus import INTEL, one_error_line, run  # noqa: E402
 
 from mlpace import cli  # noqa: E402
 from mlpace.errors import MlpaceError  # noqa: E402
 
 NOT_UTF8 = b'\xff\xfe{"batch_size": 8}'
-
-
-def run(capsys, argv):
-    capsys.readouterr()
-    code = cli.main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def one_error_line(code, err, *words):
-    lines = err.strip().splitlines()
-    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), err
-    for word in words:
-        assert word in lines[0], lines[0]
 
 
 # --- the results store: --db names a file the user may not mean ---------------------------

@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from corpus import ACCESSES, INTEL, SYSTEM, make_outside, snapshot  # noqa: E402
+from corpus import ACCESSES, INTEL, SYSTEM, make_outside, one_error_line, run, snapshot  # noqa: E402
 
-from mlpace import cli  # noqa: E402
 from mlpace.errors import MlpaceError  # noqa: E402
 from mlpace.io import (MAX_FILE_BYTES, SafeTree, json_text, loads_bounded,  # noqa: E402
                        read_json_limited, read_text_limited)
@@ -21,20 +20,6 @@ from mlpace.submission.summarize import summarize  # noqa: E402
 from mlpace.submission.training_log import parse_result_file, parse_result_text  # noqa: E402
 
 ALIBABA = Path(__file__).resolve().parents[1] / "data" / "mlperf" / "inference_v1.1" / "closed" / "Alibaba"
-
-
-def run(capsys, argv):
-    capsys.readouterr()
-    code = cli.main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def _one_error_line(code, err, *words):
-    lines = err.strip().splitlines()
-    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), err
-    for word in words:
-        assert word in lines[0], lines[0]
 
 
 # --- names that become paths -------------------------------------------------------------
@@ -46,7 +31,7 @@ def test_names_that_become_paths_are_single_safe_components(tmp_path, capsys, mo
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "a" / "b" / "c" / "OUT"
     code, _, err = run(capsys, [*verb, option, value, "--out", out, "--no-store"][: None if verb[0] != "infer" else -1])
-    _one_error_line(code, err, option)
+    one_error_line(code, err, option)
     assert list(tmp_path.rglob("*")) == [], "something was written before the name was checked"
 
 
@@ -207,14 +192,14 @@ def test_every_shipped_config_value_passes_the_meaning_check():
 ])
 def test_train_options_are_checked_before_a_run(tmp_path, capsys, argv, words):
     code, _, err = run(capsys, ["train", "resnet", "--out", tmp_path / "OUT", "--no-store", *argv])
-    _one_error_line(code, err, words)
+    one_error_line(code, err, words)
     assert not (tmp_path / "OUT").exists()
 
 
 @pytest.mark.parametrize("verb", ["summarize", "check"])
 def test_worker_counts_are_bounded(tmp_path, capsys, verb):
     code, _, err = run(capsys, [verb, tmp_path, "--workers", "100000000"])
-    _one_error_line(code, err, "--workers")
+    one_error_line(code, err, "--workers")
 
 
 # --- sizes --------------------------------------------------------------------------------

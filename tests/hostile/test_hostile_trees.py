@@ -15,18 +15,12 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from corpus import ACCESSES, CASES, GRAPHCORE, INFERENCE_CASES, build, remove, scratch_left, snapshot  # noqa: E402
+from corpus import (ACCESSES, CASES, GRAPHCORE, INFERENCE_CASES, build, remove, run,  # noqa: E402
+                    scratch_left, snapshot)
 
 from mlpace import cli  # noqa: E402
 
 pytestmark = pytest.mark.timeout(300)
-
-
-def run(capsys, argv: list[str]) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = cli.main(argv)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.fixture(scope="module")

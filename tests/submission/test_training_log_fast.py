@@ -183,13 +183,22 @@ line = st.one_of(good_line, good_line.map(lambda r: "[1,0]<stdout>: " + r), nois
                  st.builds(lambda n, r: n + "\r" + r, noise, good_line), cut_line)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(lines=st.lists(line, max_size=25), last_cut=st.integers(9, 200), chunk=st.integers(1, 300),
-       end=st.sampled_from(["\n", ""]))
-def test_generated_logs_read_alike(tmp_path, lines, last_cut, chunk, end):
-    # The last line cut anywhere (a killed job), every line the fast reader needs possibly cut.
-    lines = lines + [record("epoch_stop", 7)[:last_cut]]
-    path = write(tmp_path, lines, end)
+def generated_logs(test):
+    """Hypothesis over logs of up to 25 generated lines, every line the fast reader needs
+    possibly cut, the last line cut anywhere (a killed job), read in chunks of 1-300 bytes:
+    `test(tmp_path, path, chunk)`."""
+    def generated(tmp_path, lines, last_cut, chunk, end):
+        path = write(tmp_path, lines + [record("epoch_stop", 7)[:last_cut]], end)
+        test(tmp_path, path, chunk)
+    generated.__name__, generated.__qualname__ = test.__name__, test.__qualname__   # pytest's name
+    return settings(max_examples=150, deadline=None,
+                    suppress_health_check=[HealthCheck.function_scoped_fixture])(
+        given(lines=st.lists(line, max_size=25), last_cut=st.integers(9, 200),
+              chunk=st.integers(1, 300), end=st.sampled_from(["\n", ""]))(generated))
+
+
+@generated_logs
+def test_generated_logs_read_alike(tmp_path, path, chunk):
     assert asdict(parse_result_file(path, chunk_bytes=chunk, whole_bytes=chunk)) == asdict(plain(path))
 
 
@@ -296,12 +305,8 @@ def test_scoring_reader_skips_a_cut_last_evaluation(tmp_path):
     assert scoring.evals == [(2, 3.0, 0.8)] and scoring.bad_lines == 1
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(lines=st.lists(line, max_size=25), last_cut=st.integers(9, 200), chunk=st.integers(1, 300),
-       end=st.sampled_from(["\n", ""]))
-def test_generated_logs_scored_alike(tmp_path, lines, last_cut, chunk, end):
-    lines = lines + [record("epoch_stop", 7)[:last_cut]]
-    path = write(tmp_path, lines, end)
+@generated_logs
+def test_generated_logs_scored_alike(tmp_path, path, chunk):
     same_but_evals(parse_result_file(path, chunk_bytes=chunk, whole_bytes=chunk, all_evals=False),
                    parse_result_file(path))
 
