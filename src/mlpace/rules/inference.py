@@ -327,6 +327,7 @@ def mlperf_conf_text() -> str:
     lines += _CONF_EXTRA
     return "\n".join(lines) + "\n"
 
+
 # dlrm: one LoadGen sample is one user's query, a run of consecutive click-log lines (user-
 # item pairs). Its length is drawn from the quantile function in mlcommons' reference
 # (tools/dist_quantile.txt, read with np.random.seed(123): --numpy-rand-seed's default):
