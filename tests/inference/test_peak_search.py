@@ -82,6 +82,21 @@ def test_a_first_estimate_from_the_offline_rate_keeps_the_search_short(tmp_path,
     assert result.trials[0][0] == pytest.approx(peak.FIRST_ESTIMATE * CEILING)
     assert max(q for q, _ in result.trials) <= CEILING              # never above the Offline rate
     if result.trials[0][1]:      # the estimate held (a very busy machine may make it miss)
-        assert result.short_runs <= 3                                # then two bisections at most
-    assert result.short_runs <= 1 + 1 + peak.BISECT_STEPS
+        assert result.short_runs <= 1 + peak.BISECT_STEPS
+    assert result.short_runs <= 1 + peak.LOWER_STEPS + peak.BISECT_STEPS
     assert f"{result.short_runs} short runs" in result.report()
+
+
+def test_an_estimate_that_misses_is_followed_by_looks_a_step_lower(tmp_path, monkeypatch):
+    # One worker at 10 ms a sample serves 100/s; the estimate (0.8 x 200) queues 60 more a
+    # second, so its run misses bert's 130 ms bound. The next look is 15 % lower, where a
+    # Server peak near the estimate is found, not a quarter of it.
+    monkeypatch.setattr(peak, "SEARCH_SETTINGS", {"min_duration": 300, "min_query_count": 20})
+    task = toy_task(total=16, delay_s=0.01, model="bert")
+    options = RunOptions(out=tmp_path, quick=True, workers=1, max_batch=1)
+    result = peak.find_peak_server(task, options, 100.0, ceiling=200.0)
+    first, second = result.trials[0], result.trials[1]
+    assert first == (pytest.approx(160.0), False)
+    assert second[0] == pytest.approx(peak.STEP_LOWER * 160.0)
+    assert 0 < result.best_qps < 160.0
+
