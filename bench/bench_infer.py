@@ -223,14 +223,14 @@ def table(rows: dict) -> str:
         if x is None:
             return "-"
         return f"{x:,.{digits if digits is not None else (0 if x >= 100 else 2)}f}"
-    lines = ["| benchmark | batch | (a) bare /s | (b) Offline /s | (b)/(a) | per CPU-s | model's CPU share "
+    lines = ["| benchmark | backend | batch | (a) bare /s | (b) Offline /s | (b)/(a) | per CPU-s | model's CPU share "
              "| (c) Server QPS | (c)/(b), median | each search | find-peak runs (short + full) | search s |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, row in rows.items():
         s = row.get("server") or {}
         runs = f"{s['short_runs']} + {s['full_runs']}" if s else "-"
         peak = fmt(s.get("peak_qps")) if s.get("valid") or not s else "no VALID run"
-        lines.append(f"| {name} | {row['batch']} | {fmt(row['bare'])} | {fmt(row['offline'])} "
+        lines.append(f"| {name} | {row.get('backend', '-')} | {row['batch']} | {fmt(row['bare'])} | {fmt(row['offline'])} "
                      f"| {fmt(row['offline_over_bare'], 3)} | {fmt(row['offline_over_bare_per_cpu_s'], 3)} "
                      f"| {fmt(row['model_share_of_serving_cpu'], 3)} | {peak} "
                      f"| {fmt(s.get('server_over_offline'), 3)} | {', '.join(map(str, s.get('ratios', [])))} "
@@ -246,7 +246,8 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (both sides)")
     parser.add_argument("--workers", type=int, help="SUT worker threads (default: mlpace's)")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--backend", default="torch", help="torch, torch-compile or onnxruntime (both sides)")
+    parser.add_argument("--backend", default="auto",
+                        help="auto (mlpace's default), torch, torch-compile or onnxruntime (both sides)")
     parser.add_argument("--data-dir", type=Path)
     parser.add_argument("--no-server", action="store_true", help="skip (c), the peak Server search")
     parser.add_argument("--server-repeats", type=int, default=3,
@@ -285,8 +286,11 @@ def main(argv=None) -> int:
         if not models.available(name):
             print(f"{name}: not available in this mlpace, skipped", file=sys.stderr)
             continue
-        task = models.get_binding(name).build(models.BuildOptions(
-            data_dir=args.data_dir, threads=args.threads, device=args.device, backend=args.backend))
+        binding = models.get_binding(name)
+        build = models.BuildOptions(data_dir=args.data_dir, threads=args.threads, device=args.device,
+                                    backend=args.backend)
+        build.backend = binding.backend_for(build)
+        task = binding.build(build)
         batch = min(task.max_batch, task.total)
         loaded = [task.load(i) for i in range(task.total)]
         # Both sides read the same in-memory samples: LoadGen's untimed loading is then free,
@@ -300,7 +304,7 @@ def main(argv=None) -> int:
         if args.batch_costs:
             costs = batch_costs(task.predict, samples, args.batch_costs)
             last = args.batch_costs[-1] / costs[args.batch_costs[-1]]
-            print(f"{name} ({args.backend}): " + ", ".join(
+            print(f"{name} ({build.backend}): " + ", ".join(
                 f"b{b} {t * 1e3:.2f} ms ({b / t / last:.2f} of b{args.batch_costs[-1]}'s rate)"
                 for b, t in costs.items()), flush=True)
             results["benchmarks"][name] = {"batch_costs_s": costs}
@@ -312,6 +316,7 @@ def main(argv=None) -> int:
                 task, fixed, args.server_at, args.server_wait_ms, args.repeats, run_test)}
             continue
         row = offline_vs_bare(task, samples, batch, options, seconds, args, run_test)
+        row["backend"] = build.backend
         print(f"{name}: (a) {row['bare']:,.1f}/s, (b) {row['offline']:,.1f}/s, (b)/(a) "
               f"{row['offline_over_bare']:.3f} (pairs {row['pairs']}), per CPU-s "
               f"{row['offline_over_bare_per_cpu_s']:.3f}", flush=True)

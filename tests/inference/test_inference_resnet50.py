@@ -78,6 +78,9 @@ def test_cli_quick_offline_and_accuracy_in_official_layout(data_dir, tmp_path, c
     # what the results store files the result under
     written = json.loads((base / "Offline/performance/run_1/mlpace_summary.json").read_text())
     assert (written["scale"], written["division"], written["round"]) == ("mini", "open", "v1.1")
+    # `--backend auto` (the default) served the exported graph, and the record says which.
+    assert written["build"]["backend"] == "onnxruntime"
+    assert "--backend onnxruntime" in written["command"]
     assert (base / "Offline/accuracy/accuracy.txt").is_file()
     assert (base / "SingleStream/performance/run_1/mlperf_log_detail.txt").is_file()
     assert (out / "open/mlpace/systems/tiny.json").is_file()
@@ -97,3 +100,16 @@ def test_reference_scale_needs_a_checkpoint(tmp_path):
     from mlpace.errors import MlpaceError
     with pytest.raises(MlpaceError, match="needs --checkpoint"):
         resnet50.build(BuildOptions(scale="reference", data_dir=tmp_path))
+
+
+def test_auto_backend_is_onnxruntime_for_fp32_on_a_cpu_where_the_model_exports():
+    from dataclasses import replace
+
+    from mlpace.inference import models
+    image, rnnt = models.get_binding("resnet50"), models.get_binding("rnnt")
+    auto = BuildOptions(backend="auto")
+    assert image.backend_for(auto) == "onnxruntime"
+    assert rnnt.torch_only and rnnt.backend_for(auto) == "torch"      # its decoding loop does not export
+    assert image.backend_for(replace(auto, device="cuda")) == "torch"
+    assert image.backend_for(replace(auto, device="cuda", precision="bf16")) == "torch"
+    assert image.backend_for(replace(auto, backend="torch-compile")) == "torch-compile"

@@ -33,7 +33,9 @@ def register(subparsers) -> None:
     p.add_argument("--scale", choices=["mini", "reference"], default="mini")
     p.add_argument("--data-dir", type=out_folder, help="data root (default: mlpace's data cache)")
     p.add_argument("--checkpoint", type=Path, help="model weights (state_dict); required at reference scale")
-    p.add_argument("--backend", choices=["torch", "torch-compile", "onnxruntime"], default="torch")
+    p.add_argument("--backend", choices=["auto", "torch", "torch-compile", "onnxruntime"], default="auto",
+                   help="auto (default): onnxruntime for fp32 on the CPU where the benchmark "
+                        "exports to ONNX (rnnt and 3d-unet do not), else torch")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32",
                    help="bf16/fp16 autocast (CUDA only)")

@@ -115,9 +115,14 @@ def infer(request: InferRequest, log: Callable[[str], None] = print) -> list[dic
             f"full-length runs of >= 10 min (performance, TEST01, TEST05, and TEST04-B where "
             f"required): at least {results * 30 / 60:.1f} h; each result's estimate follows its "
             "short measurements")
+    all_request = request
     for name, scenarios in plan:
-        log(f"{name}: preparing model and data ({request.build.scale})")
-        task = models.get_binding(name).build(request.build)
+        binding = models.get_binding(name)
+        # `--backend auto` becomes this benchmark's backend: records and commands state it.
+        request = replace(all_request, build=replace(all_request.build,
+                                                     backend=binding.backend_for(all_request.build)))
+        log(f"{name}: preparing model and data ({request.build.scale}, {request.build.backend})")
+        task = binding.build(request.build)
         training = task.notes
         if training and training.get("status") != "success":
             log(f"  note: the cached mini model's training ended {training.get('status')} "

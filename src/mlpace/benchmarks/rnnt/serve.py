@@ -19,6 +19,7 @@ from mlpace.inference.models import BuildOptions
 from mlpace.inference.task import InferenceTask
 
 TRAINING_BENCHMARK = "rnnt"
+TORCH_ONLY = "greedy decoding loops over frames"
 
 
 def encode_answer(ids: list[int]) -> np.ndarray:
@@ -73,7 +74,7 @@ def build(options: BuildOptions) -> InferenceTask:
     from mlpace.inference.task import model_and_data, serve_predict, served_count
 
     workload, cache = model_and_data(options, "rnnt", TRAINING_BENCHMARK, "an RNN-T state_dict",
-                                     torch_only="greedy decoding loops over frames")
+                                     torch_only=TORCH_ONLY)
     # The training benchmark's tokenizer and dev-clean features, computed as its evaluation does.
     workload.load_evaluation()
     config = workload.config

@@ -18,6 +18,7 @@ from mlpace.inference.models import BuildOptions
 from mlpace.inference.task import InferenceTask
 
 TRAINING_BENCHMARK = "unet3d"
+TORCH_ONLY = "sliding-window inference"
 
 
 def _segmenter(model, config, device: str, pad_value: float, precision: str):
@@ -82,7 +83,7 @@ def build(options: BuildOptions) -> InferenceTask:
     from mlpace.inference.task import model_and_data, serve_predict, served_count
 
     workload, cache = model_and_data(options, "3d-unet", TRAINING_BENCHMARK, "a 3D U-Net state_dict",
-                                     torch_only="sliding-window inference")
+                                     torch_only=TORCH_ONLY)
     config = workload.config
     model = cache.load_or_train(lambda: UNet3D(1, 3, config.filters)).to(options.device)
     if options.backend == "torch-compile":

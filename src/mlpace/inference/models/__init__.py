@@ -5,6 +5,7 @@ A benchmark's binding lives with the training benchmark whose model and data it 
 maps MLPerf's inference model names to those folders. Each `serve` module defines
 
     TRAINING_BENCHMARK = "resnet"      # the training benchmark whose model and data it reuses
+    TORCH_ONLY = "why"                 # only where it cannot run on ONNX Runtime
     def build(options: BuildOptions, **variant) -> InferenceTask
 
 The benchmarks' MLPerf facts (model names, targets, scenarios) are in `mlpace.rules.inference`.
@@ -37,7 +38,7 @@ class BuildOptions:
     scale: str = "mini"                  # "mini" (mlpace's data and cached model) or "reference"
     data_dir: Path | None = None         # data root (default: mlpace's data cache)
     checkpoint: Path | None = None       # a state_dict for the model (required at reference scale)
-    backend: str = "torch"
+    backend: str = "torch"               # BACKENDS, or "auto" (`Binding.backend_for`)
     device: str = "cpu"
     precision: str = "fp32"
     threads: int = 1
@@ -52,6 +53,21 @@ class Binding:
     name: str
     module: ModuleType
     variant: dict
+
+    @property
+    def torch_only(self) -> str | None:
+        """Why this benchmark cannot run on ONNX Runtime, or None when it can."""
+        return getattr(self.module, "TORCH_ONLY", None)
+
+    def backend_for(self, options: BuildOptions) -> str:
+        """The backend `auto` means here: ONNX Runtime for an fp32 model on the CPU where the
+        benchmark exports to ONNX, torch otherwise. On a CPU the exported graph runs with no
+        Python between ops: 2-3x eager torch's rate at a batch of one, and a small Server
+        batch costs it no more per sample than Offline's large one (BENCHMARKS.md)."""
+        if options.backend != "auto":
+            return options.backend
+        cpu = options.device == "cpu"
+        return "onnxruntime" if cpu and options.precision == "fp32" and not self.torch_only else "torch"
 
     def build(self, options: BuildOptions):
         return self.module.build(options, **self.variant)
