@@ -107,3 +107,19 @@ def test_server_batches_fit_inside_the_latency_bound():
     assert server_max_batch(toy_task(model="bert"), calibration) == 8            # the task's own limit
     slow = Calibration(single_latency_s=0.02, batch_rate=50.0)
     assert server_max_batch(toy_task(model="resnet50"), slow) == 1
+
+
+def test_the_server_cap_is_the_most_efficient_batch_the_bound_allows():
+    from mlpace.inference.runner import most_efficient_batch
+    # A fixed cost per batch: the bigger the batch, the cheaper a sample; the cap is the largest.
+    assert most_efficient_batch(toy_task(total=16, delay_s=0.004), 8) == 8
+    # A batch that costs more per sample the bigger it grows (dlrm-mini on onnxruntime):
+    # a burst must not buy the worker a slow batch; the cap is the cheapest size.
+    task = toy_task(total=16)
+    inner = task.predict
+
+    def predict(samples):
+        time.sleep(0.0005 * len(samples) ** 2)
+        return inner(samples)
+    task.predict = predict
+    assert most_efficient_batch(task, 8) == 1
