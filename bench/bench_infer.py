@@ -1,7 +1,7 @@
 """Does the SUT cost anything LoadGen can see? Bare model vs LoadGen Offline vs peak Server, one run.
 
     .venv/bin/python bench/bench_infer.py [--benchmarks resnet50 dlrm ...] [--seconds 3]
-                                          [--repeats 3] [--threads 1] [--backend torch]
+                                          [--repeats 3] [--threads 1] [--backend auto]
                                           [--no-server] [--server-repeats 3] [--json F]
     .venv/bin/python bench/bench_infer.py --benchmarks resnet50 --server-at 2000 2400
                                           [--server-wait-ms 2 0] [--max-batch 17] [--repeats 3]
@@ -10,7 +10,8 @@
 
 The second form skips (a)-(c) and runs Server at fixed rates, alternating batching waits:
 LoadGen's verdict, p50 and p99 of each run (an A/B of the SUT's Server batching). The third
-times predict alone at each batch size: the cost curve a Server run's small batches ride on.
+times predict alone at each batch size (`runner.batch_rates`, what picks the Server batch cap):
+the cost curve a Server run's small batches ride on.
 
 For each benchmark (mini scale, cached model; trained first if absent, untimed), side by side:
   (a) bare     the model's own batched throughput: the same predict function and torch
@@ -201,23 +202,6 @@ def server_at_rates(task, options, rates: list, waits_ms: list, repeats: int, ru
     return rows
 
 
-def batch_costs(predict, samples: list, sizes: list, rounds: int = 5) -> dict:
-    """Median seconds of predict() per batch size, the sizes timed in turn `rounds` times (so a
-    slow minute of a shared machine falls on every size alike), each batch a random draw."""
-    rng = random.Random(0)
-    times: dict[int, list] = {size: [] for size in sizes}
-    for size in sizes:
-        predict(samples[:size])                         # first use of a shape: untimed
-    for _ in range(rounds):
-        for size in sizes:
-            for _ in range(max(3, 64 // size)):
-                chunk = rng.sample(samples, size)
-                start = time.perf_counter()
-                predict(chunk)
-                times[size].append(time.perf_counter() - start)
-    return {size: statistics.median(t) for size, t in times.items()}
-
-
 def table(rows: dict) -> str:
     def fmt(x, digits=None):
         if x is None:
@@ -260,7 +244,7 @@ def main(argv=None) -> int:
     parser.add_argument("--server-wait-ms", type=float, nargs="+", default=[0.0], metavar="MS",
                         help="with --server-at: the batching waits to alternate (0: mlpace's greedy batching)")
     parser.add_argument("--batch-costs", type=int, nargs="+", metavar="SIZE",
-                        help="instead of (a)-(c): the median predict time at these batch sizes")
+                        help="instead of (a)-(c): the predict time and rate at these batch sizes")
     parser.add_argument("--max-batch", type=int, help="with --server-at: the Server batch cap "
                         "(default: the one mlpace calibrates)")
     args = parser.parse_args(argv)
@@ -269,7 +253,7 @@ def main(argv=None) -> int:
 
     from mlpace.inference import models
     from mlpace.inference.peak import find_peak_server
-    from mlpace.inference.runner import (RunOptions, calibrate, performance_sample_count,
+    from mlpace.inference.runner import (RunOptions, batch_rates, calibrate, performance_sample_count,
                                          prepare_server, run_test)
     from mlpace.inference.sut import keep_freed_memory
     from mlpace.rules.inference import scenarios_of
@@ -302,12 +286,15 @@ def main(argv=None) -> int:
         options = RunOptions(out=out / name, system="bench", workers=args.workers,
                              test_minimums={"min_duration": int(seconds * 1000), "min_query_count": 1})
         if args.batch_costs:
-            costs = batch_costs(task.predict, samples, args.batch_costs)
-            last = args.batch_costs[-1] / costs[args.batch_costs[-1]]
+            # The runner's own measure (what picks the Server cap), over 4 x the largest batch
+            # of samples drawn at random, 5 rounds.
+            drawn = random.Random(0).sample(samples, min(len(samples), 4 * max(args.batch_costs)))
+            rates = batch_rates(task.predict, drawn, args.batch_costs, rounds=5)
+            last = rates[args.batch_costs[-1]]
             print(f"{name} ({build.backend}): " + ", ".join(
-                f"b{b} {t * 1e3:.2f} ms ({b / t / last:.2f} of b{args.batch_costs[-1]}'s rate)"
-                for b, t in costs.items()), flush=True)
-            results["benchmarks"][name] = {"batch_costs_s": costs}
+                f"b{b} {b / rate * 1e3:.2f} ms ({rate / last:.2f} of b{args.batch_costs[-1]}'s rate)"
+                for b, rate in rates.items()), flush=True)
+            results["benchmarks"][name] = {"batch_rates": rates}
             continue
         if args.server_at:
             cap = prepare_server(task, calibrate(task), args.max_batch)

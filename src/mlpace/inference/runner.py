@@ -421,6 +421,23 @@ def server_max_batch(task: InferenceTask, calibration: Calibration, limit: int |
 EFFICIENT_ENOUGH = 0.97    # a batch size within 3 % of the best rate is as good as the best
 
 
+def batch_rates(predict, samples: list, sizes: list[int], rounds: int = 3) -> dict[int, float]:
+    """Samples/s of `predict` at each batch size: each size runs all of `samples` in batches of
+    that size (so samples of different sizes, dlrm's queries, weigh alike on every size), the
+    sizes take turns `rounds` times, and each keeps its fastest pass (a shared machine's slow
+    moments are noise). A first use of each size, which builds kernels, is untimed."""
+    fastest = {size: float("inf") for size in sizes}
+    for size in sizes:
+        predict(samples[:size])
+    for _ in range(rounds):
+        for size in sizes:
+            start = time.perf_counter()
+            for at in range(0, len(samples), size):
+                predict(samples[at:at + size])
+            fastest[size] = min(fastest[size], time.perf_counter() - start)
+    return {size: len(samples) / max(seconds, 1e-9) for size, seconds in fastest.items()}
+
+
 def most_efficient_batch(task: InferenceTask, largest: int, rounds: int = 3) -> int:
     """The smallest batch size up to `largest` whose samples/s is within 3 % of the best size's.
 
@@ -429,22 +446,11 @@ def most_efficient_batch(task: InferenceTask, largest: int, rounds: int = 3) -> 
     on onnxruntime: a batch of 8 queries 1.3x dearer per query than single ones), each burst
     then slows the worker while more queries queue, and the batches stay large: at 1,100 QPS
     2,024 batches of 1 and 136 of 8 taking 6-16 ms, p99 36 ms. A cap at the most efficient
-    size keeps bursts on the cheap path. Each size (powers of two, and `largest`) runs the same
-    `largest` samples in batches of that size, so samples of different sizes (dlrm's queries)
-    weigh alike; the sizes take turns `rounds` times, and each keeps its fastest pass (a shared
-    machine's slow moments are noise)."""
+    size keeps bursts on the cheap path. The sizes tried are the powers of two and `largest`,
+    each over the same `largest` samples (`batch_rates`)."""
     sizes = sorted({2 ** k for k in range(largest.bit_length()) if 2 ** k <= largest} | {largest})
     samples = [task.load(i % task.total) for i in range(largest)]
-    fastest = {size: float("inf") for size in sizes}
-    for size in sizes:
-        task.predict(samples[:size])                    # a first use of a size builds kernels
-    for _ in range(rounds):
-        for size in sizes:
-            start = time.perf_counter()
-            for at in range(0, largest, size):
-                task.predict(samples[at:at + size])
-            fastest[size] = min(fastest[size], time.perf_counter() - start)
-    rates = {size: largest / max(seconds, 1e-9) for size, seconds in fastest.items()}
+    rates = batch_rates(task.predict, samples, sizes, rounds)
     best = max(rates.values())
     return min(size for size, rate in rates.items() if rate >= EFFICIENT_ENOUGH * best)
 
